@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * The `orion-db` CLI: parse, run one command, print, and map typed errors to exit codes in one place.
+ * With --json, stdout carries exactly one report document; everything for people goes to stderr.
+ */
+import { parseCli, type CliOptions } from '../cli/args';
+import type { CommandContext } from '../cli/commands/migrations';
+import { renderReport } from '../cli/output';
+import { OrionError } from '../lambda/engine/errors';
+import { addError, emptyReport, type Report } from '../lambda/engine/report';
+
+async function run(ctx: CommandContext): Promise<Report> {
+  switch (ctx.options.command) {
+    case 'status':
+      return (await import('../cli/commands/migrations')).status(ctx);
+    case 'plan':
+      return (await import('../cli/commands/migrations')).plan(ctx);
+    case 'migrate':
+      return (await import('../cli/commands/migrations')).runMigrate(ctx);
+    case 'down':
+      return (await import('../cli/commands/migrations')).runDown(ctx);
+    case 'new':
+      return (await import('../cli/commands/new')).newMigration(ctx);
+    default:
+      throw new Error(`${ctx.options.command} is not available in this build`);
+  }
+}
+
+/** Runs the CLI; returns the exit code. Exported for tests. */
+export async function main(argv: readonly string[], env = process.env, cwd = process.cwd()): Promise<number> {
+  const progress = (line: string) => process.stderr.write(line + '\n');
+  let options: CliOptions | undefined;
+  let report: Report;
+  let exitCode = 0;
+  try {
+    options = parseCli(argv, env, cwd);
+    report = await run({ options, progress });
+    if (!report.ok) exitCode = report.exit_code === 2 ? 2 : 1;
+  } catch (err) {
+    report = addError(emptyReport(options?.command ?? argv[0] ?? ''), err);
+    exitCode = err instanceof OrionError ? err.exitCode : 1;
+    if (!(err instanceof OrionError)) progress(`internal error: ${(err as Error)?.stack ?? err}`);
+  }
+  delete report.exit_code;
+  if (options?.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else {
+    const text = renderReport(report);
+    if (text) (exitCode === 0 ? process.stdout : process.stderr).write(text + '\n');
+  }
+  return exitCode;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(`internal error: ${err?.stack ?? err}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

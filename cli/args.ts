@@ -1,0 +1,102 @@
+/**
+ * Command-line parsing: flags into typed options. Every mistake is a BadInputError (exit 2).
+ */
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../lambda/engine/directives';
+import { BadInputError } from '../lambda/engine/errors';
+
+export const COMMANDS = ['status', 'plan', 'migrate', 'down', 'lint', 'verify', 'new', 'up'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+export interface CliOptions {
+  readonly command: CommandName;
+  readonly positionals: readonly string[];
+  readonly json: boolean;
+  readonly migrationsDir: string;
+  readonly databaseUrl?: string;
+  readonly to?: bigint;
+  readonly dryRun: boolean;
+  readonly allowOutOfOrder: boolean;
+  /** How long to wait for another run's migration lock. */
+  readonly lockWaitMs: number;
+  readonly from?: string;
+  readonly target?: string;
+  readonly tables?: readonly string[];
+  readonly sample?: number;
+  readonly cwd: string;
+}
+
+export const USAGE = `Usage: orion-db <command> [options]
+
+Commands:
+  status   [--database-url URL] [--migrations DIR] [--json]   applied and pending versions
+  plan     [--to VERSION] [...]                                what migrate would do; changes nothing
+  migrate  [--to VERSION] [--dry-run] [--allow-out-of-order] [--lock-timeout 60s] [...]
+  down     --to VERSION [...]                                  revert with the stored down scripts
+  lint     [FILES...] [--json]                                 check migrations for dangerous SQL
+  verify   --from URL --to URL [--tables a,b] [--sample 0.05] [--json]
+  new      NAME                                                create the next up/down pair
+  up       [--migrations DIR] [--database-url URL] [--json]    the full deploy lifecycle (embedded PostgreSQL by default)
+
+--database-url defaults to $DATABASE_URL. Exit codes: 0 ok, 1 a migration or check failed,
+2 bad input or usage (nothing ran), 3 the migration lock was not acquired in time.`;
+
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): CliOptions {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') throw new BadInputError(USAGE);
+  if (!(COMMANDS as readonly string[]).includes(command)) throw new BadInputError(`unknown command "${command}"\n\n${USAGE}`);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...rest],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        migrations: { type: 'string' },
+        'database-url': { type: 'string' },
+        to: { type: 'string' },
+        from: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        'allow-out-of-order': { type: 'boolean', default: false },
+        'lock-timeout': { type: 'string' },
+        tables: { type: 'string' },
+        sample: { type: 'string' },
+      },
+    });
+  } catch (err: any) {
+    throw new BadInputError(`${err.message}\n\n${USAGE}`);
+  }
+  const v = parsed.values;
+  const isVerify = command === 'verify';
+  const to = !isVerify && v.to !== undefined ? parseVersion(v.to) : undefined;
+  if (command === 'down' && to === undefined) throw new BadInputError('down needs --to VERSION (use --to 0 to revert everything)');
+  if (command === 'new' && parsed.positionals.length !== 1) throw new BadInputError('new needs exactly one NAME, e.g. orion-db new add_users_email');
+  if (command !== 'new' && command !== 'lint' && parsed.positionals.length) {
+    throw new BadInputError(`unexpected argument "${parsed.positionals[0]}" for ${command}`);
+  }
+  if (isVerify && (!v.from || !v.to)) throw new BadInputError('verify needs --from URL and --to URL');
+  const sample = v.sample !== undefined ? Number(v.sample) : undefined;
+  if (sample !== undefined && !(sample > 0 && sample <= 1)) throw new BadInputError(`--sample must be a fraction in (0, 1], got "${v.sample}"`);
+  return {
+    command: command as CommandName,
+    positionals: parsed.positionals,
+    json: v.json!,
+    migrationsDir: v.migrations ?? 'migrations',
+    databaseUrl: v['database-url'] ?? (env.DATABASE_URL || undefined),
+    to,
+    dryRun: v['dry-run']!,
+    allowOutOfOrder: v['allow-out-of-order']!,
+    lockWaitMs: v['lock-timeout'] !== undefined ? parseDuration(v['lock-timeout'], 'lock-timeout') : 60_000,
+    from: isVerify ? v.from : undefined,
+    target: isVerify ? v.to : undefined,
+    tables: v.tables?.split(',').map((t) => t.trim()).filter(Boolean),
+    sample,
+    cwd,
+  };
+}
+
+function parseVersion(value: string): bigint {
+  if (!/^\d{1,19}$/.test(value)) throw new BadInputError(`--to needs a version number, got "${value}"`);
+  return BigInt(value);
+}

@@ -1,0 +1,121 @@
+/**
+ * status, plan, migrate and down: the engine against a database given by URL.
+ */
+import type { Client } from 'pg';
+import { connect } from '../../lambda/engine/db';
+import { BadInputError } from '../../lambda/engine/errors';
+import { loadMigrations, type Migration } from '../../lambda/engine/files';
+import { applyRunResult, emptyReport, versionString, type Report } from '../../lambda/engine/report';
+import { checkEnumValueUse, down, migrate, readPlan, type RunEvent } from '../../lambda/engine/runner';
+import type { CliOptions } from '../args';
+import { resolve } from 'node:path';
+
+export interface CommandContext {
+  readonly options: CliOptions;
+  /** Progress for people, on stderr. */
+  readonly progress: (line: string) => void;
+}
+
+async function open(ctx: CommandContext): Promise<{ migrations: Migration[]; client: Client }> {
+  const { options } = ctx;
+  const migrations = await loadMigrations(resolve(options.cwd, options.migrationsDir));
+  if (!options.databaseUrl) {
+    throw new BadInputError('no database given: pass --database-url URL or set DATABASE_URL (or run "orion-db up" for the embedded database)');
+  }
+  const client = await connect(options.databaseUrl, { applicationName: `orion-db ${options.command}` });
+  return { migrations, client };
+}
+
+export async function status(ctx: CommandContext): Promise<Report> {
+  const { migrations, client } = await open(ctx);
+  try {
+    const plan = await readPlan(client, migrations, { allowOutOfOrder: true });
+    const report = emptyReport(ctx.options.command);
+    report.from_version = report.to_version = versionString(plan.currentVersion);
+    report.applied = plan.applied.map((r) => ({ version: r.version.toString(), name: r.name, ms: r.executionMs ?? 0 }));
+    report.pending = plan.pending.map((p) => ({ version: p.migration.version.toString(), name: p.migration.name }));
+    report.incomplete = plan.pending
+      .filter((p) => p.incompleteId !== undefined)
+      .map((p) => ({ version: p.migration.version.toString(), name: p.migration.name, statements_done: p.resumeFrom }));
+    return report;
+  } finally {
+    await client.end();
+  }
+}
+
+export async function plan(ctx: CommandContext): Promise<Report> {
+  const { migrations, client } = await open(ctx);
+  try {
+    const result = await readPlan(client, migrations, { allowOutOfOrder: ctx.options.allowOutOfOrder, to: ctx.options.to });
+    checkEnumValueUse(result.pending);
+    const report = emptyReport('plan');
+    report.from_version = versionString(result.currentVersion);
+    report.to_version = versionString(result.pending.at(-1)?.migration.version ?? result.currentVersion);
+    report.pending = result.pending.map((p) => ({ version: p.migration.version.toString(), name: p.migration.name }));
+    report.steps = result.pending.map((p) => ({
+      version: p.migration.version.toString(),
+      file: p.migration.up.file,
+      transaction: !p.migration.up.directives.noTransaction,
+      statements: p.migration.up.statements.length,
+      resume_from: p.resumeFrom || undefined,
+    }));
+    return report;
+  } finally {
+    await client.end();
+  }
+}
+
+export async function runMigrate(ctx: CommandContext): Promise<Report> {
+  const { migrations, client } = await open(ctx);
+  try {
+    const o = ctx.options;
+    const result = await migrate(client, migrations, {
+      to: o.to,
+      dryRun: o.dryRun,
+      allowOutOfOrder: o.allowOutOfOrder,
+      lockWaitMs: o.lockWaitMs,
+      onEvent: progressPrinter(ctx.progress),
+    });
+    return applyRunResult(emptyReport('migrate'), result);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export async function runDown(ctx: CommandContext): Promise<Report> {
+  const { migrations, client } = await open(ctx);
+  try {
+    const o = ctx.options;
+    const result = await down(client, migrations, { to: o.to!, dryRun: o.dryRun, lockWaitMs: o.lockWaitMs, onEvent: progressPrinter(ctx.progress) });
+    const report = applyRunResult(emptyReport('down'), result);
+    report.reverted = report.applied;
+    return report;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export function progressPrinter(print: (line: string) => void): (e: RunEvent) => void {
+  return (e) => {
+    switch (e.type) {
+      case 'lock-wait':
+        print(`waiting for the migration lock${e.holder ? ` held by pid ${e.holder.pid} (${e.holder.applicationName})` : ''}…`);
+        break;
+      case 'applied':
+        print(`applied ${e.version} ${e.name} (${e.ms} ms)`);
+        break;
+      case 'reverted':
+        print(`reverted ${e.version} ${e.name} (${e.ms} ms)`);
+        break;
+      case 'retry':
+        print(`lock timeout, retry ${e.attempt} in ${e.delayMs} ms: ${e.reason}`);
+        break;
+      case 'cleanup':
+        print(`cleaning up after an earlier failed attempt of ${e.version}: ${e.sql}`);
+        break;
+      case 'failed':
+        print(`FAILED ${e.error.message}`);
+        break;
+    }
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * `orion-db new NAME`: the next-numbered up/down pair.
+ */
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { BadInputError } from '../../lambda/engine/errors';
+import { parseFileName } from '../../lambda/engine/files';
+import { emptyReport, type Report } from '../../lambda/engine/report';
+import type { CommandContext } from './migrations';
+
+const NAME = /^[a-z0-9][a-z0-9_]*$/;
+
+export function nextVersion(existing: readonly string[], now: Date): string {
+  const versions = existing.map((f) => parseFileName(f)).filter((p) => p !== undefined);
+  const widest = versions.reduce((w, p) => Math.max(w, p.version.toString().length), 0);
+  const max = versions.reduce((m, p) => (p.version > m ? p.version : m), 0n);
+  if (widest === 14) {
+    // A folder of UTC timestamps (golang-migrate -format 20060102150405) keeps using them.
+    const stamp = BigInt(now.toISOString().replace(/\D/g, '').slice(0, 14));
+    return (stamp > max ? stamp : max + 1n).toString();
+  }
+  return (max + 1n).toString().padStart(Math.max(6, widest), '0');
+}
+
+export function newMigration(ctx: CommandContext): Report {
+  const name = ctx.options.positionals[0];
+  if (!NAME.test(name)) throw new BadInputError(`migration name "${name}" must be lower-case snake_case: letters, digits and "_"`);
+  const dir = resolve(ctx.options.cwd, ctx.options.migrationsDir);
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+  const version = nextVersion(readdirSync(dir), new Date());
+  const up = `${version}_${name}.up.sql`;
+  const down = `${version}_${name}.down.sql`;
+  writeFileSync(join(dir, up), `-- ${name}: write the change here. Header directives (optional):\n--   -- orion:lock-timeout 5s\n--   -- orion:no-transaction\n`, { flag: 'wx' });
+  writeFileSync(join(dir, down), `-- revert ${name}: undo exactly what ${up} does.\n`, { flag: 'wx' });
+  ctx.progress(`created ${join(ctx.options.migrationsDir, up)} and ${down} (orion-db refuses them until they contain SQL)`);
+  const report = emptyReport('new');
+  report.files = [up, down];
+  report.version = version;
+  return report;
+}

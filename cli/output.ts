@@ -1,0 +1,35 @@
+/**
+ * Human rendering of a report.
+ */
+import type { Report } from '../lambda/engine/report';
+
+export function renderReport(r: Report): string {
+  const lines: string[] = [];
+  const version = (v: string | null) => v ?? 'none';
+  if (r.command === 'status') {
+    lines.push(`current version: ${version(r.to_version)}`);
+    for (const a of r.applied) lines.push(`  applied  ${a.version} ${a.name}`);
+    for (const p of r.pending) lines.push(`  pending  ${p.version} ${p.name}`);
+    for (const i of (r.incomplete as { version: string; statements_done: number }[] | undefined) ?? []) {
+      lines.push(`  incomplete ${i.version}: ${i.statements_done} statement(s) ran before it stopped; "orion-db migrate" resumes it`);
+    }
+  } else if (r.command === 'plan') {
+    if (r.pending.length === 0) lines.push(`nothing to do: at version ${version(r.from_version)}`);
+    else lines.push(`${version(r.from_version)} → ${version(r.to_version)}:`);
+    for (const s of (r.steps as { version: string; file: string; transaction: boolean; statements: number }[]) ?? []) {
+      lines.push(`  ${s.file} (${s.statements} statement(s), ${s.transaction ? 'in the deploy transaction' : 'no transaction'})`);
+    }
+  } else if (r.command === 'migrate' || r.command === 'down' || r.command === 'up') {
+    const verb = r.command === 'down' ? 'reverted' : r.dry_run ? 'would apply' : 'applied';
+    lines.push(`${r.ok ? 'ok' : 'FAILED'}: ${version(r.from_version)} → ${version(r.to_version)}, ${verb} ${r.applied.length}, pending ${r.pending.length}`);
+    if (r.snapshot) lines.push(`snapshot: ${r.snapshot}${r.restored ? ' (restored)' : ''}`);
+    if (r.lockdown) lines.push(`lockdown: ${r.lockdown.ok ? 'ok' : 'FAILED'}${r.lockdown.corrected.length ? `, corrected: ${r.lockdown.corrected.join('; ')}` : ''}`);
+  } else if (r.ok) {
+    lines.push('ok');
+  }
+  for (const e of r.errors) {
+    const where = e.file ? `${e.file}${e.line ? `:${e.line}${e.column ? `:${e.column}` : ''}` : ''}: ` : '';
+    lines.push(`error: ${where}${e.sqlstate ? `SQLSTATE ${e.sqlstate}: ` : ''}${e.message}`);
+  }
+  return lines.join('\n');
+}

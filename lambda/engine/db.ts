@@ -1,0 +1,79 @@
+/**
+ * Opening connections. The password in a URL never appears in any message.
+ */
+import { Client } from 'pg';
+import { ConnectionError } from './errors';
+
+export interface ConnectOptions {
+  /** Shown in pg_stat_activity, and so in "lock held by" messages. */
+  readonly applicationName?: string;
+  /** @default 10 000 ms */
+  readonly connectTimeoutMs?: number;
+  /** Used instead of the URL's password (e.g. one read from a secret). */
+  readonly password?: string;
+}
+
+export async function connect(url: string, options: ConnectOptions = {}): Promise<Client> {
+  let client: Client;
+  try {
+    client = new Client({
+      connectionString: url,
+      application_name: options.applicationName ?? 'orion-db',
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+      ...(options.password !== undefined ? { password: options.password } : {}),
+    });
+  } catch (err: any) {
+    throw new ConnectionError(`invalid database URL ${redactUrl(url)}: ${scrub(err.message, url)}`);
+  }
+  // A dropped connection is reported by the query that was running; don't let it crash the process.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (err: any) {
+    await client.end().catch(() => {});
+    throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${scrub(err.message ?? String(err), url)}`, err.code);
+  }
+  return client;
+}
+
+/** The URL with its password replaced by `***`. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable database URL>';
+  }
+}
+
+/** Removes the URL's password from a message, in case a driver echoes it. */
+export function scrub(message: string, url: string): string {
+  try {
+    const password = decodeURIComponent(new URL(url).password);
+    return password ? message.split(password).join('***') : message;
+  } catch {
+    return message;
+  }
+}
+
+/** The database name in a URL, or undefined. */
+export function databaseOf(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The same server, another database. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = '/' + encodeURIComponent(database);
+  return u.toString();
+}
+
+/** Quotes an identifier for SQL (the value must already be validated). */
+export function quoteIdent(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}

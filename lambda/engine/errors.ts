@@ -1,0 +1,124 @@
+/**
+ * Typed errors of the migration engine. Each carries the data a caller needs to
+ * report it (file, line, SQLSTATE) and the process exit code the CLI maps it to.
+ */
+
+/** Where in the migrations folder a problem is. */
+export interface SourcePosition {
+  readonly file?: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/** One entry of a report's `errors` array. */
+export interface ErrorEntry extends SourcePosition {
+  readonly sqlstate?: string;
+  readonly message: string;
+}
+
+export abstract class OrionError extends Error {
+  /** 1 = a migration or verification failed, 2 = bad input (nothing ran), 3 = lock not acquired. */
+  abstract readonly exitCode: 1 | 2 | 3;
+  abstract toEntries(): ErrorEntry[];
+}
+
+/** Something in the input (files, flags, config) is wrong; nothing was run. */
+export class BadInputError extends OrionError {
+  readonly exitCode = 2 as const;
+  constructor(
+    message: string,
+    readonly position: SourcePosition = {},
+  ) {
+    super(formatPosition(position) + message);
+    this.name = 'BadInputError';
+  }
+  toEntries(): ErrorEntry[] {
+    return [{ ...this.position, message: this.message }];
+  }
+}
+
+/** Several input problems found in one pass, so the user can fix them all at once. */
+export class BadInputErrors extends OrionError {
+  readonly exitCode = 2 as const;
+  constructor(readonly errors: readonly BadInputError[]) {
+    super(errors.map((e) => e.message).join('\n'));
+    this.name = 'BadInputErrors';
+  }
+  toEntries(): ErrorEntry[] {
+    return this.errors.flatMap((e) => e.toEntries());
+  }
+}
+
+/** A statement failed on the server. */
+export class MigrationFailedError extends OrionError {
+  readonly exitCode = 1 as const;
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly sqlstate: string | undefined,
+    readonly serverMessage: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}:${line}: ${sqlstate ? `SQLSTATE ${sqlstate}: ` : ''}${serverMessage}`, options);
+    this.name = 'MigrationFailedError';
+  }
+  toEntries(): ErrorEntry[] {
+    return [{ file: this.file, line: this.line, sqlstate: this.sqlstate, message: this.serverMessage }];
+  }
+}
+
+/** The advisory lock stayed held by another session until the deadline. */
+export class LockTimeoutError extends OrionError {
+  readonly exitCode = 3 as const;
+  constructor(
+    readonly waitedMs: number,
+    readonly holder: { pid: number; applicationName: string } | undefined,
+  ) {
+    super(
+      `could not acquire the migration lock within ${Math.round(waitedMs / 1000)}s: ` +
+        (holder
+          ? `held by pid ${holder.pid} (application_name "${holder.applicationName}")`
+          : 'its holder is gone, try again'),
+    );
+    this.name = 'LockTimeoutError';
+  }
+  toEntries(): ErrorEntry[] {
+    return [{ message: this.message }];
+  }
+}
+
+/** The database could not be reached or refused the login; nothing was run. */
+export class ConnectionError extends OrionError {
+  readonly exitCode = 2 as const;
+  constructor(message: string, readonly sqlstate?: string) {
+    super(message);
+    this.name = 'ConnectionError';
+  }
+  toEntries(): ErrorEntry[] {
+    return [{ sqlstate: this.sqlstate, message: this.message }];
+  }
+}
+
+/** A post-condition (lockdown, verify) does not hold. */
+export class VerificationFailedError extends OrionError {
+  readonly exitCode = 1 as const;
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('; '));
+    this.name = 'VerificationFailedError';
+  }
+  toEntries(): ErrorEntry[] {
+    return this.problems.map((message) => ({ message }));
+  }
+}
+
+export function formatPosition(p: SourcePosition): string {
+  if (!p.file) return '';
+  return `${p.file}${p.line ? `:${p.line}${p.column ? `:${p.column}` : ''}` : ''}: `;
+}
+
+/** Any thrown value as report entries; unknown errors keep only their message. */
+export function toErrorEntries(err: unknown): ErrorEntry[] {
+  if (err instanceof OrionError) return err.toEntries();
+  const e = err as { message?: unknown; code?: unknown };
+  return [{ sqlstate: typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined, message: String(e?.message ?? err) }];
+}

@@ -1,0 +1,161 @@
+/**
+ * Reads a migrations folder into validated `Migration`s. Every problem is found before
+ * anything runs; all of them are reported together.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseDirectives, type Directives } from './directives';
+import { BadInputError, BadInputErrors } from './errors';
+import { loadParser, splitStatements, type Statement } from './sql';
+
+export interface MigrationScript {
+  /** File name, relative to the folder. */
+  readonly file: string;
+  readonly text: string;
+  readonly directives: Directives;
+  readonly statements: readonly Statement[];
+}
+
+export interface Migration {
+  readonly version: bigint;
+  readonly name: string;
+  /** sha256 of the up file's bytes, hex. */
+  readonly checksum: string;
+  readonly up: MigrationScript;
+  readonly down?: MigrationScript;
+}
+
+// golang-migrate's pattern, narrowed to the characters DESIGN.md allows in a name.
+const FILE_NAME = /^(\d+)_([A-Za-z0-9_.-]+)\.(up|down)\.sql$/;
+const MAX_VERSION = 9223372036854775807n; // the ledger's bigint
+
+/** Parses a migration file name; returns undefined for a name that is not a migration. */
+export function parseFileName(file: string): { version: bigint; name: string; direction: 'up' | 'down' } | undefined {
+  const m = FILE_NAME.exec(file);
+  if (!m) return undefined;
+  return { version: BigInt(m[1]), name: m[2], direction: m[3] as 'up' | 'down' };
+}
+
+export function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Loads and validates every migration in `dir`, in version order. */
+export async function loadMigrations(dir: string): Promise<Migration[]> {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch (err: any) {
+    throw new BadInputError(`cannot read migrations folder ${dir}: ${err.code ?? err.message}`);
+  }
+  await loadParser();
+  const errors: BadInputError[] = [];
+  const byVersion = new Map<bigint, { name: string; up?: MigrationScript; upBytes?: Buffer; down?: MigrationScript; files: string[] }>();
+  for (const file of entries.sort()) {
+    if (!file.endsWith('.sql')) continue; // README.md and friends
+    try {
+      const parsed = parseFileName(file);
+      if (!parsed) {
+        throw new BadInputError(
+          'bad migration file name: expected NNNNNN_name.up.sql or NNNNNN_name.down.sql, name of letters, digits, "_", "." and "-"',
+          { file },
+        );
+      }
+      if (parsed.version === 0n) throw new BadInputError('version 0 is not allowed: versions start at 1', { file });
+      if (parsed.version > MAX_VERSION) throw new BadInputError(`version has more than 19 digits`, { file });
+      const path = join(dir, file);
+      if (!statSync(path).isFile()) throw new BadInputError('not a regular file', { file });
+      const bytes = readFileSync(path);
+      const script = readScript(file, bytes);
+      let slot = byVersion.get(parsed.version);
+      if (!slot) byVersion.set(parsed.version, (slot = { name: parsed.name, files: [] }));
+      slot.files.push(file);
+      const existing = parsed.direction === 'up' ? slot.up : slot.down;
+      if (existing || slot.name !== parsed.name) {
+        throw new BadInputError(`duplicate version ${parsed.version}: also used by ${slot.files.filter((f) => f !== file).join(', ')}`, { file });
+      }
+      if (parsed.direction === 'up') {
+        slot.up = script;
+        slot.upBytes = bytes;
+      } else {
+        slot.down = script;
+      }
+    } catch (err) {
+      if (!(err instanceof BadInputError)) throw err;
+      errors.push(err);
+    }
+  }
+  const migrations: Migration[] = [];
+  for (const [version, slot] of byVersion) {
+    if (!slot.up) {
+      if (slot.down) errors.push(new BadInputError('down file without its up file', { file: slot.down.file }));
+      continue;
+    }
+    migrations.push({ version, name: slot.name, checksum: sha256(slot.upBytes!), up: slot.up, down: slot.down });
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new BadInputErrors(errors);
+  return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+}
+
+/** Decodes, parses and validates one script. `loadParser()` must have resolved. */
+export function readScript(file: string, bytes: Buffer): MigrationScript {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new BadInputError('file is not valid UTF-8', { file, line: firstInvalidUtf8Line(bytes) });
+  }
+  if (text.includes('\0')) throw new BadInputError('file contains NUL bytes (binary file?)', { file });
+  if (text.trim() === '') throw new BadInputError('file is empty', { file });
+  const directives = parseDirectives(text, file);
+  const statements = splitWithMetaCommandHint(text, file);
+  if (statements.length === 0) throw new BadInputError('file has no SQL statements (only comments)', { file });
+  for (const s of statements) {
+    if (s.kind === 'TransactionStmt') {
+      throw new BadInputError(
+        'transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT) is not allowed in a migration: orion-db manages transactions; use "-- orion:no-transaction" for statements that cannot run in one',
+        { file, line: s.line },
+      );
+    }
+    if (s.nonTransactionalReason && !directives.noTransaction) {
+      throw new BadInputError(
+        `${s.nonTransactionalReason} cannot run inside a transaction: put it in its own file marked "-- orion:no-transaction"`,
+        { file, line: s.line },
+      );
+    }
+  }
+  return { file, text, directives, statements };
+}
+
+/** The parser rejects `\i file.sql` as a syntax error; say what it really is. */
+function splitWithMetaCommandHint(text: string, file: string): Statement[] {
+  try {
+    return splitStatements(text, file);
+  } catch (err) {
+    const line = err instanceof BadInputError ? err.position.line : undefined;
+    if (line && /^\s*\\/.test(text.split('\n')[line - 1] ?? '')) {
+      throw new BadInputError('psql meta-commands (\\i, \\set, …) are not SQL: orion-db sends each file to the server as it is', { file, line });
+    }
+    throw err;
+  }
+}
+
+function firstInvalidUtf8Line(bytes: Buffer): number {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i === bytes.length || bytes[i] === 10) {
+      try {
+        decoder.decode(bytes.subarray(start, i));
+      } catch {
+        return line;
+      }
+      line++;
+      start = i + 1;
+    }
+  }
+  return line;
+}

@@ -1,0 +1,143 @@
+/**
+ * The history table `orion_schema_history`: one row per applied version, plus failed attempts and
+ * the progress of a non-transactional migration (status `incomplete`).
+ */
+import type { ClientBase } from 'pg';
+
+export const LEDGER_TABLE = 'public.orion_schema_history';
+
+export type LedgerStatus = 'applied' | 'incomplete' | 'failed' | 'reverted';
+
+export interface LedgerRow {
+  readonly id: number;
+  readonly version: bigint;
+  readonly name: string;
+  readonly status: LedgerStatus;
+  readonly checksum: string;
+  readonly downSql: string | null;
+  readonly appliedAt: Date;
+  readonly executionMs: number | null;
+  readonly deployId: string | null;
+  /** For `incomplete`: how many statements of the file have run. */
+  readonly statementsDone: number | null;
+}
+
+/** What the runner writes for an applied migration. */
+export interface AppliedEntry {
+  readonly version: bigint;
+  readonly name: string;
+  readonly checksum: string;
+  readonly downSql: string | null;
+  readonly executionMs: number;
+}
+
+export interface FailureEntry {
+  readonly version: bigint;
+  readonly name: string;
+  readonly checksum: string;
+  readonly line: number;
+  readonly sqlstate: string | null;
+  readonly message: string;
+}
+
+const CREATE = `
+CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
+  id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  version         bigint NOT NULL CHECK (version > 0),
+  name            text NOT NULL,
+  status          text NOT NULL CHECK (status IN ('applied', 'incomplete', 'failed', 'reverted')),
+  checksum        text NOT NULL,
+  down_sql        text,
+  applied_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  applied_by      text NOT NULL DEFAULT session_user,
+  execution_ms    integer,
+  deploy_id       text,
+  statements_done integer,
+  failed_line     integer,
+  sqlstate        text,
+  message         text,
+  reverted_at     timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS orion_schema_history_current
+  ON ${LEDGER_TABLE} (version) WHERE status IN ('applied', 'incomplete');
+REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC;`;
+
+/** Creates the table if missing. Call with the migration lock held. */
+export async function ensureLedger(client: ClientBase): Promise<void> {
+  const { rows } = await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists`);
+  if (!rows[0].exists) await client.query(CREATE);
+}
+
+/** Applied and incomplete rows, by version; empty when the table does not exist yet. */
+export async function readLedger(client: ClientBase): Promise<LedgerRow[]> {
+  const { rows } = await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists`);
+  if (!rows[0].exists) return [];
+  const result = await client.query(
+    `SELECT id, version::text, name, status, checksum, down_sql, applied_at, execution_ms, deploy_id, statements_done
+       FROM ${LEDGER_TABLE} WHERE status IN ('applied', 'incomplete') ORDER BY version`,
+  );
+  return result.rows.map((r) => ({
+    id: Number(r.id),
+    version: BigInt(r.version),
+    name: r.name,
+    status: r.status,
+    checksum: r.checksum,
+    downSql: r.down_sql,
+    appliedAt: r.applied_at,
+    executionMs: r.execution_ms,
+    deployId: r.deploy_id,
+    statementsDone: r.statements_done,
+  }));
+}
+
+/** One INSERT for a whole batch, so a batch costs one round trip of bookkeeping. */
+export function insertAppliedQuery(entries: readonly AppliedEntry[], deployId: string | null): { text: string; values: unknown[] } {
+  const values: unknown[] = [deployId];
+  const tuples = entries.map((e) => {
+    values.push(e.version.toString(), e.name, e.checksum, e.downSql, e.executionMs);
+    const n = values.length;
+    return `($${n - 4}::bigint, $${n - 3}, 'applied', $${n - 2}, $${n - 1}, $${n}::integer, $1)`;
+  });
+  return {
+    text: `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, down_sql, execution_ms, deploy_id) VALUES ${tuples.join(', ')}`,
+    values,
+  };
+}
+
+/** Records a failed attempt; run it outside the failed transaction so it survives the rollback. */
+export async function recordFailure(client: ClientBase, f: FailureEntry, deployId: string | null): Promise<void> {
+  await client.query(
+    `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, failed_line, sqlstate, message, deploy_id)
+     VALUES ($1::bigint, $2, 'failed', $3, $4, $5, $6, $7)`,
+    [f.version.toString(), f.name, f.checksum, f.line, f.sqlstate, f.message, deployId],
+  );
+}
+
+/** Starts tracking a non-transactional migration; returns the row id. */
+export async function startIncomplete(client: ClientBase, m: Omit<AppliedEntry, 'executionMs'>, deployId: string | null): Promise<number> {
+  const { rows } = await client.query(
+    `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, down_sql, statements_done, deploy_id)
+     VALUES ($1::bigint, $2, 'incomplete', $3, $4, 0, $5) RETURNING id`,
+    [m.version.toString(), m.name, m.checksum, m.downSql, deployId],
+  );
+  return Number(rows[0].id);
+}
+
+export function progressQuery(id: number, statementsDone: number): string {
+  return `UPDATE ${LEDGER_TABLE} SET statements_done = ${statementsDone | 0} WHERE id = ${id | 0}`;
+}
+
+export async function completeIncomplete(client: ClientBase, id: number, executionMs: number): Promise<void> {
+  await client.query(`UPDATE ${LEDGER_TABLE} SET status = 'applied', execution_ms = $2, applied_at = clock_timestamp() WHERE id = $1`, [
+    id,
+    executionMs,
+  ]);
+}
+
+/** Marks applied rows reverted (inside the down transaction). */
+export function revertQuery(ids: readonly number[]): { text: string; values: unknown[] } {
+  return {
+    text: `UPDATE ${LEDGER_TABLE} SET status = 'reverted', reverted_at = clock_timestamp() WHERE id = ANY($1::bigint[])`,
+    values: [ids],
+  };
+}

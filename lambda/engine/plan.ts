@@ -1,0 +1,79 @@
+/**
+ * What a run would do, computed purely from the files and the ledger. Every inconsistency
+ * between them (edited, missing or out-of-order files) is an error here, before anything runs.
+ */
+import { BadInputError, BadInputErrors } from './errors';
+import { sha256, type Migration } from './files';
+import type { LedgerRow } from './ledger';
+
+export interface PendingMigration {
+  readonly migration: Migration;
+  /** Statements already run by an earlier, interrupted attempt (non-transactional files only). */
+  readonly resumeFrom: number;
+  /** The ledger row tracking that attempt. */
+  readonly incompleteId?: number;
+}
+
+export interface Plan {
+  /** Highest applied version, or null for an empty ledger. */
+  readonly currentVersion: bigint | null;
+  readonly applied: readonly LedgerRow[];
+  readonly pending: readonly PendingMigration[];
+}
+
+export interface PlanOptions {
+  /** Apply pending versions lower than the newest applied one. */
+  readonly allowOutOfOrder?: boolean;
+  /** Stop at this version (inclusive). */
+  readonly to?: bigint;
+}
+
+export function planMigrations(migrations: readonly Migration[], ledger: readonly LedgerRow[], options: PlanOptions = {}): Plan {
+  const files = new Map(migrations.map((m) => [m.version, m]));
+  const errors: BadInputError[] = [];
+  const applied = ledger.filter((r) => r.status === 'applied');
+  const incomplete = new Map(ledger.filter((r) => r.status === 'incomplete').map((r) => [r.version, r]));
+  for (const row of ledger) {
+    const m = files.get(row.version);
+    if (!m) {
+      errors.push(
+        new BadInputError(
+          `version ${row.version} (${row.name}) is ${row.status === 'applied' ? 'applied' : 'partially applied'} but its file is missing from the migrations folder; restore the file (or revert the version with "orion-db down")`,
+        ),
+      );
+    } else if (m.checksum !== row.checksum) {
+      errors.push(new BadInputError(checksumMessage(m, row), { file: m.up.file }));
+    }
+  }
+  const currentVersion = applied.reduce<bigint | null>((max, r) => (max === null || r.version > max ? r.version : max), null);
+  const appliedVersions = new Set(applied.map((r) => r.version));
+  const pending: PendingMigration[] = [];
+  for (const m of migrations) {
+    if (appliedVersions.has(m.version)) continue;
+    if (options.to !== undefined && m.version > options.to) break;
+    if (currentVersion !== null && m.version < currentVersion && !options.allowOutOfOrder) {
+      errors.push(
+        new BadInputError(
+          `version ${m.version} is pending but lower than the newest applied version ${currentVersion}: renumber it above ${currentVersion}, or pass --allow-out-of-order`,
+          { file: m.up.file },
+        ),
+      );
+      continue;
+    }
+    const row = incomplete.get(m.version);
+    pending.push({ migration: m, resumeFrom: row?.statementsDone ?? 0, incompleteId: row?.id });
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new BadInputErrors(errors);
+  return { currentVersion, applied, pending };
+}
+
+function checksumMessage(m: Migration, row: LedgerRow): string {
+  const text = m.up.text;
+  const lf = text.replace(/\r\n/g, '\n');
+  const crlf = lf.replace(/\n/g, '\r\n');
+  if (sha256(lf) === row.checksum || sha256(crlf) === row.checksum) {
+    return `applied file changed only in its line endings (CRLF vs LF) since it was applied on ${row.appliedAt.toISOString()}: restore its original line endings (check git's core.autocrlf / .gitattributes)`;
+  }
+  return `applied file was edited after it was applied on ${row.appliedAt.toISOString()} (checksum ${row.checksum.slice(0, 12)}… in the ledger, ${m.checksum.slice(0, 12)}… on disk): restore it and put the change in a new migration`;
+}

@@ -1,0 +1,67 @@
+/**
+ * The report document every command prints with `--json` (DESIGN.md's CLI contract), and that the
+ * deploy lifecycle returns. Versions are strings: they may exceed JavaScript's safe integers.
+ */
+import { toErrorEntries, type ErrorEntry } from './errors';
+import type { RunResult } from './runner';
+
+export interface LockdownReport {
+  readonly ok: boolean;
+  readonly checks: readonly { name: string; ok: boolean; detail?: string }[];
+  /** Drift found and corrected on this run. */
+  readonly corrected: readonly string[];
+}
+
+export interface Report {
+  ok: boolean;
+  command: string;
+  from_version: string | null;
+  to_version: string | null;
+  applied: { version: string; name: string; ms: number }[];
+  pending: { version: string; name: string }[];
+  snapshot: string | null;
+  restored: boolean;
+  lockdown: LockdownReport | null;
+  errors: ErrorEntry[];
+  dry_run?: boolean;
+  [extra: string]: unknown;
+}
+
+export function emptyReport(command: string): Report {
+  return {
+    ok: true,
+    command,
+    from_version: null,
+    to_version: null,
+    applied: [],
+    pending: [],
+    snapshot: null,
+    restored: false,
+    lockdown: null,
+    errors: [],
+  };
+}
+
+export function versionString(v: bigint | null | undefined): string | null {
+  return v === null || v === undefined ? null : v.toString();
+}
+
+/** Copies a run's outcome into a report. */
+export function applyRunResult(report: Report, result: RunResult): Report {
+  report.from_version = versionString(result.fromVersion);
+  report.to_version = versionString(result.toVersion);
+  report.applied = result.applied.map((a) => ({ version: a.version.toString(), name: a.name, ms: a.ms }));
+  report.pending = result.pending.map((p) => ({ version: p.version.toString(), name: p.name }));
+  if (result.dryRun) report.dry_run = true;
+  if (result.error) {
+    report.ok = false;
+    report.errors.push(...result.error.toEntries());
+  }
+  return report;
+}
+
+export function addError(report: Report, err: unknown): Report {
+  report.ok = false;
+  report.errors.push(...toErrorEntries(err));
+  return report;
+}

@@ -1,0 +1,398 @@
+/**
+ * Executes a plan. Pending transactional migrations run as one atomic batch with their ledger rows;
+ * a non-transactional migration runs alone, statement by statement, recording its progress so a
+ * re-run resumes it.
+ */
+import type { ClientBase } from 'pg';
+import { BadInputError, MigrationFailedError, type OrionError } from './errors';
+import { readScript, type Migration, type MigrationScript } from './files';
+import {
+  completeIncomplete,
+  ensureLedger,
+  insertAppliedQuery,
+  progressQuery,
+  readLedger,
+  recordFailure,
+  revertQuery,
+  startIncomplete,
+  type LedgerRow,
+} from './ledger';
+import { acquireMigrationLock, releaseMigrationLock, type LockHolder } from './lock';
+import { planMigrations, type PendingMigration, type Plan, type PlanOptions } from './plan';
+import { quoteIdent } from './db';
+import type { Statement } from './sql';
+
+export type RunEvent =
+  | { type: 'lock-wait'; holder?: LockHolder }
+  | { type: 'batch-start'; versions: bigint[] }
+  | { type: 'applied'; version: bigint; name: string; ms: number }
+  | { type: 'reverted'; version: bigint; name: string; ms: number }
+  | { type: 'retry'; attempt: number; delayMs: number; reason: string }
+  | { type: 'cleanup'; version: bigint; sql: string }
+  | { type: 'failed'; error: MigrationFailedError };
+
+export interface RunOptions extends PlanOptions {
+  /** Recorded in the ledger with every row. */
+  readonly deployId?: string;
+  /** How long to wait for another run's lock. @default 60 000 ms */
+  readonly lockWaitMs?: number;
+  /** `lock_timeout` of a migration without the directive. @default 5 000 ms */
+  readonly defaultLockTimeoutMs?: number;
+  /** `statement_timeout` of a migration without the directive. @default 0 (none) */
+  readonly defaultStatementTimeoutMs?: number;
+  /** Upper bound on any statement's time (e.g. the Lambda's remaining time). @default none */
+  readonly maxStatementTimeoutMs?: number;
+  /** Retries of a transactional batch that failed on a lock timeout (55P03). @default 3 */
+  readonly lockRetries?: number;
+  /** Run the migrations' SQL as this role (`SET ROLE`), so it owns what they create. */
+  readonly role?: string;
+  /** Run pending transactional migrations and roll them back. */
+  readonly dryRun?: boolean;
+  readonly onEvent?: (event: RunEvent) => void;
+}
+
+export interface AppliedReport {
+  readonly version: bigint;
+  readonly name: string;
+  readonly ms: number;
+}
+
+export interface RunResult {
+  readonly fromVersion: bigint | null;
+  readonly toVersion: bigint | null;
+  /** Migrations that committed (or, in a dry run, that would have). */
+  readonly applied: readonly AppliedReport[];
+  /** Migrations still pending after the run. */
+  readonly pending: readonly { version: bigint; name: string }[];
+  /** Set when a migration failed; the run stopped there. */
+  readonly error?: MigrationFailedError;
+  /** True when a failure happened after something had committed in this run. */
+  readonly partiallyApplied: boolean;
+  readonly dryRun: boolean;
+}
+
+const BACKOFF_MS = 200;
+
+/** Holds the migration lock around `fn`. */
+export async function withMigrationLock<T>(client: ClientBase, options: RunOptions, fn: () => Promise<T>): Promise<T> {
+  await acquireMigrationLock(client, options.lockWaitMs ?? 60_000, (holder) => options.onEvent?.({ type: 'lock-wait', holder }));
+  try {
+    return await fn();
+  } finally {
+    await releaseMigrationLock(client).catch(() => {});
+  }
+}
+
+/** Reads the ledger and plans, without changing anything (no lock, no ledger creation). */
+export async function readPlan(client: ClientBase, migrations: readonly Migration[], options: PlanOptions = {}): Promise<Plan> {
+  return planMigrations(migrations, await readLedger(client), options);
+}
+
+/** Applies pending migrations. Throws only for problems found before anything ran. */
+export async function migrate(client: ClientBase, migrations: readonly Migration[], options: RunOptions = {}): Promise<RunResult> {
+  return withMigrationLock(client, options, async () => {
+    await ensureLedger(client);
+    const plan = await readPlan(client, migrations, options);
+    checkEnumValueUse(plan.pending);
+    return new Executor(client, options).run(plan);
+  });
+}
+
+/** Reverts applied versions above `to`, newest first, with the down scripts stored in the ledger. */
+export async function down(client: ClientBase, migrations: readonly Migration[], options: RunOptions & { to: bigint }): Promise<RunResult> {
+  return withMigrationLock(client, options, async () => {
+    await ensureLedger(client);
+    const plan = await readPlan(client, migrations, { allowOutOfOrder: true });
+    const targets = [...plan.applied].filter((r) => r.version > options.to).sort((a, b) => (a.version > b.version ? -1 : 1));
+    const missing = targets.filter((r) => !r.downSql);
+    if (missing.length) {
+      throw new BadInputError(
+        `cannot revert to ${options.to}: no down script was stored for ${missing.map((r) => `${r.version} (${r.name})`).join(', ')}`,
+      );
+    }
+    const scripts = targets.map((r) => readScript(`${r.version}_${r.name}.down.sql (stored)`, Buffer.from(r.downSql!, 'utf8')));
+    return new Executor(client, options).revert(plan, targets, scripts);
+  });
+}
+
+class Executor {
+  private readonly applied: AppliedReport[] = [];
+  private committed = false;
+  constructor(
+    private readonly client: ClientBase,
+    private readonly options: RunOptions,
+  ) {}
+
+  async run(plan: Plan): Promise<RunResult> {
+    let error: MigrationFailedError | undefined;
+    for (const group of groupBatches(plan.pending)) {
+      const alone = group[0].migration.up.directives.noTransaction;
+      if (alone && this.options.dryRun) break; // cannot run non-transactional SQL without committing it
+      error = alone ? await this.runAlone(group[0]) : await this.runBatch(group);
+      if (error) break;
+    }
+    const dryRun = Boolean(this.options.dryRun);
+    const done = new Set(dryRun ? [] : this.applied.map((a) => a.version));
+    return {
+      fromVersion: plan.currentVersion,
+      toVersion: dryRun ? plan.currentVersion : maxVersion(plan.currentVersion, this.applied),
+      applied: this.applied,
+      pending: plan.pending.filter((p) => !done.has(p.migration.version)).map((p) => ({ version: p.migration.version, name: p.migration.name })),
+      error,
+      partiallyApplied: Boolean(error) && this.committed,
+      dryRun,
+    };
+  }
+
+  async revert(plan: Plan, targets: readonly LedgerRow[], scripts: readonly MigrationScript[]): Promise<RunResult> {
+    let error: MigrationFailedError | undefined;
+    const reverted: AppliedReport[] = [];
+    // Consecutive transactional down scripts revert together, atomically.
+    for (let i = 0; i < targets.length && !error; ) {
+      let j = i + 1;
+      if (!scripts[i].directives.noTransaction) while (j < targets.length && !scripts[j].directives.noTransaction) j++;
+      const rows = targets.slice(i, j);
+      const group = scripts.slice(i, j);
+      const tx = !scripts[i].directives.noTransaction;
+      error = await this.withRetries(tx, async () => {
+        if (tx) await this.client.query('BEGIN');
+        const timings: AppliedReport[] = [];
+        for (let k = 0; k < group.length; k++) {
+          const started = performance.now();
+          await this.runScript(rows[k].version, group[k], 0, tx);
+          timings.push({ version: rows[k].version, name: rows[k].name, ms: Math.round(performance.now() - started) });
+        }
+        const q = revertQuery(rows.map((r) => r.id));
+        await this.client.query(q.text, q.values);
+        if (tx) await this.client.query(this.options.dryRun ? 'ROLLBACK' : 'COMMIT');
+        if (!this.options.dryRun) this.committed = true;
+        for (const t of timings) {
+          reverted.push(t);
+          this.options.onEvent?.({ type: 'reverted', ...t });
+        }
+      });
+      i = j;
+    }
+    const remaining = plan.applied.filter((r) => !reverted.some((x) => x.version === r.version) || this.options.dryRun);
+    return {
+      fromVersion: plan.currentVersion,
+      toVersion: remaining.reduce<bigint | null>((max, r) => (max === null || r.version > max ? r.version : max), null),
+      applied: reverted,
+      pending: [],
+      error,
+      partiallyApplied: Boolean(error) && this.committed,
+      dryRun: Boolean(this.options.dryRun),
+    };
+  }
+
+  /** All migrations of `group` and their ledger rows in one transaction. */
+  private runBatch(group: readonly PendingMigration[]): Promise<MigrationFailedError | undefined> {
+    this.options.onEvent?.({ type: 'batch-start', versions: group.map((p) => p.migration.version) });
+    return this.withRetries(true, async () => {
+      await this.client.query('BEGIN');
+      const timings: AppliedReport[] = [];
+      for (const { migration } of group) {
+        const started = performance.now();
+        await this.runScript(migration.version, migration.up, 0, true);
+        timings.push({ version: migration.version, name: migration.name, ms: Math.round(performance.now() - started) });
+      }
+      const q = insertAppliedQuery(
+        group.map(({ migration: m }, i) => ({ version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null, executionMs: timings[i].ms })),
+        this.options.deployId ?? null,
+      );
+      await this.client.query(q.text, q.values);
+      await this.client.query(this.options.dryRun ? 'ROLLBACK' : 'COMMIT');
+      if (!this.options.dryRun) this.committed = true;
+      for (const t of timings) {
+        this.applied.push(t);
+        this.options.onEvent?.({ type: 'applied', ...t });
+      }
+    }, group);
+  }
+
+  /** One non-transactional migration, statement by statement, resuming an interrupted attempt. */
+  private runAlone(p: PendingMigration): Promise<MigrationFailedError | undefined> {
+    const m = p.migration;
+    this.options.onEvent?.({ type: 'batch-start', versions: [m.version] });
+    return this.withRetries(false, async () => {
+      const started = performance.now();
+      const id =
+        p.incompleteId ??
+        (await startIncomplete(this.client, { version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null }, this.options.deployId ?? null));
+      await this.runScript(m.version, m.up, p.resumeFrom, false, id);
+      const ms = Math.round(performance.now() - started);
+      await completeIncomplete(this.client, id, ms);
+      this.applied.push({ version: m.version, name: m.name, ms });
+      this.options.onEvent?.({ type: 'applied', version: m.version, name: m.name, ms });
+    }, [p]);
+  }
+
+  /**
+   * Runs a script's statements from `from`. In a transaction, settings are SET LOCAL; outside one,
+   * progress is written to the ledger after each statement (`incompleteId`).
+   */
+  private async runScript(version: bigint, script: MigrationScript, from: number, inTransaction: boolean, incompleteId?: number): Promise<void> {
+    const scope = inTransaction ? 'SET LOCAL' : 'SET';
+    const role = this.options.role ? `; ${scope} ROLE ${quoteIdent(this.options.role)}` : '';
+    await this.client.query(
+      `${scope} lock_timeout = ${this.lockTimeout(script)}; ${scope} statement_timeout = ${this.statementTimeout(script)}${role}`,
+    );
+    try {
+      for (let i = from; i < script.statements.length; i++) {
+        const statement = script.statements[i];
+        if (!inTransaction) await this.cleanUpFailedIndex(version, statement);
+        try {
+          await this.client.query(statement.sql);
+        } catch (err) {
+          throw new StatementError(script.file, statement, err);
+        }
+        if (incompleteId !== undefined) {
+          this.committed = true; // from here on, a failure leaves this statement committed
+          await this.client.query(`RESET ROLE; ${progressQuery(incompleteId, i + 1)}${role}`);
+        }
+      }
+    } finally {
+      if (!inTransaction) await this.client.query('RESET lock_timeout; RESET statement_timeout; RESET ROLE').catch(() => {});
+    }
+    if (inTransaction && role) await this.client.query('RESET ROLE');
+  }
+
+  /** A failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind; drop it before retrying. */
+  private async cleanUpFailedIndex(version: bigint, s: Statement): Promise<void> {
+    if (s.kind !== 'IndexStmt' || !s.node.concurrent || !s.node.idxname) return;
+    const schema = s.node.relation?.schemaname;
+    const name = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(s.node.idxname);
+    const { rows } = await this.client.query(
+      `SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid`,
+      [name],
+    );
+    if (rows.length === 0) return;
+    const sql = `DROP INDEX CONCURRENTLY IF EXISTS ${name}`;
+    this.options.onEvent?.({ type: 'cleanup', version, sql });
+    await this.client.query(sql);
+  }
+
+  private lockTimeout(script: MigrationScript): number {
+    return this.cap(script.directives.lockTimeoutMs ?? this.options.defaultLockTimeoutMs ?? 5_000);
+  }
+
+  private statementTimeout(script: MigrationScript): number {
+    return this.cap(script.directives.statementTimeoutMs ?? this.options.defaultStatementTimeoutMs ?? 0);
+  }
+
+  /** 0 means "no limit" to PostgreSQL, so a cap replaces it too. */
+  private cap(ms: number): number {
+    const max = this.options.maxStatementTimeoutMs;
+    return max !== undefined && (ms === 0 || ms > max) ? Math.max(1, Math.floor(max)) : ms;
+  }
+
+  /**
+   * Runs `attempt`; on failure rolls back, records the failure in the ledger and returns it.
+   * A lock timeout (55P03) of a transactional attempt is retried with exponential backoff.
+   */
+  private async withRetries(
+    inTransaction: boolean,
+    attempt: () => Promise<void>,
+    group: readonly PendingMigration[] = [],
+  ): Promise<MigrationFailedError | undefined> {
+    const retries = this.options.lockRetries ?? 3;
+    for (let n = 0; ; n++) {
+      try {
+        await attempt();
+        return undefined;
+      } catch (err) {
+        if (inTransaction) await this.client.query('ROLLBACK').catch(() => {});
+        const failure = toMigrationFailure(err);
+        if (inTransaction && failure.sqlstate === '55P03' && n < retries) {
+          const delayMs = BACKOFF_MS * 2 ** n;
+          this.options.onEvent?.({ type: 'retry', attempt: n + 1, delayMs, reason: failure.message });
+          await new Promise((r) => setTimeout(r, delayMs));
+          continue;
+        }
+        const failed = group.find((p) => p.migration.up.file === failure.file)?.migration;
+        if (failed && !this.options.dryRun) {
+          await recordFailure(
+            this.client,
+            { version: failed.version, name: failed.name, checksum: failed.checksum, line: failure.line, sqlstate: failure.sqlstate ?? null, message: failure.serverMessage },
+            this.options.deployId ?? null,
+          ).catch(() => {}); // the connection may be gone; the report still has the failure
+        }
+        this.options.onEvent?.({ type: 'failed', error: failure });
+        return failure;
+      }
+    }
+  }
+}
+
+/** A statement's error with its file and statement attached, before it becomes a MigrationFailedError. */
+class StatementError extends Error {
+  constructor(
+    readonly file: string,
+    readonly statement: Statement,
+    override readonly cause: unknown,
+  ) {
+    super((cause as Error)?.message ?? String(cause));
+  }
+}
+
+function toMigrationFailure(err: unknown): MigrationFailedError {
+  if (err instanceof StatementError) {
+    const pg = err.cause as { code?: string; position?: string; message?: string };
+    let line = err.statement.line;
+    const position = Number(pg.position);
+    if (position > 0) line += (err.statement.sql.slice(0, position - 1).match(/\n/g) ?? []).length;
+    return new MigrationFailedError(err.file, line, pg.code, describe(pg), { cause: err.cause });
+  }
+  const e = err as { code?: string; message?: string };
+  return new MigrationFailedError('(ledger)', 0, e.code, e.message ?? String(err), { cause: err });
+}
+
+/** The server's message, plus which lock when it was a lock timeout. */
+function describe(pg: { code?: string; message?: string; where?: string }): string {
+  const message = pg.message ?? 'unknown error';
+  return pg.code === '55P03' && pg.where ? `${message} (${pg.where})` : message;
+}
+
+/** Splits pending migrations into runs of transactional ones and single non-transactional ones. */
+export function groupBatches(pending: readonly PendingMigration[]): PendingMigration[][] {
+  const groups: PendingMigration[][] = [];
+  for (const p of pending) {
+    const last = groups[groups.length - 1];
+    if (!p.migration.up.directives.noTransaction && last && !last[0].migration.up.directives.noTransaction) last.push(p);
+    else groups.push([p]);
+  }
+  return groups;
+}
+
+/**
+ * `ALTER TYPE … ADD VALUE 'x'` may run in a transaction, but 'x' cannot be used until it commits.
+ * Reject a batch that adds a value and uses it later, before anything runs.
+ */
+export function checkEnumValueUse(pending: readonly PendingMigration[]): void {
+  for (const group of groupBatches(pending)) {
+    if (group[0].migration.up.directives.noTransaction) continue;
+    const added = new Map<string, string>();
+    for (const { migration } of group) {
+      for (const s of migration.up.statements) {
+        if (added.size) {
+          const json = JSON.stringify(s.node);
+          for (const [value, where] of added) {
+            if (json.includes(`"sval":${JSON.stringify(value)}`)) {
+              throw new BadInputError(
+                `uses enum value '${value}' added by ${where} in the same transaction, which PostgreSQL refuses (55P04): move the ADD VALUE into its own migration marked "-- orion:no-transaction"`,
+                { file: migration.up.file, line: s.line },
+              );
+            }
+          }
+        }
+        if (s.kind === 'AlterEnumStmt' && s.node.newVal) added.set(s.node.newVal, `${migration.up.file}:${s.line}`);
+      }
+    }
+  }
+}
+
+function maxVersion(current: bigint | null, applied: readonly AppliedReport[]): bigint | null {
+  return applied.reduce<bigint | null>((max, a) => (max === null || a.version > max ? a.version : max), current);
+}
+
+export type { OrionError };
