@@ -35,9 +35,9 @@ export function splitStatements(text: string, file: string): Statement[] {
   try {
     result = parseSync(text);
   } catch (err: any) {
-    // Character offset, 1-based; `cursorPosition` is 0 when the error is at end of input.
+    // libpg-query reports a 0-based character offset (the input's length for "at end of input").
     const cursor = err?.sqlDetails?.cursorPosition;
-    const at = typeof cursor === 'number' && cursor > 0 ? lineAndColumn(text, cursor - 1) : lineAndColumn(text, text.length);
+    const at = lineAndColumn(text, typeof cursor === 'number' && cursor >= 0 ? Math.min(cursor, text.length) : text.length);
     throw new BadInputError(`syntax error: ${err?.message ?? err}`, { file, ...at });
   }
   return (result.stmts ?? []).map((raw: any) => {

