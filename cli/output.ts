@@ -23,7 +23,13 @@ export function renderReport(r: Report): string {
     const verb = r.command === 'down' ? 'reverted' : r.dry_run ? 'would apply' : 'applied';
     lines.push(`${r.ok ? 'ok' : 'FAILED'}: ${version(r.from_version)} → ${version(r.to_version)}, ${verb} ${r.applied.length}, pending ${r.pending.length}`);
     if (r.snapshot) lines.push(`snapshot: ${r.snapshot}${r.restored ? ' (restored)' : ''}`);
-    if (r.lockdown) lines.push(`lockdown: ${r.lockdown.ok ? 'ok' : 'FAILED'}${r.lockdown.corrected.length ? `, corrected: ${r.lockdown.corrected.join('; ')}` : ''}`);
+    if (r.lockdown) lines.push(`lockdown: ${r.lockdown.ok ? 'ok' : 'FAILED'} (${r.lockdown.checks.length} checks)${r.lockdown.corrected.length ? `, corrected: ${r.lockdown.corrected.join('; ')}` : ''}`);
+    if (r.app_url) lines.push(`application connection: ${r.app_url}\n  password: ${r.app_password_from}`);
+  } else if (r.command === 'verify') {
+    for (const [t, d] of Object.entries((r.tables as Record<string, { from: { rows: number } | null; to: { rows: number } | null }>) ?? {})) {
+      lines.push(`  ${t}: ${d.from?.rows ?? 'missing'} → ${d.to?.rows ?? 'missing'}`);
+    }
+    if (r.ok) lines.push('ok: the databases match');
   } else if (r.ok) {
     lines.push('ok');
   }

@@ -17,10 +17,10 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   let client: Client;
   try {
     client = new Client({
-      connectionString: url,
+      // pg lets the URL win over a separate `password` option, so it goes into the URL.
+      connectionString: options.password !== undefined ? withPassword(url, options.password) : url,
       application_name: options.applicationName ?? 'orion-db',
       connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
-      ...(options.password !== undefined ? { password: options.password } : {}),
     });
   } catch (err: any) {
     throw new ConnectionError(`invalid database URL ${redactUrl(url)}: ${scrub(err.message, url)}`);
@@ -70,6 +70,20 @@ export function databaseOf(url: string): string | undefined {
 export function withDatabase(url: string, database: string): string {
   const u = new URL(url);
   u.pathname = '/' + encodeURIComponent(database);
+  return u.toString();
+}
+
+function withPassword(url: string, password: string): string {
+  const u = new URL(url);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+/** The same server and database as another user, with no password in the URL. */
+export function withUser(url: string, user: string): string {
+  const u = new URL(url);
+  u.username = encodeURIComponent(user);
+  u.password = '';
   return u.toString();
 }
 

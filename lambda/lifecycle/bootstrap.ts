@@ -1,0 +1,80 @@
+/**
+ * Pre-checks and bootstrap, as the master user on the server's maintenance database. Idempotent:
+ * every step looks before it creates, and tolerates a concurrent run creating the same thing.
+ */
+import type { ClientBase } from 'pg';
+import { quoteIdent as q } from '../engine/db';
+import { BadInputError } from '../engine/errors';
+import type { Migration } from '../engine/files';
+import type { LockdownRoles } from '../engine/lockdown';
+import type { Credentials } from './ports';
+import { scramVerifier } from './scram';
+
+export const SUPPORTED_MAJOR_VERSIONS = [15, 16];
+
+/** Checks that change nothing; a failure here means nothing was touched. Returns the server version. */
+export async function precheck(admin: ClientBase, migrations: readonly Migration[]): Promise<string> {
+  const { rows } = await admin.query(
+    `SELECT current_setting('server_version_num')::int AS num, current_setting('server_version') AS version,
+            r.rolsuper, r.rolcreaterole, r.rolcreatedb
+       FROM pg_roles r WHERE r.rolname = current_user`,
+  );
+  const server = rows[0];
+  const major = Math.floor(server.num / 10000);
+  if (!SUPPORTED_MAJOR_VERSIONS.includes(major)) {
+    throw new BadInputError(`PostgreSQL ${server.version} is not supported: orion-db supports major versions ${SUPPORTED_MAJOR_VERSIONS.join(' and ')}`);
+  }
+  if (!server.rolsuper && !(server.rolcreaterole && server.rolcreatedb)) {
+    throw new BadInputError('the master user needs CREATEDB and CREATEROLE (or superuser) to bootstrap the database and roles');
+  }
+  const wanted = migrations.flatMap((m) => m.up.directives.requiresExtensions.map((name) => ({ name, file: m.up.file })));
+  if (wanted.length) {
+    const available = await admin.query(`SELECT name FROM pg_available_extensions WHERE name = ANY($1)`, [wanted.map((w) => w.name)]);
+    const have = new Set(available.rows.map((r) => r.name));
+    const missing = wanted.find((w) => !have.has(w.name));
+    if (missing) throw new BadInputError(`requires extension "${missing.name}", which this server does not offer`, { file: missing.file });
+  }
+  return server.version;
+}
+
+/**
+ * Creates the database and roles that are missing and sets the application's password from the
+ * secret. Returns what it did, in words.
+ */
+export async function bootstrap(admin: ClientBase, roles: LockdownRoles, app: Credentials): Promise<string[]> {
+  const done: string[] = [];
+  if (app.username !== roles.app && app.username !== `${roles.app}_clone`) {
+    throw new BadInputError(`the application secret is for user "${app.username}", expected "${roles.app}" or "${roles.app}_clone"`);
+  }
+  const ignoreDuplicate = (err: any) => {
+    if (err.code !== '42P04' && err.code !== '42710') throw err; // created by a concurrent run
+  };
+  const exists = async (sql: string, name: string) => (await admin.query(sql, [name])).rows.length > 0;
+  if (!(await exists('SELECT 1 FROM pg_database WHERE datname = $1', roles.database))) {
+    await admin.query(`CREATE DATABASE ${q(roles.database)}`).catch(ignoreDuplicate);
+    done.push(`created database ${roles.database}`);
+  }
+  const wanted: [string, string][] = [
+    [roles.owner, 'NOLOGIN'],
+    [roles.group, 'NOLOGIN'],
+    [roles.app, 'LOGIN'],
+    [app.username, 'LOGIN'],
+  ];
+  for (const [role, login] of wanted) {
+    if (await exists('SELECT 1 FROM pg_roles WHERE rolname = $1', role)) continue;
+    await admin.query(`CREATE ROLE ${q(role)} ${login}`).catch(ignoreDuplicate);
+    done.push(`created role ${role}`);
+  }
+  // The master runs migrations as the owner (SET ROLE), so it needs membership.
+  if (!(await exists(`SELECT 1 WHERE pg_has_role(current_user, $1, 'MEMBER')`, roles.owner))) {
+    await admin.query(`GRANT ${q(roles.owner)} TO CURRENT_USER`);
+  }
+  // A SCRAM verifier, so the password itself never reaches the server (or its statement log).
+  await admin.query(`ALTER ROLE ${q(app.username)} WITH LOGIN PASSWORD ${admin.escapeLiteral(scramVerifier(app.password))}`);
+  return done;
+}
+
+/** In the target database: the owner role may create the schema objects migrations make. */
+export async function bootstrapSchema(target: ClientBase, roles: LockdownRoles): Promise<void> {
+  await target.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${q(roles.owner)}`);
+}

@@ -1,0 +1,142 @@
+/**
+ * The deploy lifecycle, written once for the Lambda and `orion-db up`:
+ * pre-checks → bootstrap → plan → snapshot → migrate → lockdown → verify, and restore on failure.
+ *
+ * Re-entrant: it derives where it is from durable facts (the ledger, the snapshot port), so a caller
+ * that gets `waiting` (a snapshot still being taken) simply calls it again later.
+ */
+import { createHash } from 'node:crypto';
+import { connect, withDatabase, withUser } from '../engine/db';
+import { BadInputError, VerificationFailedError } from '../engine/errors';
+import { loadMigrations } from '../engine/files';
+import { lockdown, probeAppRole, type LockdownRoles } from '../engine/lockdown';
+import { addError, applyRunResult, emptyReport, versionString, type Report } from '../engine/report';
+import { checkEnumValueUse, migrate, readPlan, type RunOptions } from '../engine/runner';
+import { rowCounts } from '../engine/verify';
+import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
+import type { SecretsPort, SnapshotPort } from './ports';
+
+export interface DeployConfig {
+  /** The server, without credentials: `postgres://host:port/?sslmode=require`. */
+  readonly serverUrl: string;
+  readonly roles: LockdownRoles;
+  readonly migrationsDir: string;
+  /** Identifies this deploy: in the ledger, and in the snapshot's name. */
+  readonly deployId: string;
+  /** Snapshot ids start with `<prefix>-pre-`; letters, digits and single hyphens. */
+  readonly snapshotPrefix: string;
+  /** Pre-migration snapshots to keep. @default 5 */
+  readonly snapshotRetention?: number;
+  readonly run?: Pick<RunOptions, 'lockWaitMs' | 'maxStatementTimeoutMs' | 'onEvent' | 'defaultLockTimeoutMs'>;
+  /** Progress for people or logs. */
+  readonly log?: (message: string) => void;
+}
+
+export interface DeployPorts {
+  readonly snapshots: SnapshotPort;
+  readonly secrets: SecretsPort;
+}
+
+export type DeployOutcome =
+  | { readonly status: 'complete'; readonly report: Report }
+  | { readonly status: 'waiting'; readonly reason: string; readonly report: Report };
+
+const PREFIX = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$/;
+
+/** Deterministic: re-running the same deploy finds the same snapshot. Valid as an RDS identifier. */
+export function snapshotId(prefix: string, deployId: string): string {
+  if (!PREFIX.test(prefix) || prefix.length > 60) throw new BadInputError(`snapshot prefix "${prefix}" must be lower-case letters, digits and single hyphens, starting with a letter`);
+  const slug = deployId.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
+  const hash = createHash('sha256').update(deployId).digest('hex').slice(0, 8);
+  return `${prefix}-pre-${slug ? `${slug}-` : ''}${hash}`;
+}
+
+export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promise<DeployOutcome> {
+  const log = config.log ?? (() => {});
+  const { roles } = config;
+  const report = emptyReport('up');
+  const migrations = await loadMigrations(config.migrationsDir);
+  const master = await ports.secrets.master();
+  const app = await ports.secrets.app();
+  const as = (database: string, who = master) =>
+    connect(withDatabase(withUser(config.serverUrl, who.username), database), { password: who.password, applicationName: `orion-db deploy ${config.deployId}` });
+
+  const admin = await as('postgres');
+  try {
+    report.server_version = await precheck(admin, migrations);
+    report.bootstrap = await bootstrap(admin, roles, app);
+  } finally {
+    await admin.end();
+  }
+
+  let target = await as(roles.database);
+  try {
+    await bootstrapSchema(target, roles);
+    const plan = await readPlan(target, migrations);
+    checkEnumValueUse(plan.pending);
+    report.row_counts = { before: await rowCounts(target) };
+    if (plan.pending.length > 0) {
+      const id = snapshotId(config.snapshotPrefix, config.deployId);
+      report.snapshot = id;
+      await target.end(); // a local snapshot copies the database, which needs it to be idle
+      const state = await ports.snapshots.ensure(id, {
+        'orion:deploy-id': config.deployId,
+        'orion:from-version': versionString(plan.currentVersion) ?? 'none',
+        'orion:to-version': plan.pending.at(-1)!.migration.version.toString(),
+      });
+      if (state === 'creating') return { status: 'waiting', reason: `snapshot ${id} is being created`, report };
+      log(`snapshot ${id} is available`);
+      target = await as(roles.database);
+      const result = await migrate(target, migrations, { ...config.run, deployId: config.deployId, role: roles.owner });
+      applyRunResult(report, result);
+      if (result.error) {
+        if (!result.partiallyApplied) {
+          log(`migration failed; the database is unchanged at version ${versionString(result.fromVersion) ?? 'none'}`);
+          return { status: 'complete', report };
+        }
+        await target.end();
+        log(`migration failed after changes were committed; restoring snapshot ${id}`);
+        const restore = await ports.snapshots.restore(id);
+        if (restore === 'in-progress') return { status: 'waiting', reason: `restoring snapshot ${id}`, report };
+        target = await as(roles.database);
+        const restored = await readPlan(target, migrations, { allowOutOfOrder: true });
+        if (restored.currentVersion !== result.fromVersion) {
+          addError(report, new VerificationFailedError([`the restored database is at version ${restored.currentVersion}, expected ${result.fromVersion}`]));
+        }
+        report.restored = true;
+        report.to_version = versionString(restored.currentVersion);
+        return { status: 'complete', report };
+      }
+      report.deleted_snapshots = await pruneSnapshots(ports.snapshots, config, id);
+    }
+    report.from_version ??= versionString(plan.currentVersion);
+    report.to_version ??= versionString(plan.currentVersion);
+
+    report.lockdown = await lockdown(target, roles);
+    const appClient = await as(roles.database, app);
+    try {
+      const probes = await probeAppRole(appClient, roles.database);
+      report.lockdown = { ...report.lockdown, ok: report.lockdown.ok && probes.every((p) => p.ok), checks: [...report.lockdown.checks, ...probes] };
+    } finally {
+      await appClient.end();
+    }
+    if (!report.lockdown.ok) {
+      addError(report, new VerificationFailedError(report.lockdown.checks.filter((c) => !c.ok).map((c) => `lockdown check failed: ${c.name}${c.detail ? ` (${c.detail})` : ''}`)));
+    }
+    (report.row_counts as Record<string, unknown>).after = await rowCounts(target);
+    return { status: 'complete', report };
+  } finally {
+    await target.end().catch(() => {});
+  }
+}
+
+/** Deletes pre-migration snapshots beyond the newest N (never the one just taken). */
+async function pruneSnapshots(snapshots: SnapshotPort, config: DeployConfig, current: string): Promise<string[]> {
+  const keep = config.snapshotRetention ?? 5;
+  const mine = (await snapshots.list())
+    .filter((s) => s.id.startsWith(`${config.snapshotPrefix}-pre-`))
+    .sort((a, b) => (a.id === current ? -1 : b.id === current ? 1 : b.createdAt.getTime() - a.createdAt.getTime()));
+  const doomed = mine.slice(Math.max(keep, 1)).map((s) => s.id);
+  for (const id of doomed) await snapshots.delete(id);
+  return doomed;
+}

@@ -1,0 +1,41 @@
+/**
+ * The two ports the deploy lifecycle runs against. The Lambda implements them with RDS and
+ * Secrets Manager (lambda/aws), `orion-db up` with the embedded PostgreSQL (lambda/local).
+ * Every method is idempotent: the Lambda may call it again after a timeout or a retry.
+ */
+
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface SecretsPort {
+  /** The master user (creates databases and roles, runs migrations through SET ROLE). */
+  master(): Promise<Credentials>;
+  /**
+   * The application's current credentials. With multi-user rotation the username alternates
+   * between the app role and its `_clone`; the secret is the source of truth for both.
+   */
+  app(): Promise<Credentials>;
+}
+
+export type SnapshotState = 'available' | 'creating';
+export type RestoreState = 'done' | 'in-progress';
+
+export interface SnapshotInfo {
+  readonly id: string;
+  readonly createdAt: Date;
+}
+
+export interface SnapshotPort {
+  /** Starts the snapshot `id` of the database, or finds the one a previous attempt started. */
+  ensure(id: string, tags: Readonly<Record<string, string>>): Promise<SnapshotState>;
+  /** Pre-migration snapshots of this database (those `ensure` made), any order. */
+  list(): Promise<SnapshotInfo[]>;
+  delete(id: string): Promise<void>;
+  /**
+   * Replaces the database with the snapshot's copy, keeping the failed one under another name for
+   * inspection. Resumes a restore already under way.
+   */
+  restore(id: string): Promise<RestoreState>;
+}
