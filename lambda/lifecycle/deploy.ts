@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { connect, withDatabase, withUser } from '../engine/db';
 import { BadInputError, VerificationFailedError } from '../engine/errors';
 import { loadMigrations } from '../engine/files';
+import { validateIdentifier } from '../engine/identifiers';
 import { lockdown, probeAppRole, type LockdownRoles } from '../engine/lockdown';
 import { addError, applyRunResult, emptyReport, versionString, type Report } from '../engine/report';
 import { checkEnumValueUse, migrate, readPlan, type RunOptions } from '../engine/runner';
@@ -53,7 +54,7 @@ export function snapshotId(prefix: string, deployId: string): string {
 
 export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promise<DeployOutcome> {
   const log = config.log ?? (() => {});
-  const { roles } = config;
+  const roles = validateRoles(config.roles);
   const report = emptyReport('up');
   const migrations = await loadMigrations(config.migrationsDir);
   const master = await ports.secrets.master();
@@ -128,6 +129,18 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   } finally {
     await target.end().catch(() => {});
   }
+}
+
+/** Names come from configuration: validated here, quoted wherever they are used. */
+export function validateRoles(roles: LockdownRoles): LockdownRoles {
+  const checked = {
+    database: validateIdentifier(roles.database, 'database name'),
+    owner: validateIdentifier(roles.owner, 'owner role'),
+    group: validateIdentifier(roles.group, 'group role'),
+    app: validateIdentifier(roles.app, 'app role'),
+  };
+  if (new Set(Object.values(checked)).size !== 4) throw new BadInputError(`database, owner, group and app role names must differ: ${JSON.stringify(checked)}`);
+  return checked;
 }
 
 /** Deletes pre-migration snapshots beyond the newest N (never the one just taken). */

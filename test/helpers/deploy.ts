@@ -1,0 +1,87 @@
+/**
+ * Builders for the deploy lifecycle on the test server: unique names per test (roles are
+ * cluster-wide), in-memory secrets, the template-database snapshot port.
+ */
+import type { Client } from 'pg';
+import { withDatabase } from '../../lambda/engine/db';
+import type { LockdownRoles } from '../../lambda/engine/lockdown';
+import { runDeploy, type DeployConfig } from '../../lambda/lifecycle/deploy';
+import type { Credentials, SecretsPort } from '../../lambda/lifecycle/ports';
+import { generatePassword } from '../../lambda/local/secrets';
+import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
+import { adminQuery, adminUrl, client, uniqueName } from './db';
+
+export class MemorySecrets implements SecretsPort {
+  constructor(
+    public masterCredentials: Credentials,
+    public appCredentials: Credentials,
+  ) {}
+  async master() {
+    return this.masterCredentials;
+  }
+  async app() {
+    return this.appCredentials;
+  }
+}
+
+export interface DeployFixture {
+  readonly roles: LockdownRoles;
+  readonly secrets: MemorySecrets;
+  readonly serverUrl: string;
+  readonly prefix: string;
+  /** Superuser URL of the target database. */
+  readonly targetUrl: string;
+  deploy(migrationsDir: string, overrides?: Partial<DeployConfig>): ReturnType<typeof runDeploy>;
+  appClient(password?: string): Promise<Client>;
+  snapshotDatabases(): Promise<string[]>;
+  cleanup(): Promise<void>;
+}
+
+let deploys = 0;
+
+export function deployFixture(): DeployFixture {
+  const base = uniqueName('o');
+  const roles: LockdownRoles = { database: `${base}_db`, owner: `${base}_owner`, group: `${base}_rw`, app: `${base}_app` };
+  const admin = new URL(adminUrl());
+  const master = { username: decodeURIComponent(admin.username), password: decodeURIComponent(admin.password) };
+  const secrets = new MemorySecrets(master, { username: roles.app, password: generatePassword() });
+  const server = new URL(adminUrl());
+  server.username = server.password = '';
+  const prefix = base.replace(/_/g, '-');
+  const fixture: DeployFixture = {
+    roles,
+    secrets,
+    serverUrl: server.toString(),
+    prefix,
+    targetUrl: withDatabase(adminUrl(), roles.database),
+    async deploy(migrationsDir, overrides = {}) {
+      const c = await client(adminUrl());
+      try {
+        return await runDeploy(
+          { secrets, snapshots: new TemplateDatabaseSnapshots(c, roles.database) },
+          { serverUrl: fixture.serverUrl, roles, migrationsDir, deployId: `test-${++deploys}-${Date.now()}`, snapshotPrefix: prefix, ...overrides },
+        );
+      } finally {
+        await c.end();
+      }
+    },
+    async appClient(password = secrets.appCredentials.password) {
+      const url = new URL(withDatabase(adminUrl(), roles.database));
+      url.username = secrets.appCredentials.username;
+      url.password = password;
+      return client(url.toString());
+    },
+    async snapshotDatabases() {
+      const rows = await adminQuery(`SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname`, [`${prefix.replace(/-/g, '_')}_pre_%`]);
+      return rows.map((r) => r.datname);
+    },
+    async cleanup() {
+      const dbs = await adminQuery(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${base}%`]);
+      for (const { datname } of dbs) await adminQuery(`DROP DATABASE "${datname}" WITH (FORCE)`);
+      for (const role of [`${roles.app}_clone`, roles.app, roles.group, roles.owner]) {
+        await adminQuery(`DROP ROLE IF EXISTS "${role}"`).catch(() => {});
+      }
+    },
+  };
+  return fixture;
+}

@@ -1,0 +1,71 @@
+/**
+ * `orion-db up` end to end, as `npm start` runs it: its own embedded PostgreSQL under .orion/.
+ */
+import { chmodSync, cpSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { stopLocalServer } from '../../lambda/local/local-server';
+import { runCli } from '../helpers/cli';
+import { SHIPPED_MIGRATIONS } from '../helpers/db';
+
+const project = mkdtempSync(join(tmpdir(), 'orion-up-'));
+chmodSync(project, 0o755); // the server runs as user postgres when the tests run as root
+cpSync(SHIPPED_MIGRATIONS, join(project, 'migrations'), { recursive: true });
+
+afterAll(async () => {
+  await stopLocalServer(join(project, '.orion'));
+});
+
+describe('orion-db up (npm start)', () => {
+  test('brings up the embedded database, applies the migrations, locks orion_app down; a second run is a no-op', async () => {
+    const first = await runCli(['up', '--json'], { cwd: project });
+    expect(first.code, first.stderr).toBe(0);
+    const report = first.json();
+    expect(report).toMatchObject({ ok: true, command: 'up', from_version: null, to_version: '2', restored: false, errors: [] });
+    expect(report.applied.map((a: any) => a.version)).toEqual(['1', '2']);
+    expect(report.snapshot).toMatch(/^orion-local-pre-local-/);
+    expect(report.lockdown.ok).toBe(true);
+    expect(report.app_url).toMatch(/^postgres:\/\/orion_app@127\.0\.0\.1:\d+\/orion_prod$/);
+
+    const secretsFile = join(project, '.orion', 'secrets.json');
+    expect(statSync(secretsFile).mode & 0o777).toBe(0o600);
+    const secrets = JSON.parse(readFileSync(secretsFile, 'utf8'));
+
+    const second = await runCli(['up'], { cwd: project });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/^ok: 2 → 2, applied 0, pending 0$/m);
+    expect(second.stdout).not.toMatch(/snapshot:/);
+    expect(second.stdout).toMatch(/application connection: postgres:\/\/orion_app@127\.0\.0\.1:\d+\/orion_prod\n {2}password: .*secrets\.json \("appPassword"\)/);
+    for (const output of [first.stdout, first.stderr, second.stdout, second.stderr]) {
+      expect(output).not.toContain(secrets.appPassword);
+      expect(output).not.toContain(secrets.masterPassword);
+    }
+  });
+
+  test('verify compares two databases: equal data passes, a difference exits 1 naming the table', async () => {
+    const port = JSON.parse(readFileSync(join(project, '.orion', 'server.json'), 'utf8')).port;
+    const { masterPassword } = JSON.parse(readFileSync(join(project, '.orion', 'secrets.json'), 'utf8'));
+    const url = (db: string) => `postgres://postgres:${masterPassword}@127.0.0.1:${port}/${db}`;
+    const { Client } = await import('pg');
+    const c = new Client({ connectionString: url('orion_prod') });
+    await c.connect();
+    await c.query(`INSERT INTO activities (title, source_language) VALUES ('a', 'en'), ('b', 'fr')`);
+    await c.end();
+    const admin = new Client({ connectionString: url('postgres') });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE copy_of_prod TEMPLATE orion_prod`);
+    await admin.end();
+    const same = await runCli(['verify', '--from', url('orion_prod'), '--to', url('copy_of_prod'), '--sample', '1', '--json']);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.json().tables.activities).toMatchObject({ from: { rows: 2 }, to: { rows: 2 } });
+    const copy = new Client({ connectionString: url('copy_of_prod') });
+    await copy.connect();
+    await copy.query(`UPDATE activities SET title = 'changed' WHERE title = 'b'`);
+    await copy.end();
+    const changed = await runCli(['verify', '--from', url('orion_prod'), '--to', url('copy_of_prod'), '--sample', '1', '--json']);
+    expect(changed.code).toBe(1);
+    expect(changed.json().errors).toEqual([{ message: 'table activities: same row count (2) but the sampled rows differ' }]);
+    expect(changed.stdout).not.toContain(masterPassword);
+  });
+});
