@@ -1,0 +1,2 @@
+export async function onEvent() {}
+export async function isComplete() {}

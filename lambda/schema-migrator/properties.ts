@@ -1,0 +1,104 @@
+/**
+ * The properties of `Custom::SchemaMigrations`: written by the CDK construct, read by the handler.
+ * Defined once, here, and pinned by a test. CloudFormation delivers every value as a string.
+ */
+import { BadInputError } from '../engine/errors';
+
+export const RESOURCE_TYPE = 'Custom::SchemaMigrations';
+
+/** What the construct writes (values may be CDK tokens at synth time). */
+export interface SchemaMigrationsProperties {
+  /** Changes on every deploy, so the resource is updated (and migrations run) every time. */
+  readonly DeployId: string;
+  /** sha256 over the migrations folder, so a changed folder is visible in the template diff. */
+  readonly MigrationsHash: string;
+  readonly DatabaseName: string;
+  readonly OwnerRole: string;
+  readonly GroupRole: string;
+  readonly AppRole: string;
+  readonly MasterSecretArn: string;
+  readonly AppSecretArn: string;
+  readonly InstanceIdentifier: string;
+  readonly SnapshotPrefix: string;
+  readonly SnapshotRetention: string;
+  /** What an in-place snapshot restore recreates the instance with. */
+  readonly RestoreSubnetGroupName: string;
+  readonly RestoreSecurityGroupIds: readonly string[];
+  readonly RestoreParameterGroupName: string;
+  readonly RestoreMultiAz: string;
+  readonly RestoreInstanceClass: string;
+  readonly RestoreKmsKeyId: string;
+  readonly RestoreStorageType: string;
+  readonly RestoreDeletionProtection: string;
+  readonly RestorePort: string;
+}
+
+/** The same, narrowed and converted for the handler. */
+export interface MigrationSettings {
+  readonly deployId: string;
+  readonly migrationsHash: string;
+  readonly roles: { database: string; owner: string; group: string; app: string };
+  readonly masterSecretArn: string;
+  readonly appSecretArn: string;
+  readonly instanceIdentifier: string;
+  readonly snapshotPrefix: string;
+  readonly snapshotRetention: number;
+  readonly restore: RestoreSettings;
+}
+
+export interface RestoreSettings {
+  readonly subnetGroupName: string;
+  readonly securityGroupIds: readonly string[];
+  readonly parameterGroupName: string;
+  readonly multiAz: boolean;
+  readonly instanceClass: string;
+  readonly kmsKeyId: string;
+  readonly storageType: string;
+  readonly deletionProtection: boolean;
+  readonly port: number;
+}
+
+/** Narrows the raw ResourceProperties; a missing or malformed one is a clear error naming it. */
+export function parseProperties(raw: Record<string, unknown> | undefined): MigrationSettings {
+  const p = raw ?? {};
+  const str = (key: keyof SchemaMigrationsProperties): string => {
+    const v = p[key];
+    if (typeof v !== 'string' || v === '') throw new BadInputError(`Custom::SchemaMigrations property ${key} is missing or not a string`);
+    return v;
+  };
+  const bool = (key: keyof SchemaMigrationsProperties): boolean => {
+    const v = str(key);
+    if (v !== 'true' && v !== 'false') throw new BadInputError(`Custom::SchemaMigrations property ${key} must be "true" or "false", got "${v}"`);
+    return v === 'true';
+  };
+  const int = (key: keyof SchemaMigrationsProperties): number => {
+    const v = Number(str(key));
+    if (!Number.isInteger(v) || v < 0) throw new BadInputError(`Custom::SchemaMigrations property ${key} must be a whole number, got "${p[key]}"`);
+    return v;
+  };
+  const groups = p.RestoreSecurityGroupIds;
+  if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string')) {
+    throw new BadInputError('Custom::SchemaMigrations property RestoreSecurityGroupIds must be a list of strings');
+  }
+  return {
+    deployId: str('DeployId'),
+    migrationsHash: str('MigrationsHash'),
+    roles: { database: str('DatabaseName'), owner: str('OwnerRole'), group: str('GroupRole'), app: str('AppRole') },
+    masterSecretArn: str('MasterSecretArn'),
+    appSecretArn: str('AppSecretArn'),
+    instanceIdentifier: str('InstanceIdentifier'),
+    snapshotPrefix: str('SnapshotPrefix'),
+    snapshotRetention: int('SnapshotRetention'),
+    restore: {
+      subnetGroupName: str('RestoreSubnetGroupName'),
+      securityGroupIds: groups as string[],
+      parameterGroupName: str('RestoreParameterGroupName'),
+      multiAz: bool('RestoreMultiAz'),
+      instanceClass: str('RestoreInstanceClass'),
+      kmsKeyId: str('RestoreKmsKeyId'),
+      storageType: str('RestoreStorageType'),
+      deletionProtection: bool('RestoreDeletionProtection'),
+      port: int('RestorePort'),
+    },
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * Typed settings per environment, validated at synth time with errors that name the setting.
+ */
+import { BadInputError } from '../../lambda/engine/errors';
+import { validateIdentifier } from '../../lambda/engine/identifiers';
+import { DEFAULT_ROLES } from '../../lambda/lifecycle/names';
+
+export const ENVIRONMENT_NAMES = ['dev', 'staging', 'prod'] as const;
+export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
+
+/** An existing VPC, described fully so synth needs no lookup (and no credentials). */
+export interface ExistingVpc {
+  readonly vpcId: string;
+  /** The VPC's IPv4 CIDR: HTTPS to the VPC endpoints is allowed from it. */
+  readonly cidrBlock: string;
+  readonly availabilityZones: readonly string[];
+  /** Isolated (or private) subnets, one per availability zone. */
+  readonly subnetIds: readonly string[];
+}
+
+export interface EnvironmentConfig {
+  readonly name: EnvironmentName;
+  /** @default the CLI's account (CDK_DEFAULT_ACCOUNT); environment-agnostic when unknown */
+  readonly account?: string;
+  /** @default the CLI's region (CDK_DEFAULT_REGION); environment-agnostic when unknown */
+  readonly region?: string;
+  /** RDS instance class, e.g. `db.t3.medium`. */
+  readonly instanceClass: string;
+  readonly multiAz: boolean;
+  /** gp3 storage at creation, GiB. */
+  readonly allocatedStorageGiB: number;
+  /** Storage autoscaling ceiling, GiB. */
+  readonly maxAllocatedStorageGiB: number;
+  readonly backupRetentionDays: number;
+  readonly deletionProtection: boolean;
+  /** PostgreSQL engine version, `16.x` (or `15.x`). */
+  readonly engineVersion: string;
+  readonly databaseName: string;
+  readonly appRole: string;
+  readonly ownerRole: string;
+  readonly groupRole: string;
+  /** @default 5433 — not the default port, to dodge the scans that target 5432 */
+  readonly port: number;
+  /** @default - a new VPC with isolated subnets in two availability zones */
+  readonly existingVpc?: ExistingVpc;
+  /** Security groups of the application that may connect to the database. @default none */
+  readonly applicationSecurityGroupIds: readonly string[];
+  /** @default - alarms notify the SNS topic only */
+  readonly alarmEmail?: string;
+  /** Pre-migration snapshots to keep. */
+  readonly snapshotRetention: number;
+}
+
+const COMMON = {
+  engineVersion: '16.13',
+  databaseName: DEFAULT_ROLES.database,
+  appRole: DEFAULT_ROLES.app,
+  ownerRole: DEFAULT_ROLES.owner,
+  groupRole: DEFAULT_ROLES.group,
+  port: 5433,
+  applicationSecurityGroupIds: [],
+  snapshotRetention: 5,
+} as const;
+
+export const ENVIRONMENTS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, 'account' | 'region'>>> = {
+  dev: {
+    ...COMMON,
+    name: 'dev',
+    instanceClass: 'db.t3.micro',
+    multiAz: false,
+    allocatedStorageGiB: 20,
+    maxAllocatedStorageGiB: 50,
+    backupRetentionDays: 1,
+    deletionProtection: false,
+    databaseName: 'orion_dev',
+  },
+  staging: {
+    ...COMMON,
+    name: 'staging',
+    instanceClass: 'db.t3.small',
+    multiAz: true,
+    allocatedStorageGiB: 20,
+    maxAllocatedStorageGiB: 100,
+    backupRetentionDays: 7,
+    deletionProtection: true,
+    databaseName: 'orion_staging',
+  },
+  prod: {
+    ...COMMON,
+    name: 'prod',
+    instanceClass: 'db.t3.medium',
+    multiAz: true,
+    allocatedStorageGiB: 50,
+    maxAllocatedStorageGiB: 500,
+    backupRetentionDays: 14,
+    deletionProtection: true,
+  },
+};
+
+/** Which environments to synthesize: `-c env=NAME`, or all three. */
+export function selectEnvironments(envContext: unknown): EnvironmentName[] {
+  if (envContext === undefined || envContext === '') return [...ENVIRONMENT_NAMES];
+  if (typeof envContext !== 'string' || !(ENVIRONMENT_NAMES as readonly string[]).includes(envContext)) {
+    throw new BadInputError(`unknown environment ${JSON.stringify(envContext)} (-c env=...): expected one of ${ENVIRONMENT_NAMES.join(', ')}`);
+  }
+  return [envContext as EnvironmentName];
+}
+
+/** Settings for one environment, with overrides (from context or tests), validated. */
+export function environmentConfig(
+  name: EnvironmentName,
+  overrides: Partial<EnvironmentConfig> = {},
+  env: { account?: string; region?: string } = {},
+): EnvironmentConfig {
+  const config: EnvironmentConfig = { ...ENVIRONMENTS[name], account: env.account, region: env.region, ...overrides, name };
+  validateEnvironment(config);
+  return config;
+}
+
+export function validateEnvironment(c: EnvironmentConfig): void {
+  const errors: string[] = [];
+  const at = (setting: string, message: string) => errors.push(`${c.name}.${setting}: ${message}`);
+  if (c.account !== undefined && !/^\d{12}$/.test(c.account)) at('account', `must be a 12-digit AWS account id, got "${c.account}"`);
+  if (c.region !== undefined && !/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/.test(c.region)) at('region', `must be an AWS region like eu-west-1, got "${c.region}"`);
+  if (!/^db\.[a-z0-9]+\.[a-z0-9]+$/.test(c.instanceClass)) at('instanceClass', `must look like db.t3.medium, got "${c.instanceClass}"`);
+  if (!/^1[56]\.\d+$/.test(c.engineVersion)) at('engineVersion', `must be a PostgreSQL 16.x or 15.x version like 16.13, got "${c.engineVersion}"`);
+  if (!(c.allocatedStorageGiB >= 20 && c.allocatedStorageGiB <= 65536)) at('allocatedStorageGiB', `must be 20..65536, got ${c.allocatedStorageGiB}`);
+  if (!(c.maxAllocatedStorageGiB >= c.allocatedStorageGiB)) at('maxAllocatedStorageGiB', `must be at least allocatedStorageGiB (${c.allocatedStorageGiB}), got ${c.maxAllocatedStorageGiB}`);
+  if (!(Number.isInteger(c.backupRetentionDays) && c.backupRetentionDays >= 0 && c.backupRetentionDays <= 35)) at('backupRetentionDays', `must be 0..35, got ${c.backupRetentionDays}`);
+  if (!(Number.isInteger(c.port) && c.port >= 1150 && c.port <= 65535)) at('port', `must be 1150..65535 (the RDS range), got ${c.port}`);
+  if (!(Number.isInteger(c.snapshotRetention) && c.snapshotRetention >= 1 && c.snapshotRetention <= 100)) at('snapshotRetention', `must be 1..100, got ${c.snapshotRetention}`);
+  if (c.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(c.alarmEmail)) at('alarmEmail', `is not an e-mail address: "${c.alarmEmail}"`);
+  for (const sg of c.applicationSecurityGroupIds) if (!/^sg-[0-9a-f]{8,17}$/.test(sg)) at('applicationSecurityGroupIds', `"${sg}" is not a security group id`);
+  if (c.existingVpc) {
+    const v = c.existingVpc;
+    if (!/^vpc-[0-9a-f]{8,17}$/.test(v.vpcId)) at('existingVpc.vpcId', `"${v.vpcId}" is not a VPC id`);
+    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(v.cidrBlock)) at('existingVpc.cidrBlock', `"${v.cidrBlock}" is not an IPv4 CIDR`);
+    if (v.subnetIds.length < 2 || v.subnetIds.length !== v.availabilityZones.length) at('existingVpc.subnetIds', 'needs one subnet per availability zone, in at least two zones (Multi-AZ)');
+  }
+  if (c.name === 'prod') {
+    if (!c.multiAz) at('multiAz', 'prod must be Multi-AZ');
+    if (!c.deletionProtection) at('deletionProtection', 'prod must have deletion protection');
+    if (c.backupRetentionDays < 7) at('backupRetentionDays', `prod needs at least 7 days of backups, got ${c.backupRetentionDays}`);
+  }
+  for (const [setting, value] of [
+    ['databaseName', c.databaseName],
+    ['appRole', c.appRole],
+    ['ownerRole', c.ownerRole],
+    ['groupRole', c.groupRole],
+  ] as const) {
+    try {
+      validateIdentifier(value, `${c.name}.${setting}`);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  if (errors.length) throw new BadInputError(`invalid configuration:\n  ${errors.join('\n  ')}`);
+}

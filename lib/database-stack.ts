@@ -1,0 +1,234 @@
+/**
+ * One environment's database: VPC, RDS PostgreSQL, secrets with rotation, alarms, and the
+ * schema-migrations custom resource.
+ */
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import type { EnvironmentConfig } from './config/environments';
+import { METRICS_NAMESPACE, SchemaMigrations } from './schema-migrations';
+
+export interface DatabaseStackProps extends StackProps {
+  readonly config: EnvironmentConfig;
+  /** @default - see SchemaMigrationsProps.deployId */
+  readonly deployId?: string;
+  /** @default - the project's migrations/ folder */
+  readonly migrationsDir?: string;
+}
+
+const MASTER_USERNAME = 'orion_admin';
+const NEW_VPC_CIDR = '10.60.0.0/16';
+
+export class DatabaseStack extends Stack {
+  readonly instance: rds.DatabaseInstance;
+  readonly appSecret: rds.DatabaseSecret;
+  readonly migrations: SchemaMigrations;
+  readonly alarmTopic: sns.Topic;
+  readonly config: EnvironmentConfig;
+
+  constructor(scope: Construct, id: string, props: DatabaseStackProps) {
+    super(scope, id, props);
+    const c = props.config;
+    this.config = c;
+    const identifier = `orion-${c.name}`;
+    const key = new kms.Key(this, 'Key', { enableKeyRotation: true, description: `Orion ${c.name}: database storage, secrets, alarms`, removalPolicy: RemovalPolicy.RETAIN });
+
+    const vpc = this.vpc(c);
+    const isolated: ec2.SubnetSelection = c.existingVpc ? { subnets: vpc.isolatedSubnets } : { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+    const endpointsSg = new ec2.SecurityGroup(this, 'EndpointsSecurityGroup', { vpc, description: 'VPC interface endpoints', allowAllOutbound: false });
+    const endpoint = (name: string, service: ec2.InterfaceVpcEndpointAwsService) =>
+      vpc.addInterfaceEndpoint(name, { service, subnets: isolated, securityGroups: [endpointsSg], privateDnsEnabled: true, open: false });
+    const secretsEndpoint = endpoint('SecretsManagerEndpoint', ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER);
+    endpoint('RdsEndpoint', ec2.InterfaceVpcEndpointAwsService.RDS);
+    endpoint('CloudFormationEndpoint', ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION);
+
+    const dbSg = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', { vpc, description: `Orion ${c.name} PostgreSQL`, allowAllOutbound: false });
+    for (const [i, sgId] of c.applicationSecurityGroupIds.entries()) {
+      dbSg.addIngressRule(ec2.Peer.securityGroupId(sgId), ec2.Port.tcp(c.port), `application security group ${i + 1}`);
+    }
+
+    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
+      engine: this.engine(c),
+      description: `Orion ${c.name}: TLS required, slow statements and lock waits logged`,
+      parameters: {
+        'rds.force_ssl': '1',
+        log_min_duration_statement: '1000',
+        log_lock_waits: '1',
+        log_min_error_statement: 'error',
+      },
+    });
+    const subnetGroup = new rds.SubnetGroup(this, 'SubnetGroup', {
+      vpc,
+      vpcSubnets: isolated,
+      description: `Orion ${c.name} database subnets`,
+      subnetGroupName: `${identifier}-db`,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    this.instance = new rds.DatabaseInstance(this, 'Database', {
+      instanceIdentifier: identifier,
+      engine: this.engine(c),
+      instanceType: new ec2.InstanceType(c.instanceClass.replace(/^db\./, '')),
+      vpc,
+      subnetGroup,
+      securityGroups: [dbSg],
+      port: c.port,
+      multiAz: c.multiAz,
+      storageType: rds.StorageType.GP3,
+      allocatedStorage: c.allocatedStorageGiB,
+      maxAllocatedStorage: c.maxAllocatedStorageGiB,
+      storageEncrypted: true,
+      storageEncryptionKey: key,
+      credentials: rds.Credentials.fromGeneratedSecret(MASTER_USERNAME, { encryptionKey: key, secretName: `orion/${c.name}/master` }),
+      parameterGroup,
+      backupRetention: Duration.days(c.backupRetentionDays),
+      deletionProtection: c.deletionProtection,
+      removalPolicy: RemovalPolicy.SNAPSHOT, // a final snapshot on delete
+      autoMinorVersionUpgrade: true,
+      cloudwatchLogsExports: ['postgresql', 'upgrade'],
+      cloudwatchLogsRetention: logs.RetentionDays.THREE_MONTHS,
+      enablePerformanceInsights: true,
+      performanceInsightEncryptionKey: key,
+      monitoringInterval: Duration.seconds(60),
+      copyTagsToSnapshot: true,
+      iamAuthentication: false,
+    });
+    const masterSecret = this.instance.secret!;
+
+    this.appSecret = new rds.DatabaseSecret(this, 'AppSecret', {
+      username: c.appRole,
+      dbname: c.databaseName,
+      secretName: `orion/${c.name}/app`,
+      masterSecret,
+      encryptionKey: key,
+      excludeCharacters: ' %+~`#$&*()|[]{}:;<>?!\'/@"\\', // safe in URLs and shells
+    });
+    const appAttached = this.appSecret.attach(this.instance);
+    this.instance.addRotationSingleUser({ automaticallyAfter: Duration.days(30), endpoint: secretsEndpoint, vpcSubnets: isolated });
+    this.instance.addRotationMultiUser('AppRotation', { secret: appAttached, automaticallyAfter: Duration.days(30), endpoint: secretsEndpoint, vpcSubnets: isolated });
+    // The migration and rotation Lambdas reach Secrets Manager, RDS and CloudFormation through these.
+    endpointsSg.addIngressRule(ec2.Peer.ipv4(c.existingVpc?.cidrBlock ?? NEW_VPC_CIDR), ec2.Port.tcp(443), 'HTTPS from inside the VPC');
+
+    this.migrations = new SchemaMigrations(this, 'SchemaMigrations', {
+      vpc,
+      vpcSubnets: isolated,
+      instance: this.instance,
+      instanceIdentifier: identifier,
+      masterSecret,
+      appSecret: appAttached,
+      databaseName: c.databaseName,
+      ownerRole: c.ownerRole,
+      groupRole: c.groupRole,
+      appRole: c.appRole,
+      snapshotRetention: c.snapshotRetention,
+      deployId: props.deployId,
+      migrationsDir: props.migrationsDir,
+      restore: {
+        subnetGroupName: subnetGroup.subnetGroupName,
+        securityGroups: [dbSg],
+        parameterGroupName: parameterGroup.bindToInstance({}).parameterGroupName,
+        multiAz: c.multiAz,
+        instanceClass: c.instanceClass,
+        encryptionKey: key,
+        deletionProtection: c.deletionProtection,
+        port: c.port,
+      },
+    });
+    // The app secret must be attached (host, port) before the Lambda reads it.
+    this.migrations.resource.node.addDependency(appAttached);
+
+    this.alarmTopic = new sns.Topic(this, 'Alarms', { displayName: `Orion ${c.name} database alarms`, masterKey: key, enforceSSL: true });
+    if (c.alarmEmail) this.alarmTopic.addSubscription(new subs.EmailSubscription(c.alarmEmail));
+    key.grantEncryptDecrypt(new iam.ServicePrincipal('cloudwatch.amazonaws.com')); // alarms publish to the encrypted topic
+    this.alarms(c);
+
+    const out = (name: string, value: string, description: string) => new CfnOutput(this, name, { value, description });
+    out('Endpoint', this.instance.dbInstanceEndpointAddress, 'Database host');
+    out('Port', this.instance.dbInstanceEndpointPort, 'Database port');
+    out('DatabaseName', c.databaseName, 'Application database');
+    out('MasterSecretArn', masterSecret.secretArn, 'Master credentials (Secrets Manager)');
+    out('AppSecretArn', appAttached.secretArn, `${c.appRole} credentials (Secrets Manager)`);
+    out(
+      'DatabaseUrlTemplate',
+      `postgres://${c.appRole}:<password from AppSecretArn>@${this.instance.dbInstanceEndpointAddress}:${this.instance.dbInstanceEndpointPort}/${c.databaseName}?sslmode=require`,
+      'Connection string for the application; the password stays in Secrets Manager',
+    );
+  }
+
+  private engine(c: EnvironmentConfig): rds.IInstanceEngine {
+    return rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.of(c.engineVersion, c.engineVersion.split('.')[0]) });
+  }
+
+  private vpc(c: EnvironmentConfig): ec2.IVpc {
+    if (c.existingVpc) {
+      return ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
+        vpcId: c.existingVpc.vpcId,
+        availabilityZones: [...c.existingVpc.availabilityZones],
+        isolatedSubnetIds: [...c.existingVpc.subnetIds],
+        vpcCidrBlock: c.existingVpc.cidrBlock,
+      });
+    }
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      // Explicit zones when the region is known: synth then needs no AZ lookup (and no credentials).
+      ...(c.region ? { availabilityZones: [`${c.region}a`, `${c.region}b`] } : { maxAzs: 2 }),
+      ipAddresses: ec2.IpAddresses.cidr(NEW_VPC_CIDR),
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
+    });
+    vpc.addFlowLog('FlowLog', {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(new logs.LogGroup(this, 'FlowLogs', { retention: logs.RetentionDays.THREE_MONTHS })),
+    });
+    return vpc;
+  }
+
+  private alarms(c: EnvironmentConfig): void {
+    const action = new actions.SnsAction(this.alarmTopic);
+    const add = (id: string, metric: cloudwatch.IMetric, props: Omit<cloudwatch.CreateAlarmOptions, 'metric'>) => {
+      const alarm = metric instanceof cloudwatch.Metric ? metric.createAlarm(this, id, props) : new cloudwatch.Alarm(this, id, { metric, ...props });
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+      return alarm;
+    };
+    add('CpuAlarm', this.instance.metricCPUUtilization({ period: Duration.minutes(5) }), {
+      alarmDescription: 'CPU above 80% for 15 minutes',
+      threshold: 80,
+      evaluationPeriods: 3,
+    });
+    add('FreeStorageAlarm', this.instance.metricFreeStorageSpace({ period: Duration.minutes(5) }), {
+      alarmDescription: 'Less than 10% of the allocated storage free',
+      threshold: c.allocatedStorageGiB * 1024 ** 3 * 0.1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 2,
+    });
+    add('FreeMemoryAlarm', this.instance.metricFreeableMemory({ period: Duration.minutes(5) }), {
+      alarmDescription: 'Less than 256 MiB of freeable memory',
+      threshold: 256 * 1024 ** 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+    });
+    add('ConnectionsAlarm', this.instance.metricDatabaseConnections({ period: Duration.minutes(5) }), {
+      alarmDescription: 'More than 100 connections (check for a connection leak or a missing pool)',
+      threshold: 100,
+      evaluationPeriods: 3,
+    });
+    add(
+      'MigrationFailureAlarm',
+      new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName: 'MigrationFailures', dimensionsMap: { service: 'schema-migrator' }, statistic: 'Sum', period: Duration.minutes(5) }),
+      {
+        alarmDescription: 'A schema migration failed during a deploy (or a rollback could not be completed); see the schema-migrator logs',
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * `Custom::SchemaMigrations`: runs the deploy lifecycle (bootstrap → snapshot → migrate → lockdown →
+ * verify, restore on failure) on every deploy, from a Lambda inside the database's VPC, behind the
+ * CDK Provider framework.
+ */
+import { ArnFormat, CustomResource, Duration, Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { Construct } from 'constructs';
+import { join } from 'node:path';
+import { RESOURCE_TYPE, type SchemaMigrationsProperties } from '../lambda/schema-migrator/properties';
+import { hashMigrations } from './private/migrations-hash';
+
+export const METRICS_NAMESPACE = 'Orion/SchemaMigrations';
+const ROOT = join(__dirname, '..');
+
+export interface SchemaMigrationsProps {
+  readonly vpc: ec2.IVpc;
+  /** Where the Lambda runs: subnets that reach the database and the VPC endpoints. */
+  readonly vpcSubnets: ec2.SubnetSelection;
+  readonly instance: rds.DatabaseInstance;
+  /** The fixed identifier the instance was created with (snapshots and restores are scoped to it). */
+  readonly instanceIdentifier: string;
+  readonly masterSecret: secretsmanager.ISecret;
+  readonly appSecret: secretsmanager.ISecret;
+  readonly databaseName: string;
+  readonly ownerRole: string;
+  readonly groupRole: string;
+  readonly appRole: string;
+  /** What an in-place restore recreates the instance with. */
+  readonly restore: {
+    readonly subnetGroupName: string;
+    readonly securityGroups: readonly ec2.ISecurityGroup[];
+    readonly parameterGroupName: string;
+    readonly multiAz: boolean;
+    readonly instanceClass: string;
+    readonly encryptionKey: kms.IKey;
+    readonly deletionProtection: boolean;
+    readonly port: number;
+  };
+  /** Pre-migration snapshots to keep. @default 5 */
+  readonly snapshotRetention?: number;
+  /**
+   * Identifies this deploy; a new value makes CloudFormation update the resource, which runs the
+   * lifecycle. @default - the synth time, so every `cdk deploy` runs it
+   */
+  readonly deployId?: string;
+  /** @default - the project's `migrations/` folder */
+  readonly migrationsDir?: string;
+}
+
+export class SchemaMigrations extends Construct {
+  readonly resource: CustomResource;
+  readonly securityGroup: ec2.SecurityGroup;
+  readonly role: iam.Role;
+  readonly snapshotPrefix: string;
+  readonly instanceIdentifier: string;
+
+  constructor(scope: Construct, id: string, props: SchemaMigrationsProps) {
+    super(scope, id);
+    const migrationsDir = props.migrationsDir ?? join(ROOT, 'migrations');
+    this.instanceIdentifier = props.instanceIdentifier;
+    this.snapshotPrefix = props.instanceIdentifier;
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'Schema migrations Lambda: to the database and the VPC endpoints',
+      allowAllOutbound: true,
+    });
+    props.instance.connections.allowDefaultPortFrom(this.securityGroup, 'schema migrations Lambda');
+
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'Schema migrations: this instance, its snapshots and its secrets only',
+    });
+    this.grantPermissions(props);
+
+    const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.THREE_MONTHS });
+    const handler = (name: 'onEvent' | 'isComplete') =>
+      new NodejsFunction(this, name === 'onEvent' ? 'OnEvent' : 'IsComplete', {
+        entry: join(ROOT, 'lambda', 'schema-migrator', 'index.ts'),
+        handler: name,
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 512,
+        timeout: Duration.minutes(15),
+        role: this.role,
+        vpc: props.vpc,
+        vpcSubnets: props.vpcSubnets,
+        securityGroups: [this.securityGroup],
+        logGroup,
+        environment: {
+          // TLS to RDS is verified against the RDS CA bundle the runtime ships.
+          NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
+          POWERTOOLS_SERVICE_NAME: 'schema-migrator',
+          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+          MIGRATIONS_DIR: './migrations',
+        },
+        projectRoot: ROOT,
+        depsLockFilePath: join(ROOT, 'package-lock.json'),
+        bundling: {
+          format: OutputFormat.CJS,
+          minify: true,
+          sourceMap: true,
+          target: 'node24',
+          // The SQL parser loads its WebAssembly from beside the bundle; the migrations ship inside it.
+          commandHooks: {
+            beforeBundling: () => [],
+            beforeInstall: () => [],
+            afterBundling: (inputDir: string, outputDir: string) => [
+              `cp "${inputDir}/node_modules/libpg-query/wasm/libpg-query.wasm" "${outputDir}/"`,
+              `mkdir -p "${outputDir}/migrations"`,
+              `cp "${migrationsDir}"/*.sql "${outputDir}/migrations/"`,
+            ],
+          },
+        },
+      });
+    const onEvent = handler('onEvent');
+    const isComplete = handler('isComplete');
+
+    const provider = new cr.Provider(this, 'Provider', {
+      onEventHandler: onEvent,
+      isCompleteHandler: isComplete,
+      queryInterval: Duration.seconds(30),
+      totalTimeout: Duration.minutes(55), // CloudFormation gives a custom resource one hour
+      logGroup: new logs.LogGroup(this, 'ProviderLogs', { retention: logs.RetentionDays.THREE_MONTHS }),
+      disableWaiterStateMachineLogging: false,
+      waiterStateMachineLogOptions: {
+        destination: new logs.LogGroup(this, 'WaiterLogs', { retention: logs.RetentionDays.THREE_MONTHS }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: false, // execution data carries the resource properties
+      },
+    });
+
+    const r = props.restore;
+    const properties: SchemaMigrationsProperties = {
+      DeployId: props.deployId ?? new Date().toISOString(),
+      MigrationsHash: hashMigrations(migrationsDir),
+      DatabaseName: props.databaseName,
+      OwnerRole: props.ownerRole,
+      GroupRole: props.groupRole,
+      AppRole: props.appRole,
+      MasterSecretArn: props.masterSecret.secretArn,
+      AppSecretArn: props.appSecret.secretArn,
+      InstanceIdentifier: props.instanceIdentifier,
+      SnapshotPrefix: this.snapshotPrefix,
+      SnapshotRetention: String(props.snapshotRetention ?? 5),
+      RestoreSubnetGroupName: r.subnetGroupName,
+      RestoreSecurityGroupIds: r.securityGroups.map((g) => g.securityGroupId),
+      RestoreParameterGroupName: r.parameterGroupName,
+      RestoreMultiAz: String(r.multiAz),
+      RestoreInstanceClass: r.instanceClass,
+      RestoreKmsKeyId: r.encryptionKey.keyArn,
+      RestoreStorageType: 'gp3',
+      RestoreDeletionProtection: String(r.deletionProtection),
+      RestorePort: String(r.port),
+    };
+    this.resource = new CustomResource(this, 'Resource', {
+      serviceToken: provider.serviceToken,
+      resourceType: RESOURCE_TYPE,
+      properties: properties as unknown as Record<string, unknown>,
+    });
+    // Migrations need the instance, and its secrets attached, before they can run.
+    this.resource.node.addDependency(props.instance);
+  }
+
+  private grantPermissions(props: SchemaMigrationsProps): void {
+    const stack = Stack.of(this);
+    const rdsArn = (resource: string, name: string) => stack.formatArn({ service: 'rds', resource, resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const id = props.instanceIdentifier;
+    const instance = rdsArn('db', id);
+    // Restores create `<id>-restore-*` and rename the failed instance to `<id>-failed-*`.
+    const related = rdsArn('db', `${id}-*`);
+    const snapshots = rdsArn('snapshot', `${this.snapshotPrefix}-pre-*`);
+    const statements = [
+      { Sid: 'Snapshots', actions: ['rds:CreateDBSnapshot'], resources: [instance, snapshots] },
+      { Sid: 'ReadState', actions: ['rds:DescribeDBSnapshots', 'rds:DescribeDBInstances', 'rds:ListTagsForResource'], resources: [instance, related, snapshots] },
+      { Sid: 'Retention', actions: ['rds:DeleteDBSnapshot'], resources: [snapshots] },
+      { Sid: 'Tagging', actions: ['rds:AddTagsToResource'], resources: [instance, related, snapshots] },
+      {
+        Sid: 'Restore',
+        actions: ['rds:RestoreDBInstanceFromDBSnapshot'],
+        resources: [
+          related,
+          snapshots,
+          rdsArn('subgrp', props.restore.subnetGroupName),
+          rdsArn('pg', props.restore.parameterGroupName),
+          rdsArn('og', 'default:postgres-*'),
+        ],
+      },
+      { Sid: 'RenameSwap', actions: ['rds:ModifyDBInstance'], resources: [instance, related] },
+    ];
+    for (const s of statements) this.role.addToPolicy(new iam.PolicyStatement({ sid: s.Sid, actions: s.actions, resources: s.resources }));
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DetectRollback',
+        actions: ['cloudformation:DescribeStacks'],
+        resources: [stack.formatArn({ service: 'cloudformation', resource: 'stack', resourceName: `${stack.stackName}/*` })],
+      }),
+    );
+    // Network interfaces in the VPC and log writing: EC2's ENI actions allow no resource scoping.
+    this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'));
+    props.masterSecret.grantRead(this.role);
+    props.appSecret.grantRead(this.role);
+    // Restoring an encrypted snapshot lets RDS create a grant on the key.
+    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'RestoreEncrypted', actions: ['kms:CreateGrant', 'kms:DescribeKey'], resources: [props.restore.encryptionKey.keyArn] }));
+  }
+}
