@@ -83,10 +83,10 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
 }
 
 export async function runDown(ctx: CommandContext): Promise<Report> {
-  const { migrations, client } = await open(ctx);
+  const { client } = await open(ctx); // the folder is validated, but down uses the scripts stored at apply time
   try {
     const o = ctx.options;
-    const result = await down(client, migrations, { to: o.to!, dryRun: o.dryRun, lockWaitMs: o.lockWaitMs, onEvent: progressPrinter(ctx.progress) });
+    const result = await down(client, { to: o.to!, dryRun: o.dryRun, lockWaitMs: o.lockWaitMs, onEvent: progressPrinter(ctx.progress) });
     const report = applyRunResult(emptyReport('down'), result);
     report.reverted = report.applied;
     return report;

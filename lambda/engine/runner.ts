@@ -98,20 +98,31 @@ export async function migrate(client: ClientBase, migrations: readonly Migration
   });
 }
 
-/** Reverts applied versions above `to`, newest first, with the down scripts stored in the ledger. */
-export async function down(client: ClientBase, migrations: readonly Migration[], options: RunOptions & { to: bigint }): Promise<RunResult> {
+/**
+ * Reverts applied versions above `to`, newest first, with the down scripts stored in the ledger —
+ * so it works even when the files changed or are gone.
+ */
+export async function down(client: ClientBase, options: RunOptions & { to: bigint }): Promise<RunResult> {
+  return revertWhere(client, options, (r) => r.version > options.to, `revert to ${options.to}`);
+}
+
+/** Reverts what one deploy applied (a stack rollback after a later resource failed). */
+export async function revertDeploy(client: ClientBase, deployId: string, options: RunOptions = {}): Promise<RunResult> {
+  return revertWhere(client, options, (r) => r.deployId === deployId, `revert deploy ${deployId}`);
+}
+
+async function revertWhere(client: ClientBase, options: RunOptions, select: (r: LedgerRow) => boolean, what: string): Promise<RunResult> {
   return withMigrationLock(client, options, async () => {
     await ensureLedger(client);
-    const plan = await readPlan(client, migrations, { allowOutOfOrder: true });
-    const targets = [...plan.applied].filter((r) => r.version > options.to).sort((a, b) => (a.version > b.version ? -1 : 1));
+    const ledger = await readLedger(client);
+    const applied = ledger.filter((r) => r.status === 'applied');
+    const targets = applied.filter(select).sort((a, b) => (a.version > b.version ? -1 : 1));
     const missing = targets.filter((r) => !r.downSql);
     if (missing.length) {
-      throw new BadInputError(
-        `cannot revert to ${options.to}: no down script was stored for ${missing.map((r) => `${r.version} (${r.name})`).join(', ')}`,
-      );
+      throw new BadInputError(`cannot ${what}: no down script was stored for ${missing.map((r) => `${r.version} (${r.name})`).join(', ')}`);
     }
     const scripts = targets.map((r) => readScript(`${r.version}_${r.name}.down.sql (stored)`, Buffer.from(r.downSql!, 'utf8')));
-    return new Executor(client, options).revert(plan, targets, scripts);
+    return new Executor(client, options).revert(applied, targets, scripts);
   });
 }
 
@@ -144,7 +155,7 @@ class Executor {
     };
   }
 
-  async revert(plan: Plan, targets: readonly LedgerRow[], scripts: readonly MigrationScript[]): Promise<RunResult> {
+  async revert(applied: readonly LedgerRow[], targets: readonly LedgerRow[], scripts: readonly MigrationScript[]): Promise<RunResult> {
     let error: MigrationFailedError | undefined;
     const reverted: AppliedReport[] = [];
     // Consecutive transactional down scripts revert together, atomically.
@@ -173,9 +184,9 @@ class Executor {
       });
       i = j;
     }
-    const remaining = plan.applied.filter((r) => !reverted.some((x) => x.version === r.version) || this.options.dryRun);
+    const remaining = applied.filter((r) => !reverted.some((x) => x.version === r.version) || this.options.dryRun);
     return {
-      fromVersion: plan.currentVersion,
+      fromVersion: maxVersion(null, applied),
       toVersion: remaining.reduce<bigint | null>((max, r) => (max === null || r.version > max ? r.version : max), null),
       applied: reverted,
       pending: [],
@@ -391,7 +402,7 @@ export function checkEnumValueUse(pending: readonly PendingMigration[]): void {
   }
 }
 
-function maxVersion(current: bigint | null, applied: readonly AppliedReport[]): bigint | null {
+function maxVersion(current: bigint | null, applied: readonly { version: bigint }[]): bigint | null {
   return applied.reduce<bigint | null>((max, a) => (max === null || a.version > max ? a.version : max), current);
 }
 

@@ -56,11 +56,19 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   const log = config.log ?? (() => {});
   const roles = validateRoles(config.roles);
   const report = emptyReport('up');
+  const id = snapshotId(config.snapshotPrefix, config.deployId);
   const migrations = await loadMigrations(config.migrationsDir);
   const master = await ports.secrets.master();
   const app = await ports.secrets.app();
   const as = (database: string, who = master) =>
     connect(withDatabase(withUser(config.serverUrl, who.username), database), { password: who.password, applicationName: `orion-db deploy ${config.deployId}` });
+
+  // A restore started by an earlier invocation of this deploy: finish it, report the failure again.
+  const prior = await ports.snapshots.restoreStatus(id);
+  if (prior.state !== 'none') {
+    report.snapshot = id;
+    return finishRestore(ports, config, report, id, prior.reason ?? 'a migration failed', as, migrations);
+  }
 
   const admin = await as('postgres');
   try {
@@ -75,9 +83,9 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
     await bootstrapSchema(target, roles);
     const plan = await readPlan(target, migrations);
     checkEnumValueUse(plan.pending);
+    report.from_version = report.to_version = versionString(plan.currentVersion);
     report.row_counts = { before: await rowCounts(target) };
     if (plan.pending.length > 0) {
-      const id = snapshotId(config.snapshotPrefix, config.deployId);
       report.snapshot = id;
       await target.end(); // a local snapshot copies the database, which needs it to be idle
       const state = await ports.snapshots.ensure(id, {
@@ -97,21 +105,10 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
         }
         await target.end();
         log(`migration failed after changes were committed; restoring snapshot ${id}`);
-        const restore = await ports.snapshots.restore(id);
-        if (restore === 'in-progress') return { status: 'waiting', reason: `restoring snapshot ${id}`, report };
-        target = await as(roles.database);
-        const restored = await readPlan(target, migrations, { allowOutOfOrder: true });
-        if (restored.currentVersion !== result.fromVersion) {
-          addError(report, new VerificationFailedError([`the restored database is at version ${restored.currentVersion}, expected ${result.fromVersion}`]));
-        }
-        report.restored = true;
-        report.to_version = versionString(restored.currentVersion);
-        return { status: 'complete', report };
+        return finishRestore(ports, config, report, id, result.error.message, as, migrations);
       }
       report.deleted_snapshots = await pruneSnapshots(ports.snapshots, config, id);
     }
-    report.from_version ??= versionString(plan.currentVersion);
-    report.to_version ??= versionString(plan.currentVersion);
 
     report.lockdown = await lockdown(target, roles);
     const appClient = await as(roles.database, app);
@@ -129,6 +126,39 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   } finally {
     await target.end().catch(() => {});
   }
+}
+
+/**
+ * Restores snapshot `id` (or resumes its restore) and reports the failure that caused it, with
+ * the version the restored database is at.
+ */
+async function finishRestore(
+  ports: DeployPorts,
+  config: DeployConfig,
+  report: Report,
+  id: string,
+  reason: string,
+  as: (database: string) => ReturnType<typeof connect>,
+  migrations: Awaited<ReturnType<typeof loadMigrations>>,
+): Promise<DeployOutcome> {
+  report.ok = false;
+  if (report.errors.length === 0) report.errors.push({ message: reason });
+  const state = await ports.snapshots.restore(id, reason);
+  if (state === 'in-progress') return { status: 'waiting', reason: `restoring snapshot ${id}`, report };
+  const restored = await as(config.roles.database);
+  try {
+    const version = versionString((await readPlan(restored, migrations, { allowOutOfOrder: true })).currentVersion);
+    if (report.from_version !== undefined && report.from_version !== null && version !== report.from_version) {
+      addError(report, new VerificationFailedError([`the restored database is at version ${version}, expected ${report.from_version}`]));
+    }
+    report.from_version ??= version;
+    report.to_version = version;
+  } finally {
+    await restored.end();
+  }
+  report.restored = true;
+  report.kept_as = ports.snapshots.keptAs(id);
+  return { status: 'complete', report };
 }
 
 /** Names come from configuration: validated here, quoted wherever they are used. */

@@ -22,6 +22,13 @@ export interface SecretsPort {
 export type SnapshotState = 'available' | 'creating';
 export type RestoreState = 'done' | 'in-progress';
 
+/** What a snapshot restore of this deploy has left behind, read from durable facts. */
+export interface RestoreStatus {
+  readonly state: 'none' | 'in-progress' | 'done';
+  /** Why it was restored (the migration failure), as given to `restore`. */
+  readonly reason?: string;
+}
+
 export interface SnapshotInfo {
   readonly id: string;
   readonly createdAt: Date;
@@ -35,7 +42,11 @@ export interface SnapshotPort {
   delete(id: string): Promise<void>;
   /**
    * Replaces the database with the snapshot's copy, keeping the failed one under another name for
-   * inspection. Resumes a restore already under way.
+   * inspection. Resumes a restore already under way. `reason` is kept with it (see restoreStatus).
    */
-  restore(id: string): Promise<RestoreState>;
+  restore(id: string, reason: string): Promise<RestoreState>;
+  /** Whether a restore from snapshot `id` was started, and how far it got. */
+  restoreStatus(id: string): Promise<RestoreStatus>;
+  /** Where the failed database is kept after a restore from `id`, for people. */
+  keptAs(id: string): string;
 }

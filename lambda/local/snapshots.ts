@@ -2,9 +2,10 @@
  * The snapshot port on a local server: a snapshot is `CREATE DATABASE <snap> TEMPLATE <db>`, and a
  * restore swaps databases by rename — the failed one is kept, as RDS keeps the failed instance.
  */
+import { createHash } from 'node:crypto';
 import type { ClientBase } from 'pg';
 import { quoteIdent as q } from '../engine/db';
-import type { RestoreState, SnapshotInfo, SnapshotPort, SnapshotState } from '../lifecycle/ports';
+import type { RestoreState, RestoreStatus, SnapshotInfo, SnapshotPort, SnapshotState } from '../lifecycle/ports';
 
 /** Database names are limited to 63 bytes; a snapshot id maps to one deterministically. */
 export function snapshotDatabaseName(id: string): string {
@@ -44,15 +45,31 @@ export class TemplateDatabaseSnapshots implements SnapshotPort {
     await this.admin.query(`DROP DATABASE IF EXISTS ${q(snapshotDatabaseName(id))}`);
   }
 
-  async restore(id: string): Promise<RestoreState> {
+  async restore(id: string, reason: string): Promise<RestoreState> {
     const snapshot = snapshotDatabaseName(id);
-    const failed = `${this.database}_failed_${Date.now()}`.slice(0, 63);
-    await this.disconnectOthers(this.database);
-    await this.admin.query(`ALTER DATABASE ${q(this.database)} RENAME TO ${q(failed)}`);
-    await this.admin.query(`COMMENT ON DATABASE ${q(failed)} IS ${this.admin.escapeLiteral(`failed deploy, replaced by snapshot ${id}; kept for inspection`)}`);
-    await this.admin.query(`CREATE DATABASE ${q(this.database)} TEMPLATE ${q(snapshot)}`);
-    await this.admin.query(`COMMENT ON DATABASE ${q(this.database)} IS NULL`);
+    const failed = this.keptAs(id);
+    if (!(await this.exists(failed))) {
+      await this.disconnectOthers(this.database);
+      await this.admin.query(`ALTER DATABASE ${q(this.database)} RENAME TO ${q(failed)}`);
+      await this.admin.query(`COMMENT ON DATABASE ${q(failed)} IS ${this.admin.escapeLiteral(JSON.stringify({ failedDeployOf: this.database, snapshot: id, reason }))}`);
+    }
+    if (!(await this.exists(this.database))) {
+      await this.admin.query(`CREATE DATABASE ${q(this.database)} TEMPLATE ${q(snapshot)}`);
+      await this.admin.query(`COMMENT ON DATABASE ${q(this.database)} IS NULL`);
+    }
     return 'done';
+  }
+
+  async restoreStatus(id: string): Promise<RestoreStatus> {
+    const { rows } = await this.admin.query(`SELECT shobj_description(oid, 'pg_database') AS meta FROM pg_database WHERE datname = $1`, [this.keptAs(id)]);
+    if (rows.length === 0) return { state: 'none' };
+    const meta = safeJson(rows[0].meta);
+    return { state: (await this.exists(this.database)) ? 'done' : 'in-progress', reason: meta?.reason };
+  }
+
+  /** The failed database keeps a name derived from the snapshot, so a retry finds it. */
+  keptAs(id: string): string {
+    return `${this.database.slice(0, 46)}_failed_${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
   }
 
   private async exists(name: string): Promise<boolean> {

@@ -148,7 +148,7 @@ describe('migrate', () => {
 });
 
 describe('down', () => {
-  test('reverts with the stored down scripts, even after the files changed', async () => {
+  test('reverts with the down scripts stored in the ledger (no folder involved)', async () => {
     const { url } = await createDatabase();
     const dir = migrationsDir({
       '1_a.up.sql': 'CREATE TABLE a (id int);',
@@ -157,14 +157,8 @@ describe('down', () => {
       '2_b.down.sql': 'DROP TABLE b;',
     });
     await run(url, dir);
-    const edited = migrationsDir({
-      '1_a.up.sql': 'CREATE TABLE a (id int);',
-      '1_a.down.sql': 'SELECT 1/0;',
-      '2_b.up.sql': 'CREATE TABLE b (id int);',
-      '2_b.down.sql': 'SELECT 1/0;',
-    });
     const c = await client(url);
-    const result = await down(c, await loadMigrations(edited), { to: 0n }).finally(() => c.end());
+    const result = await down(c, { to: 0n }).finally(() => c.end());
     expect(result.error).toBeUndefined();
     expect(result.applied.map((a) => a.version)).toEqual([2n, 1n]);
     expect(result.toVersion).toBeNull();
@@ -179,7 +173,7 @@ describe('down', () => {
     const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '1_a.down.sql': 'DROP TABLE a;', '2_b.up.sql': 'CREATE TABLE b (id int);' });
     await run(url, dir);
     const c = await client(url);
-    await expect(down(c, await loadMigrations(dir), { to: 0n }).finally(() => c.end())).rejects.toThrow(/no down script was stored for 2 \(b\)/);
+    await expect(down(c, { to: 0n }).finally(() => c.end())).rejects.toThrow(/no down script was stored for 2 \(b\)/);
     expect(await tableNames(url)).toEqual(['a', 'b', 'orion_schema_history']);
   });
 });
