@@ -33,22 +33,22 @@ export function acknowledgeNagFindings(stack: DatabaseStack): void {
     {
       id: 'AwsSolutions-IAM5',
       reason: `Pre-migration snapshot names derive from each deploy id, so they are matched by prefix (${snapshotPrefix}-pre-*), not listed`,
-      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:rds:[^:]+:[^:]+:snapshot:${snapshotPrefix}-pre-\\*$/g` }],
+      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):snapshot:${snapshotPrefix}-pre-\\*$/g` }],
     },
     {
       id: 'AwsSolutions-IAM5',
       reason: `An in-place restore creates ${id}-restore-* and keeps the failed instance as ${id}-failed-*; their suffixes come from the deploy`,
-      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:rds:[^:]+:[^:]+:db:${id}-\\*$/g` }],
+      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):db:${id}-\\*$/g` }],
     },
     {
       id: 'AwsSolutions-IAM5',
       reason: 'A restore uses the default option group of the engine version the snapshot has (default:postgres-<major>)',
-      appliesTo: [{ regex: '/^Resource::arn:<AWS::Partition>:rds:[^:]+:[^:]+:og:default:postgres-\\*$/g' }],
+      appliesTo: [{ regex: '/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):og:default:postgres-\\*$/g' }],
     },
     {
       id: 'AwsSolutions-IAM5',
       reason: 'DescribeStacks on this stack only; the trailing * is the stack id CloudFormation appends to the name',
-      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:cloudformation:[^:]+:[^:]+:stack\\/${stack.stackName}\\/\\*$/g` }],
+      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:cloudformation:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):stack\\/${stack.stackName}\\/\\*$/g` }],
     },
   ];
   NagSuppressions.addResourceSuppressions(stack.migrations.role, migrationRole, true);

@@ -1,2 +1,49 @@
-export async function onEvent() {}
-export async function isComplete() {}
+/**
+ * The Lambda entry points: real AWS clients, Powertools logs and metrics, the migrations shipped
+ * in the bundle. Everything else is in handler.ts.
+ */
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { resolve } from 'node:path';
+import { RdsSnapshots } from '../aws/snapshots';
+import { SecretsManagerSecrets } from '../aws/secrets';
+import { isStackRollingBack } from '../aws/stack-status';
+import { createHandlers, type InvocationContext, type ProviderEvent } from './handler';
+
+const logger = new Logger();
+const metrics = new PowertoolsMetrics();
+const rds = new RDSClient({});
+const secretsManager = new SecretsManagerClient({});
+const cloudFormation = new CloudFormationClient({});
+
+const handlers = createHandlers({
+  migrationsDir: resolve(__dirname, process.env.MIGRATIONS_DIR ?? './migrations'),
+  logger: {
+    info: (message, extra = {}) => logger.info(message, extra),
+    warn: (message, extra = {}) => logger.warn(message, extra),
+    error: (message, extra = {}) => logger.error(message, extra),
+  },
+  metrics: {
+    add: (name, value) => metrics.addMetric(name, MetricUnit.Count, value),
+    addDuration: (name, ms) => metrics.addMetric(name, MetricUnit.Milliseconds, ms),
+    flush: () => metrics.publishStoredMetrics(),
+  },
+  isRollingBack: (stackId) => isStackRollingBack(cloudFormation, stackId),
+  async target(settings, stackId) {
+    const secrets = new SecretsManagerSecrets(secretsManager, settings.masterSecretArn, settings.appSecretArn);
+    const master = await secrets.master();
+    if (!master.host || !master.port) throw new Error(`the master secret ${settings.masterSecretArn} has no host/port: is it attached to the instance?`);
+    return {
+      // TLS verified against the RDS CA bundle (NODE_EXTRA_CA_CERTS); rds.force_ssl refuses anything else.
+      serverUrl: `postgres://${master.host}:${master.port}/postgres?sslmode=verify-full`,
+      secrets,
+      snapshots: new RdsSnapshots(rds, { instanceIdentifier: settings.instanceIdentifier, restore: settings.restore, tags: { 'orion:stack': stackId.split('/')[1] ?? stackId } }),
+    };
+  },
+});
+
+export const onEvent = (event: ProviderEvent) => handlers.onEvent(event);
+export const isComplete = (event: ProviderEvent, context: InvocationContext) => handlers.isComplete(event, context);

@@ -1,0 +1,200 @@
+/**
+ * The snapshot port on RDS. Every step is resumable: where a restore is, is read back from the
+ * instances' identifiers, statuses and tags, never kept in memory.
+ *
+ * In-place restore (the endpoint stays the same):
+ *   1. restore the snapshot to `<id>-restore-<h>` with the instance's settings;
+ *   2. when it is available, rename the failed `<id>` to `<id>-failed-<h>` (kept, tagged, for inspection);
+ *   3. rename `<id>-restore-<h>` to `<id>`; done when it is available under that name.
+ */
+import { createHash } from 'node:crypto';
+import {
+  AddTagsToResourceCommand,
+  CreateDBSnapshotCommand,
+  DeleteDBSnapshotCommand,
+  DescribeDBInstancesCommand,
+  DescribeDBSnapshotsCommand,
+  ModifyDBInstanceCommand,
+  RestoreDBInstanceFromDBSnapshotCommand,
+  type DBInstance,
+  type DescribeDBInstancesCommandOutput,
+  type DescribeDBSnapshotsCommandOutput,
+  type DBSnapshot,
+  type RDSClient,
+  type Tag,
+} from '@aws-sdk/client-rds';
+import type { RestoreState, RestoreStatus, SnapshotInfo, SnapshotPort, SnapshotState } from '../lifecycle/ports';
+import type { RestoreSettings } from '../schema-migrator/properties';
+import { isNotFound, withThrottlingRetries, type RetryOptions } from './retry';
+
+export const TAG_RESTORED_FROM = 'orion:restored-from';
+export const TAG_FAILED_DEPLOY = 'orion:failed-deploy-snapshot';
+export const TAG_RESTORE_REASON = 'orion:restore-reason';
+
+export interface RdsSnapshotsOptions {
+  readonly instanceIdentifier: string;
+  readonly restore: RestoreSettings;
+  /** Added to every snapshot and restored instance (e.g. the stack). */
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly retry?: RetryOptions;
+}
+
+export class RdsSnapshots implements SnapshotPort {
+  constructor(
+    private readonly rds: RDSClient,
+    private readonly options: RdsSnapshotsOptions,
+  ) {}
+
+  async ensure(id: string, tags: Readonly<Record<string, string>>): Promise<SnapshotState> {
+    const existing = await this.snapshot(id);
+    if (existing) return snapshotState(existing);
+    try {
+      await this.send(
+        new CreateDBSnapshotCommand({ DBInstanceIdentifier: this.options.instanceIdentifier, DBSnapshotIdentifier: id, Tags: toTags({ ...this.options.tags, ...tags }) }),
+      );
+    } catch (err: any) {
+      // Another invocation created it first, or the instance is busy (a backup): look again next poll.
+      if (err?.name !== 'DBSnapshotAlreadyExistsFault' && err?.name !== 'InvalidDBInstanceStateFault') throw err;
+    }
+    return 'creating';
+  }
+
+  async list(): Promise<SnapshotInfo[]> {
+    const found: SnapshotInfo[] = [];
+    let marker: string | undefined;
+    do {
+      const out: DescribeDBSnapshotsCommandOutput = await this.send(
+        new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: this.options.instanceIdentifier, SnapshotType: 'manual', Marker: marker }),
+      );
+      for (const s of out.DBSnapshots ?? []) {
+        if (s.DBSnapshotIdentifier) found.push({ id: s.DBSnapshotIdentifier, createdAt: s.SnapshotCreateTime ?? new Date(0) });
+      }
+      marker = out.Marker;
+    } while (marker);
+    return found;
+  }
+
+  async delete(id: string): Promise<void> {
+    try {
+      await this.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id }));
+    } catch (err) {
+      if (!isNotFound(err, 'DBSnapshotNotFoundFault')) throw err;
+    }
+  }
+
+  async restoreStatus(id: string): Promise<RestoreStatus> {
+    const { original, temporary, failed } = await this.instances(id);
+    const reason = (await this.snapshot(id))?.TagList?.find((t) => t.Key === TAG_RESTORE_REASON)?.Value;
+    if (original && tag(original, TAG_RESTORED_FROM) === id) return { state: original.DBInstanceStatus === 'available' ? 'done' : 'in-progress', reason };
+    if (temporary || failed) return { state: 'in-progress', reason };
+    return { state: 'none' };
+  }
+
+  async restore(id: string, reason: string): Promise<RestoreState> {
+    const names = this.names(id);
+    const snapshot = await this.snapshot(id);
+    if (!snapshot) throw new Error(`cannot restore: snapshot ${id} does not exist`);
+    if (!snapshot.TagList?.some((t) => t.Key === TAG_RESTORE_REASON) && snapshot.DBSnapshotArn) {
+      await this.send(new AddTagsToResourceCommand({ ResourceName: snapshot.DBSnapshotArn, Tags: toTags({ [TAG_RESTORE_REASON]: tagValue(reason) }) }));
+    }
+    const { original, temporary, failed } = await this.instances(id);
+    if (original && tag(original, TAG_RESTORED_FROM) === id) return original.DBInstanceStatus === 'available' ? 'done' : 'in-progress';
+    if (!failed) {
+      if (!temporary) {
+        const r = this.options.restore;
+        await this.send(
+          new RestoreDBInstanceFromDBSnapshotCommand({
+            DBInstanceIdentifier: names.temporary,
+            DBSnapshotIdentifier: id,
+            DBSubnetGroupName: r.subnetGroupName,
+            VpcSecurityGroupIds: [...r.securityGroupIds],
+            DBParameterGroupName: r.parameterGroupName,
+            MultiAZ: r.multiAz,
+            DBInstanceClass: r.instanceClass,
+            StorageType: r.storageType,
+            Port: r.port,
+            PubliclyAccessible: false,
+            CopyTagsToSnapshot: true,
+            DeletionProtection: false, // until it has taken the original's name
+            EnableCloudwatchLogsExports: ['postgresql', 'upgrade'],
+            Tags: toTags({ ...this.options.tags, [TAG_RESTORED_FROM]: id }),
+          }),
+        );
+        return 'in-progress';
+      }
+      if (temporary.DBInstanceStatus !== 'available' || !original || original.DBInstanceStatus !== 'available') return 'in-progress';
+      await this.send(new AddTagsToResourceCommand({ ResourceName: original.DBInstanceArn!, Tags: toTags({ [TAG_FAILED_DEPLOY]: id }) }));
+      await this.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: this.options.instanceIdentifier, NewDBInstanceIdentifier: names.failed, ApplyImmediately: true }));
+      return 'in-progress';
+    }
+    // The failed instance has its new name; give the restored one the original name.
+    if (!original && temporary && temporary.DBInstanceStatus === 'available') {
+      await this.send(
+        new ModifyDBInstanceCommand({
+          DBInstanceIdentifier: names.temporary,
+          NewDBInstanceIdentifier: this.options.instanceIdentifier,
+          DeletionProtection: this.options.restore.deletionProtection,
+          ApplyImmediately: true,
+        }),
+      );
+    }
+    return 'in-progress';
+  }
+
+  keptAs(id: string): string {
+    return this.names(id).failed;
+  }
+
+  private names(id: string): { temporary: string; failed: string } {
+    const h = createHash('sha256').update(id).digest('hex').slice(0, 8);
+    return { temporary: `${this.options.instanceIdentifier}-restore-${h}`, failed: `${this.options.instanceIdentifier}-failed-${h}` };
+  }
+
+  private async instances(id: string): Promise<{ original?: DBInstance; temporary?: DBInstance; failed?: DBInstance }> {
+    const names = this.names(id);
+    const [original, temporary, failed] = await Promise.all([this.instance(this.options.instanceIdentifier), this.instance(names.temporary), this.instance(names.failed)]);
+    return { original, temporary, failed };
+  }
+
+  private async instance(identifier: string): Promise<DBInstance | undefined> {
+    try {
+      return ((await this.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: identifier }))) as DescribeDBInstancesCommandOutput).DBInstances?.[0];
+    } catch (err) {
+      if (isNotFound(err, 'DBInstanceNotFoundFault')) return undefined;
+      throw err;
+    }
+  }
+
+  private async snapshot(id: string): Promise<DBSnapshot | undefined> {
+    try {
+      return ((await this.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: id }))) as DescribeDBSnapshotsCommandOutput).DBSnapshots?.[0];
+    } catch (err) {
+      if (isNotFound(err, 'DBSnapshotNotFoundFault')) return undefined;
+      throw err;
+    }
+  }
+
+  // The SDK's per-command overloads do not survive a generic wrapper; results are typed at the call sites.
+  private send(command: any): Promise<any> {
+    return withThrottlingRetries(() => this.rds.send(command), this.options.retry);
+  }
+}
+
+function snapshotState(s: DBSnapshot): SnapshotState {
+  if (s.Status === 'available') return 'available';
+  if (s.Status === 'creating' || s.Status === 'pending') return 'creating';
+  throw new Error(`snapshot ${s.DBSnapshotIdentifier} is ${s.Status}: it cannot protect this deploy`);
+}
+
+function tag(instance: DBInstance, key: string): string | undefined {
+  return instance.TagList?.find((t) => t.Key === key)?.Value;
+}
+
+function toTags(tags: Readonly<Record<string, string>>): Tag[] {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value: tagValue(Value) }));
+}
+
+/** RDS tag values: at most 256 characters of a limited set. */
+function tagValue(v: string): string {
+  return v.replace(/[^\p{L}\p{Z}\p{N}_.:/=+\-@]/gu, ' ').slice(0, 256);
+}

@@ -1,0 +1,231 @@
+/**
+ * `Custom::SchemaMigrations` for the CDK Provider framework: `onEvent` checks and answers at once,
+ * `isComplete` runs the deploy lifecycle, polled until it is done. Where a deploy is (snapshot being
+ * taken, restore under way, migrations applied) is always read from durable facts.
+ */
+import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
+import { connect, withDatabase, withUser } from '../engine/db';
+import { LockTimeoutError, OrionError } from '../engine/errors';
+import type { Report } from '../engine/report';
+import { revertDeploy } from '../engine/runner';
+import { runDeploy, snapshotId, type DeployOutcome } from '../lifecycle/deploy';
+import type { SecretsPort, SnapshotPort } from '../lifecycle/ports';
+import { parseProperties, type MigrationSettings } from './properties';
+
+export interface Logger {
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface Metrics {
+  add(name: 'MigrationsApplied' | 'MigrationFailures' | 'Restores' | 'RollbackProblems', value: number): void;
+  addDuration(name: 'MigrationDuration' | 'LockWait', ms: number): void;
+  flush(): void;
+}
+
+export interface DeployTarget {
+  readonly serverUrl: string;
+  readonly snapshots: SnapshotPort;
+  readonly secrets: SecretsPort;
+}
+
+export interface HandlerDeps {
+  /** The AWS (or, in tests, local) adapters for one resource's settings. */
+  target(settings: MigrationSettings, stackId: string): Promise<DeployTarget>;
+  isRollingBack(stackId: string): Promise<boolean>;
+  readonly migrationsDir: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
+export type ProviderEvent = CloudFormationCustomResourceEvent & { PhysicalResourceId?: string };
+
+/** Time kept back from a statement's cap for reporting and the ledger's bookkeeping. */
+const SAFETY_MARGIN_MS = 60_000;
+
+export function createHandlers(deps: HandlerDeps) {
+  const { logger, metrics } = deps;
+
+  async function onEvent(event: ProviderEvent): Promise<{ PhysicalResourceId: string }> {
+    logger.info('event', { requestType: event.RequestType, logicalResourceId: event.LogicalResourceId, physicalResourceId: event.PhysicalResourceId });
+    if (event.RequestType === 'Delete') {
+      // Never drops data: the instance's removal policy takes the final snapshot.
+      return { PhysicalResourceId: event.PhysicalResourceId! };
+    }
+    if (event.RequestType === 'Update' && (await rollingBack(event))) return { PhysicalResourceId: event.PhysicalResourceId! };
+    const settings = parseProperties(event.ResourceProperties);
+    return { PhysicalResourceId: `${settings.instanceIdentifier}/${settings.roles.database}` };
+  }
+
+  async function isComplete(event: ProviderEvent, context: InvocationContext): Promise<{ IsComplete: boolean; Data?: Record<string, string> }> {
+    try {
+      if (event.RequestType === 'Delete') return { IsComplete: true };
+      if (event.RequestType === 'Update' && (await rollingBack(event))) return { IsComplete: await rollback(event, context) };
+      return await deploy(event, context);
+    } finally {
+      metrics.flush();
+    }
+  }
+
+  async function deploy(event: ProviderEvent, context: InvocationContext) {
+    const settings = parseProperties(event.ResourceProperties);
+    const target = await deps.target(settings, event.StackId);
+    const started = Date.now();
+    let outcome: DeployOutcome;
+    try {
+      outcome = await runLifecycle(settings, target, context);
+    } catch (err) {
+      if (err instanceof LockTimeoutError) {
+        logger.warn('migration lock held by another session; trying again at the next poll', { error: err.message });
+        metrics.addDuration('LockWait', err.waitedMs);
+        return { IsComplete: false };
+      }
+      metrics.add('MigrationFailures', 1);
+      throw new Error(await scrub(target, `Schema migrations did not start: ${describeError(err)}. Nothing was changed.`));
+    }
+    if (outcome.status === 'waiting') {
+      logger.info('waiting', { reason: outcome.reason });
+      return { IsComplete: false };
+    }
+    const report = outcome.report;
+    metrics.add('MigrationsApplied', report.applied.length);
+    metrics.addDuration('MigrationDuration', Date.now() - started);
+    logger.info('deploy report', { report: await scrubObject(target, report) });
+    if (!report.ok) {
+      metrics.add('MigrationFailures', 1);
+      if (report.restored) metrics.add('Restores', 1);
+      throw new Error(await scrub(target, failureMessage(report)));
+    }
+    return {
+      IsComplete: true,
+      Data: { FromVersion: report.from_version ?? 'none', ToVersion: report.to_version ?? 'none', Applied: String(report.applied.length), Snapshot: report.snapshot ?? 'none' },
+    };
+  }
+
+  function runLifecycle(settings: MigrationSettings, target: DeployTarget, context: InvocationContext, deployId = settings.deployId) {
+    const remaining = context.getRemainingTimeInMillis();
+    return runDeploy(
+      { snapshots: target.snapshots, secrets: target.secrets },
+      {
+        serverUrl: target.serverUrl,
+        roles: settings.roles,
+        migrationsDir: deps.migrationsDir,
+        deployId,
+        snapshotPrefix: settings.snapshotPrefix,
+        snapshotRetention: settings.snapshotRetention,
+        run: {
+          // A statement must end before the invocation does, or it would outlive its connection.
+          maxStatementTimeoutMs: Math.max(1_000, remaining - SAFETY_MARGIN_MS),
+          lockWaitMs: Math.min(60_000, Math.max(1_000, remaining / 4)),
+        },
+        log: (message) => logger.info(message),
+      },
+    );
+  }
+
+  /**
+   * CloudFormation is rolling the stack back to the previous properties. Bring the database back to
+   * what they describe, and never fail: a failure here would leave the stack UPDATE_ROLLBACK_FAILED.
+   * Returns whether it is complete.
+   */
+  async function rollback(event: ProviderEvent, context: InvocationContext): Promise<boolean> {
+    try {
+      const settings = parseProperties(event.ResourceProperties);
+      const failedDeployId = String((event as { OldResourceProperties?: Record<string, unknown> }).OldResourceProperties?.DeployId ?? '');
+      const target = await deps.target(settings, event.StackId);
+      const failedSnapshot = snapshotId(settings.snapshotPrefix, failedDeployId || 'unknown');
+      const status = failedDeployId ? await target.snapshots.restoreStatus(failedSnapshot) : { state: 'none' as const };
+      if (status.state === 'in-progress') return (await target.snapshots.restore(failedSnapshot, status.reason ?? 'stack rollback')) === 'done' && (await lockdownOnly(settings, target, context));
+      if (status.state === 'none' && failedDeployId) {
+        const reverted = await revertFailedDeploy(settings, target, failedDeployId);
+        if (!reverted) {
+          logger.warn('rollback: a migration of the failed deploy has no down script; restoring its snapshot', { snapshot: failedSnapshot });
+          metrics.add('Restores', 1);
+          const state = await target.snapshots.restore(failedSnapshot, `stack rollback of deploy ${failedDeployId}`);
+          if (state === 'in-progress') return false;
+        }
+      }
+      return await lockdownOnly(settings, target, context);
+    } catch (err) {
+      logger.error('rollback could not restore the previous schema; the stack rollback goes on, fix the database by hand (see README, "On call")', { error: describeError(err) });
+      metrics.add('RollbackProblems', 1);
+      metrics.add('MigrationFailures', 1);
+      return true;
+    }
+  }
+
+  /** Reverts what the failed deploy applied, with the stored down scripts. False when one is missing. */
+  async function revertFailedDeploy(settings: MigrationSettings, target: DeployTarget, failedDeployId: string): Promise<boolean> {
+    const master = await target.secrets.master();
+    const client = await connect(withDatabase(withUser(target.serverUrl, master.username), settings.roles.database), { password: master.password, applicationName: 'orion-db rollback' });
+    try {
+      const result = await revertDeploy(client, failedDeployId, { role: settings.roles.owner });
+      if (result.error) throw result.error;
+      logger.info('rollback: reverted the failed deploy', { reverted: result.applied.map((a) => `${a.version} ${a.name}`) });
+      return true;
+    } catch (err) {
+      if (err instanceof OrionError && err.exitCode === 2) return false; // no down script stored
+      throw err;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  /** With the previous properties, the lifecycle has nothing to apply: it re-asserts the lockdown. */
+  async function lockdownOnly(settings: MigrationSettings, target: DeployTarget, context: InvocationContext): Promise<boolean> {
+    const outcome = await runLifecycle(settings, target, context, `${settings.deployId}-rollback`);
+    if (outcome.status === 'waiting') return false;
+    if (!outcome.report.ok) {
+      logger.error('rollback: the previous schema is back but a check failed', { errors: outcome.report.errors });
+      metrics.add('RollbackProblems', 1);
+    }
+    return true;
+  }
+
+  async function rollingBack(event: ProviderEvent): Promise<boolean> {
+    try {
+      return await deps.isRollingBack(event.StackId);
+    } catch (err) {
+      // Without DescribeStacks, fall back to the properties: a rollback carries an older deploy id.
+      const now = Date.parse(String(event.ResourceProperties?.DeployId));
+      const old = Date.parse(String((event as { OldResourceProperties?: Record<string, unknown> }).OldResourceProperties?.DeployId));
+      logger.warn('DescribeStacks failed; judging rollback by deploy ids', { error: describeError(err) });
+      return Number.isFinite(now) && Number.isFinite(old) && now < old;
+    }
+  }
+
+  return { onEvent, isComplete };
+}
+
+/** The message CloudFormation shows: file, line, SQLSTATE, and what state the database is in. */
+export function failureMessage(report: Report): string {
+  const e = report.errors[0] ?? { message: 'unknown error' };
+  const where = e.file ? `${e.file}${e.line ? `:${e.line}` : ''} ` : '';
+  const state = e.sqlstate ? `SQLSTATE ${e.sqlstate}: ` : '';
+  const version = report.to_version ?? 'none';
+  const outcome = report.restored
+    ? `The database was restored from snapshot ${report.snapshot} (version ${version}); the failed instance is kept as ${String(report.kept_as)}.`
+    : report.lockdown && !report.lockdown.ok
+      ? `Migrations are at version ${version}; the privilege lockdown check failed.`
+      : `The database was left unchanged at version ${version}.`;
+  return `Schema migration failed: ${where}${state}${e.message}. ${outcome}`;
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Removes the current secrets from a text: belt and braces, since server messages could echo SQL. */
+async function scrub(target: DeployTarget, text: string): Promise<string> {
+  const secrets = await Promise.all([target.secrets.master(), target.secrets.app()]).catch(() => []);
+  return secrets.reduce((t, s) => (s.password ? t.split(s.password).join('***') : t), text);
+}
+
+async function scrubObject<T>(target: DeployTarget, value: T): Promise<T> {
+  return JSON.parse(await scrub(target, JSON.stringify(value)));
+}
