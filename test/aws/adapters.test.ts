@@ -1,0 +1,233 @@
+/**
+ * The AWS adapters against the SDK v3 clients, mocked at the SDK boundary (aws-sdk-client-mock).
+ */
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import {
+  AddTagsToResourceCommand,
+  CreateDBSnapshotCommand,
+  DeleteDBSnapshotCommand,
+  DescribeDBInstancesCommand,
+  DescribeDBSnapshotsCommand,
+  ModifyDBInstanceCommand,
+  RDSClient,
+  RestoreDBInstanceFromDBSnapshotCommand,
+  type DBInstance,
+} from '@aws-sdk/client-rds';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, test } from 'vitest';
+import { SecretsManagerSecrets } from '../../lambda/aws/secrets';
+import { RdsSnapshots, TAG_FAILED_DEPLOY, TAG_RESTORE_REASON, TAG_RESTORED_FROM } from '../../lambda/aws/snapshots';
+import { isStackRollingBack } from '../../lambda/aws/stack-status';
+
+const rds = mockClient(RDSClient);
+const sm = mockClient(SecretsManagerClient);
+const cfn = mockClient(CloudFormationClient);
+const noSleep = { sleep: async () => {} };
+
+const fault = (name: string) => Object.assign(new Error(name), { name, $metadata: {} });
+const RESTORE = {
+  subnetGroupName: 'orion-prod-db',
+  securityGroupIds: ['sg-0aaa', 'sg-0bbb'],
+  parameterGroupName: 'orion-prod-params',
+  multiAz: true,
+  instanceClass: 'db.t3.medium',
+  kmsKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/k',
+  storageType: 'gp3',
+  deletionProtection: true,
+  port: 5433,
+};
+const SNAP = 'orion-prod-pre-d2-abcdef12';
+
+function snapshots() {
+  return new RdsSnapshots(new RDSClient({ region: 'eu-west-1' }), { instanceIdentifier: 'orion-prod', restore: RESTORE, tags: { 'orion:stack': 'Orion-prod' }, retry: noSleep });
+}
+
+/** The instances RDS knows, by identifier; absent ones answer DBInstanceNotFoundFault. */
+function instances(state: Record<string, Partial<DBInstance> | undefined>) {
+  rds.on(DescribeDBInstancesCommand).callsFake(({ DBInstanceIdentifier }) => {
+    const found = state[DBInstanceIdentifier];
+    if (!found) throw fault('DBInstanceNotFoundFault');
+    return { DBInstances: [{ DBInstanceIdentifier, DBInstanceArn: `arn:aws:rds:eu-west-1:123456789012:db:${DBInstanceIdentifier}`, ...found }] };
+  });
+}
+
+function snapshotExists(tags: { Key: string; Value: string }[] = []) {
+  rds.on(DescribeDBSnapshotsCommand, { DBSnapshotIdentifier: SNAP }).resolves({
+    DBSnapshots: [{ DBSnapshotIdentifier: SNAP, Status: 'available', DBSnapshotArn: `arn:aws:rds:eu-west-1:123456789012:snapshot:${SNAP}`, TagList: tags }],
+  });
+}
+
+beforeEach(() => {
+  rds.reset();
+  sm.reset();
+  cfn.reset();
+});
+
+describe('RdsSnapshots', () => {
+  test('ensure starts a tagged snapshot when there is none, then reports its status', async () => {
+    rds.on(DescribeDBSnapshotsCommand).rejectsOnce(fault('DBSnapshotNotFoundFault'));
+    rds.on(CreateDBSnapshotCommand).resolves({});
+    expect(await snapshots().ensure(SNAP, { 'orion:deploy-id': 'd2', 'orion:from-version': '2', 'orion:to-version': '3' })).toBe('creating');
+    expect(rds.commandCalls(CreateDBSnapshotCommand)[0].args[0].input).toEqual({
+      DBInstanceIdentifier: 'orion-prod',
+      DBSnapshotIdentifier: SNAP,
+      Tags: [
+        { Key: 'orion:stack', Value: 'Orion-prod' },
+        { Key: 'orion:deploy-id', Value: 'd2' },
+        { Key: 'orion:from-version', Value: '2' },
+        { Key: 'orion:to-version', Value: '3' },
+      ],
+    });
+    rds.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [{ DBSnapshotIdentifier: SNAP, Status: 'creating' }] });
+    expect(await snapshots().ensure(SNAP, {})).toBe('creating');
+    rds.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [{ DBSnapshotIdentifier: SNAP, Status: 'available' }] });
+    expect(await snapshots().ensure(SNAP, {})).toBe('available');
+    expect(rds.commandCalls(CreateDBSnapshotCommand)).toHaveLength(1); // re-running the deploy finds it
+    rds.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [{ DBSnapshotIdentifier: SNAP, Status: 'failed' }] });
+    await expect(snapshots().ensure(SNAP, {})).rejects.toThrow(`snapshot ${SNAP} is failed: it cannot protect this deploy`);
+  });
+
+  test('ensure waits (instead of failing) while the instance is busy', async () => {
+    rds.on(DescribeDBSnapshotsCommand).rejects(fault('DBSnapshotNotFoundFault'));
+    rds.on(CreateDBSnapshotCommand).rejects(fault('InvalidDBInstanceStateFault'));
+    expect(await snapshots().ensure(SNAP, {})).toBe('creating');
+  });
+
+  test('throttled calls are retried with backoff', async () => {
+    rds.on(DescribeDBSnapshotsCommand).rejects(fault('DBSnapshotNotFoundFault'));
+    rds.on(CreateDBSnapshotCommand).rejectsOnce(fault('ThrottlingException')).rejectsOnce(fault('Throttling')).resolves({});
+    expect(await snapshots().ensure(SNAP, {})).toBe('creating');
+    expect(rds.commandCalls(CreateDBSnapshotCommand)).toHaveLength(3);
+  });
+
+  test('list follows pagination; delete ignores a snapshot already gone', async () => {
+    rds
+      .on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: 'orion-prod', SnapshotType: 'manual', Marker: undefined })
+      .resolves({ DBSnapshots: [{ DBSnapshotIdentifier: 'a', SnapshotCreateTime: new Date('2026-01-01') }], Marker: 'm1' })
+      .on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: 'orion-prod', SnapshotType: 'manual', Marker: 'm1' })
+      .resolves({ DBSnapshots: [{ DBSnapshotIdentifier: 'b', SnapshotCreateTime: new Date('2026-01-02') }] });
+    expect((await snapshots().list()).map((s) => s.id)).toEqual(['a', 'b']);
+    rds.on(DeleteDBSnapshotCommand).rejects(fault('DBSnapshotNotFoundFault'));
+    await expect(snapshots().delete('a')).resolves.toBeUndefined();
+  });
+
+  test('restore walks restore → rename away → rename in, one resumable step per call, carrying the instance settings', async () => {
+    const s = snapshots();
+    const temporary = s.keptAs(SNAP).replace('-failed-', '-restore-');
+    const failed = s.keptAs(SNAP);
+    expect(failed).toMatch(/^orion-prod-failed-[0-9a-f]{8}$/);
+    snapshotExists();
+    rds.on(AddTagsToResourceCommand).resolves({});
+    rds.on(RestoreDBInstanceFromDBSnapshotCommand).resolves({});
+    rds.on(ModifyDBInstanceCommand).resolves({});
+
+    // 1. Nothing restored yet: start the restore to the temporary identifier.
+    instances({ 'orion-prod': { DBInstanceStatus: 'available' } });
+    expect(await s.restore(SNAP, '000004_x.up.sql:2 SQLSTATE 23505: duplicate')).toBe('in-progress');
+    expect(rds.commandCalls(AddTagsToResourceCommand)[0].args[0].input).toEqual({
+      ResourceName: `arn:aws:rds:eu-west-1:123456789012:snapshot:${SNAP}`,
+      Tags: [{ Key: TAG_RESTORE_REASON, Value: '000004_x.up.sql:2 SQLSTATE 23505: duplicate' }],
+    });
+    expect(rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)[0].args[0].input).toEqual({
+      DBInstanceIdentifier: temporary,
+      DBSnapshotIdentifier: SNAP,
+      DBSubnetGroupName: 'orion-prod-db',
+      VpcSecurityGroupIds: ['sg-0aaa', 'sg-0bbb'],
+      DBParameterGroupName: 'orion-prod-params',
+      MultiAZ: true,
+      DBInstanceClass: 'db.t3.medium',
+      StorageType: 'gp3',
+      Port: 5433,
+      PubliclyAccessible: false,
+      CopyTagsToSnapshot: true,
+      DeletionProtection: false,
+      EnableCloudwatchLogsExports: ['postgresql', 'upgrade'],
+      Tags: [
+        { Key: 'orion:stack', Value: 'Orion-prod' },
+        { Key: TAG_RESTORED_FROM, Value: SNAP },
+      ],
+    });
+
+    // 2. Still creating: nothing to do, nothing called.
+    rds.resetHistory();
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    instances({ 'orion-prod': { DBInstanceStatus: 'available' }, [temporary]: { DBInstanceStatus: 'creating' } });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(await s.restoreStatus(SNAP)).toEqual({ state: 'in-progress', reason: 'x' });
+    expect(rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)).toHaveLength(0);
+    expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
+    expect(rds.commandCalls(AddTagsToResourceCommand)).toHaveLength(0);
+
+    // 3. Restored copy available: tag the failed instance and rename it away.
+    instances({ 'orion-prod': { DBInstanceStatus: 'available' }, [temporary]: { DBInstanceStatus: 'available' } });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(AddTagsToResourceCommand)[0].args[0].input).toEqual({
+      ResourceName: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
+      Tags: [{ Key: TAG_FAILED_DEPLOY, Value: SNAP }],
+    });
+    expect(rds.commandCalls(ModifyDBInstanceCommand)[0].args[0].input).toEqual({ DBInstanceIdentifier: 'orion-prod', NewDBInstanceIdentifier: failed, ApplyImmediately: true });
+
+    // 4. The failed one is renamed: give the copy the original name (the endpoint stays the same).
+    rds.resetHistory();
+    instances({ [failed]: { DBInstanceStatus: 'available' }, [temporary]: { DBInstanceStatus: 'available' } });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
+      { DBInstanceIdentifier: temporary, NewDBInstanceIdentifier: 'orion-prod', DeletionProtection: true, ApplyImmediately: true },
+    ]);
+
+    // 5. Renamed and available: done, and a later call (a retry) changes nothing.
+    rds.resetHistory();
+    instances({ [failed]: { DBInstanceStatus: 'available' }, 'orion-prod': { DBInstanceStatus: 'available', TagList: [{ Key: TAG_RESTORED_FROM, Value: SNAP }] } });
+    expect(await s.restore(SNAP, 'x')).toBe('done');
+    expect(await s.restoreStatus(SNAP)).toEqual({ state: 'done', reason: 'x' });
+    expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
+    expect(rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)).toHaveLength(0);
+  });
+
+  test('restoreStatus is none when no restore of this snapshot was started', async () => {
+    snapshotExists();
+    instances({ 'orion-prod': { DBInstanceStatus: 'available' } });
+    expect(await snapshots().restoreStatus(SNAP)).toEqual({ state: 'none' });
+  });
+});
+
+describe('SecretsManagerSecrets', () => {
+  const MASTER = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:master';
+  const APP = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:app';
+  const secrets = () => new SecretsManagerSecrets(new SecretsManagerClient({ region: 'eu-west-1' }), MASTER, APP, noSleep);
+
+  test('reads each secret once per invocation, retrying throttling', async () => {
+    sm.on(GetSecretValueCommand, { SecretId: MASTER })
+      .rejectsOnce(fault('ThrottlingException'))
+      .resolves({ SecretString: JSON.stringify({ username: 'orion_admin', password: 'm-Secret-1', host: 'db.example', port: 5433 }) });
+    sm.on(GetSecretValueCommand, { SecretId: APP }).resolves({ SecretString: JSON.stringify({ username: 'orion_app_clone', password: 'a-Secret-2' }) });
+    const s = secrets();
+    expect(await s.master()).toEqual({ username: 'orion_admin', password: 'm-Secret-1', host: 'db.example', port: 5433, dbname: undefined });
+    await s.master();
+    expect(await s.app()).toMatchObject({ username: 'orion_app_clone', password: 'a-Secret-2' });
+    expect(sm.commandCalls(GetSecretValueCommand, { SecretId: MASTER })).toHaveLength(2); // one throttled + one
+  });
+
+  test('a malformed secret is an error that does not quote its value', async () => {
+    sm.on(GetSecretValueCommand).resolves({ SecretString: 'not-json-but-a-Secret-3' });
+    const err = await secrets().master().catch((e) => e);
+    expect(err.message).toBe(`the master secret ${MASTER} is not JSON`);
+    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ password: 'only-Secret-4' }) });
+    const err2 = await secrets().app().catch((e) => e);
+    expect(err2.message).toBe(`the app secret ${APP} has no username/password`);
+  });
+});
+
+describe('isStackRollingBack', () => {
+  test.each([
+    ['UPDATE_ROLLBACK_IN_PROGRESS', true],
+    ['UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS', true],
+    ['ROLLBACK_IN_PROGRESS', true],
+    ['UPDATE_IN_PROGRESS', false],
+    ['CREATE_IN_PROGRESS', false],
+  ])('%s → %s', async (status, expected) => {
+    cfn.on(DescribeStacksCommand, { StackName: 'arn:stack' }).resolves({ Stacks: [{ StackName: 's', StackStatus: status as any, CreationTime: new Date() }] });
+    expect(await isStackRollingBack(new CloudFormationClient({ region: 'eu-west-1' }), 'arn:stack')).toBe(expected);
+  });
+});
