@@ -16,6 +16,7 @@ for (const name of selectEnvironments(app.node.tryGetContext('env'))) {
     config,
     env: config.account && config.region ? { account: config.account, region: config.region } : undefined,
     deployId: app.node.tryGetContext('deployId'),
+    migrationsDir: app.node.tryGetContext('migrationsDir'),
     description: `Orion ${name}: PostgreSQL on RDS with schema migrations on every deploy`,
   });
   acknowledgeNagFindings(stack);

@@ -25,6 +25,12 @@ export function renderReport(r: Report): string {
     if (r.snapshot) lines.push(`snapshot: ${r.snapshot}${r.restored ? ' (restored)' : ''}`);
     if (r.lockdown) lines.push(`lockdown: ${r.lockdown.ok ? 'ok' : 'FAILED'} (${r.lockdown.checks.length} checks)${r.lockdown.corrected.length ? `, corrected: ${r.lockdown.corrected.join('; ')}` : ''}`);
     if (r.app_url) lines.push(`application connection: ${r.app_url}\n  password: ${r.app_password_from}`);
+  } else if (r.command === 'lint' && r.diagnostics) {
+    const diagnostics = (r.diagnostics as { file: string; line: number; rule: string; severity: string; message: string; help?: string }[]) ?? [];
+    for (const d of diagnostics) lines.push(`${d.file}:${d.line}: ${d.severity} ${d.rule}: ${d.message}${d.help ? `\n    help: ${d.help}` : ''}`);
+    const errors = diagnostics.filter((d) => d.severity === 'error').length;
+    lines.push(`${(r.files as string[]).length} file(s): ${errors} error(s), ${diagnostics.length - errors} warning(s)`);
+    return lines.join('\n');
   } else if (r.command === 'verify') {
     for (const [t, d] of Object.entries((r.tables as Record<string, { from: { rows: number } | null; to: { rows: number } | null }>) ?? {})) {
       lines.push(`  ${t}: ${d.from?.rows ?? 'missing'} → ${d.to?.rows ?? 'missing'}`);

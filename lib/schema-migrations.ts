@@ -17,6 +17,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { join } from 'node:path';
 import { RESOURCE_TYPE, type SchemaMigrationsProperties } from '../lambda/schema-migrator/properties';
+import { lintErrorsForSynth } from './private/lint-at-synth';
 import { hashMigrations } from './private/migrations-hash';
 
 export const METRICS_NAMESPACE = 'Orion/SchemaMigrations';
@@ -67,6 +68,8 @@ export class SchemaMigrations extends Construct {
   constructor(scope: Construct, id: string, props: SchemaMigrationsProps) {
     super(scope, id);
     const migrationsDir = props.migrationsDir ?? join(ROOT, 'migrations');
+    // A dangerous migration must not reach a deploy by accident: lint errors fail `cdk synth`.
+    this.node.addValidation({ validate: () => lintErrorsForSynth(migrationsDir) });
     this.instanceIdentifier = props.instanceIdentifier;
     this.snapshotPrefix = props.instanceIdentifier;
 

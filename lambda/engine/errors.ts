@@ -26,14 +26,14 @@ export abstract class OrionError extends Error {
 export class BadInputError extends OrionError {
   readonly exitCode = 2 as const;
   constructor(
-    message: string,
+    readonly detail: string,
     readonly position: SourcePosition = {},
   ) {
-    super(formatPosition(position) + message);
+    super(formatPosition(position) + detail);
     this.name = 'BadInputError';
   }
   toEntries(): ErrorEntry[] {
-    return [{ ...this.position, message: this.message }];
+    return [{ ...this.position, message: this.detail }];
   }
 }
 

@@ -382,24 +382,33 @@ export function groupBatches(pending: readonly PendingMigration[]): PendingMigra
 export function checkEnumValueUse(pending: readonly PendingMigration[]): void {
   for (const group of groupBatches(pending)) {
     if (group[0].migration.up.directives.noTransaction) continue;
-    const added = new Map<string, string>();
-    for (const { migration } of group) {
-      for (const s of migration.up.statements) {
-        if (added.size) {
-          const json = JSON.stringify(s.node);
-          for (const [value, where] of added) {
-            if (json.includes(`"sval":${JSON.stringify(value)}`)) {
-              throw new BadInputError(
-                `uses enum value '${value}' added by ${where} in the same transaction, which PostgreSQL refuses (55P04): move the ADD VALUE into its own migration marked "-- orion:no-transaction"`,
-                { file: migration.up.file, line: s.line },
-              );
-            }
-          }
-        }
-        if (s.kind === 'AlterEnumStmt' && s.node.newVal) added.set(s.node.newVal, `${migration.up.file}:${s.line}`);
-      }
+    const use = findEnumValueUse(group.map((p) => p.migration.up));
+    if (use) {
+      throw new BadInputError(
+        `uses enum value '${use.value}' added by ${use.addedAt} in the same transaction, which PostgreSQL refuses (55P04): move the ADD VALUE into its own migration marked "-- orion:no-transaction"`,
+        { file: use.file, line: use.line },
+      );
     }
   }
+}
+
+/** The first use of an enum value after the ADD VALUE that creates it, within scripts run in one transaction. */
+export function findEnumValueUse(
+  scripts: readonly { file: string; statements: readonly Statement[] }[],
+): { value: string; file: string; line: number; addedAt: string } | undefined {
+  const added = new Map<string, string>();
+  for (const { file, statements } of scripts) {
+    for (const s of statements) {
+      if (added.size) {
+        const json = JSON.stringify(s.node);
+        for (const [value, addedAt] of added) {
+          if (json.includes(`"sval":${JSON.stringify(value)}`)) return { value, file, line: s.line, addedAt };
+        }
+      }
+      if (s.kind === 'AlterEnumStmt' && s.node.newVal) added.set(s.node.newVal, `${file}:${s.line}`);
+    }
+  }
+  return undefined;
 }
 
 function maxVersion(current: bigint | null, applied: readonly { version: bigint }[]): bigint | null {
