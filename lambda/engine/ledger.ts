@@ -141,3 +141,26 @@ export function revertQuery(ids: readonly number[]): { text: string; values: unk
     values: [ids],
   };
 }
+
+const INTERRUPTED = 'interrupted: the run stopped (process killed, connection lost) before this batch committed or rolled back';
+
+/** A batch's attempt, written before it starts as an interrupted failure; its commit deletes it. */
+export async function startAttempt(client: ClientBase, m: { version: bigint; name: string; checksum: string }, deployId: string | null): Promise<number> {
+  const { rows } = await client.query(
+    `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, message, deploy_id) VALUES ($1::bigint, $2, 'failed', $3, $4, $5) RETURNING id`,
+    [m.version.toString(), m.name, m.checksum, INTERRUPTED, deployId],
+  );
+  return Number(rows[0].id);
+}
+
+export function deleteAttemptQuery(id: number): string {
+  return `DELETE FROM ${LEDGER_TABLE} WHERE id = ${id | 0}`;
+}
+
+/** Replaces an attempt's "interrupted" with what actually failed. */
+export async function finishAttempt(client: ClientBase, id: number, f: FailureEntry): Promise<void> {
+  await client.query(
+    `UPDATE ${LEDGER_TABLE} SET version = $2::bigint, name = $3, checksum = $4, failed_line = $5, sqlstate = $6, message = $7 WHERE id = $1`,
+    [id, f.version.toString(), f.name, f.checksum, f.line, f.sqlstate, f.message],
+  );
+}

@@ -120,10 +120,18 @@ function readProjectAllow(dir: string): string[] {
   return allow;
 }
 
+/**
+ * squawk's own binary package for this platform. The project depends on the linux-x64 one directly
+ * (the npm registry these machines reach has no other platform builds of squawk-cli 2.66.0, which
+ * makes `npm ci` refuse the wrapper package's lockfile); other platforms install theirs by hand.
+ */
 function squawkBinary(): string {
-  const entry = require.resolve('squawk-cli/package.json');
-  const platform = `@squawk-cli/${process.platform}-${process.arch}`;
-  return require.resolve(`${platform}/bin/squawk`, { paths: [entry] });
+  const pkg = `@squawk-cli/${process.platform}-${process.arch}`;
+  try {
+    return require.resolve(`${pkg}/bin/squawk`);
+  } catch {
+    throw new BadInputError(`squawk is not installed for this platform: npm install --no-save ${pkg}@2.66.0`);
+  }
 }
 
 /** One squawk process for a group of files. */

@@ -12,8 +12,11 @@ import {
   insertAppliedQuery,
   progressQuery,
   readLedger,
+  deleteAttemptQuery,
+  finishAttempt,
   recordFailure,
   revertQuery,
+  startAttempt,
   startIncomplete,
   type LedgerRow,
 } from './ledger';
@@ -75,6 +78,9 @@ const BACKOFF_MS = 200;
 
 /** Holds the migration lock around `fn`. */
 export async function withMigrationLock<T>(client: ClientBase, options: RunOptions, fn: () => Promise<T>): Promise<T> {
+  // If this process dies mid-statement, the server notices within a second and rolls back,
+  // instead of running the statement to its end with the lock held.
+  await client.query(`SET client_connection_check_interval = '1s'`);
   await acquireMigrationLock(client, options.lockWaitMs ?? 60_000, (holder) => options.onEvent?.({ type: 'lock-wait', holder }));
   try {
     return await fn();
@@ -197,8 +203,13 @@ class Executor {
   }
 
   /** All migrations of `group` and their ledger rows in one transaction. */
-  private runBatch(group: readonly PendingMigration[]): Promise<MigrationFailedError | undefined> {
+  private async runBatch(group: readonly PendingMigration[]): Promise<MigrationFailedError | undefined> {
     this.options.onEvent?.({ type: 'batch-start', versions: group.map((p) => p.migration.version) });
+    // Written before the batch and deleted by its commit: if this process dies, the attempt stays on record.
+    const first = group[0].migration;
+    const attemptId = this.options.dryRun
+      ? undefined
+      : await startAttempt(this.client, { version: first.version, name: first.name, checksum: first.checksum }, this.options.deployId ?? null);
     return this.withRetries(true, async () => {
       await this.client.query('BEGIN');
       const timings: AppliedReport[] = [];
@@ -212,13 +223,14 @@ class Executor {
         this.options.deployId ?? null,
       );
       await this.client.query(q.text, q.values);
+      if (attemptId !== undefined) await this.client.query(deleteAttemptQuery(attemptId));
       await this.client.query(this.options.dryRun ? 'ROLLBACK' : 'COMMIT');
       if (!this.options.dryRun) this.committed = true;
       for (const t of timings) {
         this.applied.push(t);
         this.options.onEvent?.({ type: 'applied', ...t });
       }
-    }, group);
+    }, group, attemptId);
   }
 
   /** One non-transactional migration, statement by statement, resuming an interrupted attempt. */
@@ -283,6 +295,23 @@ class Executor {
     await this.client.query(sql);
   }
 
+  /** Says which lock a timed-out statement waited for, and who holds it. */
+  private async withLockHolders(failure: MigrationFailedError, s: Statement): Promise<MigrationFailedError> {
+    const relation = s.node.relation;
+    if (!relation?.relname) return failure;
+    const name = (relation.schemaname ? quoteIdent(relation.schemaname) + '.' : '') + quoteIdent(relation.relname);
+    const { rows } = await this.client
+      .query(
+        `SELECT l.pid, a.application_name, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.relation = to_regclass($1) AND l.granted AND l.pid <> pg_backend_pid() ORDER BY l.pid LIMIT 3`,
+        [name],
+      )
+      .catch(() => ({ rows: [] as any[] }));
+    const holders = rows.map((r) => `pid ${r.pid} "${r.application_name}" (${r.mode})`).join(', ');
+    const detail = `${failure.serverMessage}: waiting for a lock on ${relation.relname}${holders ? ` held by ${holders}` : ''}`;
+    return new MigrationFailedError(failure.file, failure.line, failure.sqlstate, detail, { cause: failure.cause });
+  }
+
   private lockTimeout(script: MigrationScript): number {
     return this.cap(script.directives.lockTimeoutMs ?? this.options.defaultLockTimeoutMs ?? 5_000);
   }
@@ -305,6 +334,7 @@ class Executor {
     inTransaction: boolean,
     attempt: () => Promise<void>,
     group: readonly PendingMigration[] = [],
+    attemptId?: number,
   ): Promise<MigrationFailedError | undefined> {
     const retries = this.options.lockRetries ?? 3;
     for (let n = 0; ; n++) {
@@ -313,7 +343,8 @@ class Executor {
         return undefined;
       } catch (err) {
         if (inTransaction) await this.client.query('ROLLBACK').catch(() => {});
-        const failure = toMigrationFailure(err);
+        let failure = toMigrationFailure(err, group);
+        if (failure.sqlstate === '55P03' && err instanceof StatementError) failure = await this.withLockHolders(failure, err.statement);
         if (inTransaction && failure.sqlstate === '55P03' && n < retries) {
           const delayMs = BACKOFF_MS * 2 ** n;
           this.options.onEvent?.({ type: 'retry', attempt: n + 1, delayMs, reason: failure.message });
@@ -322,11 +353,9 @@ class Executor {
         }
         const failed = group.find((p) => p.migration.up.file === failure.file)?.migration;
         if (failed && !this.options.dryRun) {
-          await recordFailure(
-            this.client,
-            { version: failed.version, name: failed.name, checksum: failed.checksum, line: failure.line, sqlstate: failure.sqlstate ?? null, message: failure.serverMessage },
-            this.options.deployId ?? null,
-          ).catch(() => {}); // the connection may be gone; the report still has the failure
+          const entry = { version: failed.version, name: failed.name, checksum: failed.checksum, line: failure.line, sqlstate: failure.sqlstate ?? null, message: failure.serverMessage };
+          // The connection may be gone: then the attempt row says "interrupted", and the report has the failure.
+          await (attemptId !== undefined ? finishAttempt(this.client, attemptId, entry) : recordFailure(this.client, entry, this.options.deployId ?? null)).catch(() => {});
         }
         this.options.onEvent?.({ type: 'failed', error: failure });
         return failure;
@@ -346,22 +375,24 @@ class StatementError extends Error {
   }
 }
 
-function toMigrationFailure(err: unknown): MigrationFailedError {
+function toMigrationFailure(err: unknown, group: readonly PendingMigration[]): MigrationFailedError {
   if (err instanceof StatementError) {
     const pg = err.cause as { code?: string; position?: string; message?: string };
     let line = err.statement.line;
     const position = Number(pg.position);
     if (position > 0) line += (err.statement.sql.slice(0, position - 1).match(/\n/g) ?? []).length;
-    return new MigrationFailedError(err.file, line, pg.code, describe(pg), { cause: err.cause });
+    return new MigrationFailedError(err.file, line, pg.code, pg.message ?? 'unknown error', { cause: err.cause });
   }
+  // Not a statement of a migration: the bookkeeping or the COMMIT itself (a dropped connection).
   const e = err as { code?: string; message?: string };
-  return new MigrationFailedError('(ledger)', 0, e.code, e.message ?? String(err), { cause: err });
-}
-
-/** The server's message, plus which lock when it was a lock timeout. */
-function describe(pg: { code?: string; message?: string; where?: string }): string {
-  const message = pg.message ?? 'unknown error';
-  return pg.code === '55P03' && pg.where ? `${message} (${pg.where})` : message;
+  const files = group.map((p) => p.migration.up.file);
+  return new MigrationFailedError(
+    files.at(-1) ?? '(ledger)',
+    0,
+    e.code,
+    `${e.message ?? String(err)} — while finishing the batch ${files.join(', ')}: it either committed whole or not at all; run "orion-db status" to see which`,
+    { cause: err },
+  );
 }
 
 /** Splits pending migrations into runs of transactional ones and single non-transactional ones. */
