@@ -1,0 +1,57 @@
+/**
+ * A TCP proxy between a client and PostgreSQL that can cut the connection at a chosen point of the
+ * conversation, to test what a dropped connection leaves behind.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+export interface CuttingProxy {
+  readonly port: number;
+  /** Cut every connection right after forwarding a client message whose text matches. */
+  cutAfter(pattern: RegExp): void;
+  readonly cuts: number;
+  close(): Promise<void>;
+}
+
+export async function cuttingProxy(target: { host: string; port: number }): Promise<CuttingProxy> {
+  let pattern: RegExp | undefined;
+  let cuts = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection(target);
+    sockets.add(client).add(upstream);
+    const cut = () => {
+      cuts++;
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('data', (chunk) => {
+      // Query messages carry their SQL as text; cut once the matching one has reached the server's socket.
+      const matches = pattern !== undefined && pattern.test(chunk.toString('latin1'));
+      upstream.write(chunk, () => matches && cut());
+    });
+    upstream.on('data', (chunk) => client.write(chunk));
+    for (const s of [client, upstream]) {
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(s);
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    cutAfter(p) {
+      pattern = p;
+    },
+    get cuts() {
+      return cuts;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
