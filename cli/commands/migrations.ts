@@ -4,7 +4,7 @@
 import type { Client } from 'pg';
 import { connect } from '../../lambda/engine/db';
 import { BadInputError } from '../../lambda/engine/errors';
-import { loadMigrations, type Migration } from '../../lambda/engine/files';
+import { loadMigrations, prepareScripts, type Migration } from '../../lambda/engine/files';
 import { applyRunResult, emptyReport, versionString, type Report } from '../../lambda/engine/report';
 import { checkEnumValueUse, down, migrate, readPlan, type RunEvent } from '../../lambda/engine/runner';
 import type { CliOptions } from '../args';
@@ -18,7 +18,8 @@ export interface CommandContext {
 
 async function open(ctx: CommandContext): Promise<{ migrations: Migration[]; client: Client }> {
   const { options } = ctx;
-  const migrations = await loadMigrations(resolve(options.cwd, options.migrationsDir));
+  // Parsed later, and only what will run: a no-op run never loads the parser.
+  const migrations = await loadMigrations(resolve(options.cwd, options.migrationsDir), { parse: false });
   if (!options.databaseUrl) {
     throw new BadInputError('no database given: pass --database-url URL or set DATABASE_URL (or run "orion-db up" for the embedded database)');
   }
@@ -47,6 +48,7 @@ export async function plan(ctx: CommandContext): Promise<Report> {
   const { migrations, client } = await open(ctx);
   try {
     const result = await readPlan(client, migrations, { allowOutOfOrder: ctx.options.allowOutOfOrder, to: ctx.options.to });
+    await prepareScripts(result.pending.map((p) => p.migration.up));
     checkEnumValueUse(result.pending);
     const report = emptyReport('plan');
     report.from_version = versionString(result.currentVersion);

@@ -7,14 +7,41 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDirectives, type Directives } from './directives';
 import { BadInputError, BadInputErrors } from './errors';
-import { loadParser, splitStatements, type Statement } from './sql';
+import { loadParser, parserLoaded, splitStatements, type Statement } from './sql';
 
-export interface MigrationScript {
-  /** File name, relative to the folder. */
-  readonly file: string;
-  readonly text: string;
-  readonly directives: Directives;
-  readonly statements: readonly Statement[];
+/**
+ * One SQL file. Its statements are parsed on first use, so a run that applies nothing parses
+ * nothing; `prepareScripts` parses (and validates) the ones about to run, before anything runs.
+ */
+export class MigrationScript {
+  private parsed?: readonly Statement[];
+  constructor(
+    /** File name, relative to the folder. */
+    readonly file: string,
+    readonly text: string,
+    readonly directives: Directives,
+  ) {}
+
+  get statements(): readonly Statement[] {
+    if (!parserLoaded()) throw new Error(`internal: ${this.file} parsed before prepareScripts()`);
+    return (this.parsed ??= parseAndValidate(this.file, this.text, this.directives));
+  }
+}
+
+/** Parses and validates scripts; every problem of every script is reported together. */
+export async function prepareScripts(scripts: readonly (MigrationScript | undefined)[]): Promise<void> {
+  await loadParser();
+  const errors: BadInputError[] = [];
+  for (const script of scripts) {
+    try {
+      void script?.statements;
+    } catch (err) {
+      if (!(err instanceof BadInputError)) throw err;
+      errors.push(err);
+    }
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new BadInputErrors(errors);
 }
 
 export interface Migration {
@@ -41,15 +68,17 @@ export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Loads and validates every migration in `dir`, in version order. */
-export async function loadMigrations(dir: string): Promise<Migration[]> {
+/**
+ * Loads and validates every migration in `dir`, in version order. With `parse: false` the SQL is
+ * parsed later, by `prepareScripts`, for the migrations that will run.
+ */
+export async function loadMigrations(dir: string, options: { parse?: boolean } = {}): Promise<Migration[]> {
   let entries: string[];
   try {
     entries = readdirSync(dir);
   } catch (err: any) {
     throw new BadInputError(`cannot read migrations folder ${dir}: ${err.code ?? err.message}`);
   }
-  await loadParser();
   const errors: BadInputError[] = [];
   const byVersion = new Map<bigint, { name: string; up?: MigrationScript; upBytes?: Buffer; down?: MigrationScript; files: string[] }>();
   for (const file of entries.sort()) {
@@ -96,10 +125,12 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
   }
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new BadInputErrors(errors);
-  return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+  migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+  if (options.parse ?? true) await prepareScripts(migrations.flatMap((m) => [m.up, m.down]));
+  return migrations;
 }
 
-/** Decodes, parses and validates one script. `loadParser()` must have resolved. */
+/** Decodes one script and reads its directives; its SQL is parsed on first use. */
 export function readScript(file: string, bytes: Buffer): MigrationScript {
   let text: string;
   try {
@@ -109,7 +140,10 @@ export function readScript(file: string, bytes: Buffer): MigrationScript {
   }
   if (text.includes('\0')) throw new BadInputError('file contains NUL bytes (binary file?)', { file });
   if (text.trim() === '') throw new BadInputError('file is empty', { file });
-  const directives = parseDirectives(text, file);
+  return new MigrationScript(file, text, parseDirectives(text, file));
+}
+
+function parseAndValidate(file: string, text: string, directives: Directives): Statement[] {
   const statements = splitWithMetaCommandHint(text, file);
   if (statements.length === 0) throw new BadInputError('file has no SQL statements (only comments)', { file });
   for (const s of statements) {
@@ -126,7 +160,7 @@ export function readScript(file: string, bytes: Buffer): MigrationScript {
       );
     }
   }
-  return { file, text, directives, statements };
+  return statements;
 }
 
 /** The parser rejects `\i file.sql` as a syntax error; say what it really is. */

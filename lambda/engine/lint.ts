@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { BadInputError } from './errors';
-import { loadMigrations, readScript, type MigrationScript } from './files';
+import { loadMigrations, prepareScripts, readScript, type MigrationScript } from './files';
 import { findEnumValueUse } from './runner';
-import { loadParser, type Statement } from './sql';
+import type { Statement } from './sql';
 
 export interface Diagnostic {
   readonly file: string;
@@ -69,7 +69,6 @@ export async function lintMigrations(dir: string, files?: readonly string[]): Pr
   const projectAllow = readProjectAllow(dir);
   let scripts: { script: MigrationScript; hasDown: boolean; path: string }[];
   if (files && files.length) {
-    await loadParser();
     scripts = files.map((path) => {
       let bytes: Buffer;
       try {
@@ -80,6 +79,7 @@ export async function lintMigrations(dir: string, files?: readonly string[]): Pr
       const downPath = path.replace(/\.up\.sql$/, '.down.sql');
       return { script: readScript(basename(path), bytes), hasDown: downPath !== path && existsSync(downPath), path };
     });
+    await prepareScripts(scripts.map((s) => s.script));
   } else {
     scripts = (await loadMigrations(dir)).map((m) => ({ script: m.up, hasDown: Boolean(m.down), path: join(dir, m.up.file) }));
   }

@@ -5,7 +5,7 @@
  */
 import type { ClientBase } from 'pg';
 import { BadInputError, MigrationFailedError, type OrionError } from './errors';
-import { readScript, type Migration, type MigrationScript } from './files';
+import { prepareScripts, readScript, type Migration, type MigrationScript } from './files';
 import {
   completeIncomplete,
   ensureLedger,
@@ -97,9 +97,11 @@ export async function readPlan(client: ClientBase, migrations: readonly Migratio
 /** Applies pending migrations. Throws only for problems found before anything ran. */
 export async function migrate(client: ClientBase, migrations: readonly Migration[], options: RunOptions = {}): Promise<RunResult> {
   return withMigrationLock(client, options, async () => {
-    await ensureLedger(client);
     const plan = await readPlan(client, migrations, options);
+    // Only what will run is parsed; any problem in it stops the run before the ledger is even created.
+    await prepareScripts(plan.pending.map((p) => p.migration.up));
     checkEnumValueUse(plan.pending);
+    await ensureLedger(client);
     return new Executor(client, options).run(plan);
   });
 }
@@ -128,6 +130,7 @@ async function revertWhere(client: ClientBase, options: RunOptions, select: (r: 
       throw new BadInputError(`cannot ${what}: no down script was stored for ${missing.map((r) => `${r.version} (${r.name})`).join(', ')}`);
     }
     const scripts = targets.map((r) => readScript(`${r.version}_${r.name}.down.sql (stored)`, Buffer.from(r.downSql!, 'utf8')));
+    await prepareScripts(scripts);
     return new Executor(client, options).revert(applied, targets, scripts);
   });
 }

@@ -1,6 +1,5 @@
 /**
  * Splits and inspects SQL with the real PostgreSQL parser (libpg-query, WASM).
- * Locations from the parser are UTF-8 byte offsets, so all slicing is done on bytes.
  */
 import { loadModule, parseSync } from 'libpg-query';
 import { BadInputError } from './errors';
@@ -19,44 +18,124 @@ export interface Statement {
 }
 
 let loaded: Promise<void> | undefined;
-/** Loads the parser once per process (≈ 40 ms); every later parse is synchronous. */
+let ready = false;
+/** Loads the parser once per process (≈ 30 ms); every later parse is synchronous. */
 export function loadParser(): Promise<void> {
-  loaded ??= loadModule();
+  loaded ??= loadModule().then(() => {
+    ready = true;
+  });
   return loaded;
 }
+
+export function parserLoaded(): boolean {
+  return ready;
+}
+
+/** Text parsed in one call. Larger files are parsed in pieces, which bounds memory (a parse tree is ~20x its SQL). */
+const CHUNK_CHARS = 1 << 20;
+/** Statements larger than this keep only their top-level fields: a 100 KB INSERT needs no full tree. */
+const FULL_NODE_MAX_CHARS = 64 * 1024;
 
 /**
  * Splits `text` into statements. Throws BadInputError naming file, line and column on a syntax error.
  * `loadParser()` must have resolved first.
+ *
+ * A large file is parsed a piece at a time: a piece ends at a line break, and is accepted only when
+ * the parser took all of it and its last statement ends with a `;`. The lexer cannot be inside a
+ * string, comment or dollar-quoted body there (that would be an unterminated token, an error), so
+ * the piece's statements are exactly the file's; otherwise the piece grows and is parsed again.
  */
 export function splitStatements(text: string, file: string): Statement[] {
-  const bytes = Buffer.from(text, 'utf8');
-  let result;
-  try {
-    result = parseSync(text);
-  } catch (err: any) {
-    // libpg-query reports a 0-based character offset (the input's length for "at end of input").
-    const cursor = err?.sqlDetails?.cursorPosition;
-    const at = lineAndColumn(text, typeof cursor === 'number' && cursor >= 0 ? Math.min(cursor, text.length) : text.length);
-    throw new BadInputError(`syntax error: ${err?.message ?? err}`, { file, ...at });
+  const statements: Statement[] = [];
+  const lines = new LineCounter(text);
+  let start = 0;
+  while (start < text.length) {
+    let end = text.length - start <= CHUNK_CHARS ? text.length : nextLineEnd(text, start + CHUNK_CHARS);
+    for (;;) {
+      const piece = start === 0 && end === text.length ? text : text.slice(start, end);
+      const parsed = tryParse(piece);
+      const last = parsed.ok ? parsed.stmts.at(-1) : undefined;
+      const complete = parsed.ok && (end === text.length || (last !== undefined && endsWithSemicolon(piece, last)));
+      if (complete) {
+        for (const raw of parsed.stmts) statements.push(toStatement(piece, start, raw, lines));
+        break;
+      }
+      if (end === text.length) {
+        const err = (parsed as { error: any }).error;
+        // libpg-query reports a 0-based character offset (the input's length for "at end of input").
+        const cursor = err?.sqlDetails?.cursorPosition;
+        const at = lineAndColumn(text, start + (typeof cursor === 'number' && cursor >= 0 ? Math.min(cursor, piece.length) : piece.length));
+        throw new BadInputError(`syntax error: ${err?.message ?? err}`, { file, ...at });
+      }
+      end = nextLineEnd(text, Math.min(text.length, end + CHUNK_CHARS));
+    }
+    start = end;
   }
-  return (result.stmts ?? []).map((raw: any) => {
-    const start = raw.stmt_location ?? 0;
-    const len = raw.stmt_len ?? bytes.length - start;
-    const rawSql = bytes.subarray(start, start + len).toString('utf8');
-    // The parser counts leading whitespace and comments into a statement; point at its first token.
-    const lead = rawSql.length - rawSql.trimStart().length;
-    const kind = Object.keys(raw.stmt)[0];
-    const node = raw.stmt[kind];
-    const charStart = bytes.subarray(0, start).toString('utf8').length + lead;
-    return {
-      sql: rawSql.trim(),
-      line: lineAndColumn(text, charStart).line,
-      kind,
-      node,
-      nonTransactionalReason: nonTransactionalReason(kind, node),
-    };
-  });
+  return statements;
+}
+
+type ParseOutcome = { ok: true; stmts: any[] } | { ok: false; error: unknown };
+
+function tryParse(sql: string): ParseOutcome {
+  try {
+    return { ok: true, stmts: parseSync(sql).stmts ?? [] };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+function nextLineEnd(text: string, from: number): number {
+  if (from >= text.length) return text.length;
+  const nl = text.indexOf('\n', from);
+  return nl === -1 ? text.length : nl + 1;
+}
+
+/** Parser locations are UTF-8 byte offsets; for ASCII text they are character offsets too. */
+function offsets(piece: string): (byteOffset: number) => number {
+  if (Buffer.byteLength(piece) === piece.length) return (b) => b;
+  const bytes = Buffer.from(piece, 'utf8');
+  return (b) => bytes.subarray(0, b).toString('utf8').length;
+}
+
+function endsWithSemicolon(piece: string, raw: any): boolean {
+  if (!raw.stmt_len) return false; // the last statement ran to the end of the piece, unterminated
+  const toChar = offsets(piece);
+  return piece[toChar((raw.stmt_location ?? 0) + raw.stmt_len)] === ';';
+}
+
+function toStatement(piece: string, pieceStart: number, raw: any, lines: LineCounter): Statement {
+  const toChar = offsets(piece);
+  const from = toChar(raw.stmt_location ?? 0);
+  const to = raw.stmt_len ? toChar((raw.stmt_location ?? 0) + raw.stmt_len) : piece.length;
+  const rawSql = piece.slice(from, to);
+  // The parser counts leading whitespace and comments into a statement; point at its first token.
+  const lead = rawSql.length - rawSql.trimStart().length;
+  const kind = Object.keys(raw.stmt)[0];
+  const full = raw.stmt[kind];
+  const node = rawSql.length > FULL_NODE_MAX_CHARS ? topLevelFields(full) : full;
+  return { sql: rawSql.trim(), line: lines.lineAt(pieceStart + from + lead), kind, node, nonTransactionalReason: nonTransactionalReason(kind, full) };
+}
+
+function topLevelFields(node: Record<string, any>): Record<string, any> {
+  const slim: Record<string, any> = {};
+  for (const [k, v] of Object.entries(node)) if (v === null || typeof v !== 'object' || k === 'relation') slim[k] = v;
+  return slim;
+}
+
+/** Line numbers for increasing offsets, in one pass over the text. */
+class LineCounter {
+  private offset = 0;
+  private line = 1;
+  constructor(private readonly text: string) {}
+  lineAt(charOffset: number): number {
+    if (charOffset < this.offset) {
+      this.offset = 0;
+      this.line = 1;
+    }
+    for (let i = this.text.indexOf('\n', this.offset); i !== -1 && i < charOffset; i = this.text.indexOf('\n', i + 1)) this.line++;
+    this.offset = charOffset;
+    return this.line;
+  }
 }
 
 export function lineAndColumn(text: string, charOffset: number): { line: number; column: number } {

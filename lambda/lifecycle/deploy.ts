@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { connect, withDatabase, withUser } from '../engine/db';
 import { BadInputError, VerificationFailedError } from '../engine/errors';
-import { loadMigrations } from '../engine/files';
+import { loadMigrations, prepareScripts } from '../engine/files';
 import { validateIdentifier } from '../engine/identifiers';
 import { lockdown, probeAppRole, type LockdownRoles } from '../engine/lockdown';
 import { addError, applyRunResult, emptyReport, versionString, type Report } from '../engine/report';
@@ -57,7 +57,7 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   const roles = validateRoles(config.roles);
   const report = emptyReport('up');
   const id = snapshotId(config.snapshotPrefix, config.deployId);
-  const migrations = await loadMigrations(config.migrationsDir);
+  const migrations = await loadMigrations(config.migrationsDir, { parse: false });
   const master = await ports.secrets.master();
   const app = await ports.secrets.app();
   const as = (database: string, who = master) =>
@@ -82,6 +82,7 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   try {
     await bootstrapSchema(target, roles);
     const plan = await readPlan(target, migrations);
+    await prepareScripts(plan.pending.map((p) => p.migration.up));
     checkEnumValueUse(plan.pending);
     report.from_version = report.to_version = versionString(plan.currentVersion);
     report.row_counts = { before: await rowCounts(target) };

