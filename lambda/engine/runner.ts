@@ -75,6 +75,8 @@ export interface RunResult {
 }
 
 const BACKOFF_MS = 200;
+/** Size of one joined query of the fast path; larger batches go in several. */
+const JOINED_QUERY_CHARS = 4 << 20;
 
 /** Holds the migration lock around `fn`. */
 export async function withMigrationLock<T>(client: ClientBase, options: RunOptions, fn: () => Promise<T>): Promise<T> {
@@ -213,13 +215,18 @@ class Executor {
     const attemptId = this.options.dryRun
       ? undefined
       : await startAttempt(this.client, { version: first.version, name: first.name, checksum: first.checksum }, this.options.deployId ?? null);
-    return this.withRetries(true, async () => {
-      await this.client.query('BEGIN');
-      const timings: AppliedReport[] = [];
-      for (const { migration } of group) {
-        const started = performance.now();
-        await this.runScript(migration.version, migration.up, 0, true);
-        timings.push({ version: migration.version, name: migration.name, ms: Math.round(performance.now() - started) });
+    return this.withRetries(true, async (lastTry) => {
+      let timings: AppliedReport[];
+      try {
+        timings = await this.runJoined(group);
+      } catch (err) {
+        // A server error in the joined run does not say which statement failed: run the batch
+        // again one statement at a time, which reports file and line (or succeeds, if it was transient).
+        const code = (err as { code?: unknown })?.code;
+        if (typeof code !== 'string') throw err; // the connection is gone
+        if (code === '55P03' && !lastTry) throw err; // retried after a backoff; pinned down on the last try
+        await this.client.query('ROLLBACK');
+        timings = await this.runEachStatement(group);
       }
       const q = insertAppliedQuery(
         group.map(({ migration: m }, i) => ({ version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null, executionMs: timings[i].ms })),
@@ -234,6 +241,59 @@ class Executor {
         this.options.onEvent?.({ type: 'applied', ...t });
       }
     }, group, attemptId);
+  }
+
+  /**
+   * The fast path: BEGIN and the whole batch sent as multi-statement queries (a few round trips in
+   * all, whatever the number of migrations), with a server timestamp after each migration for its time.
+   */
+  private async runJoined(group: readonly PendingMigration[]): Promise<AppliedReport[]> {
+    const MARK = 'SELECT clock_timestamp() AS orion_mark';
+    const pieces: string[] = ['BEGIN', MARK];
+    let settings = '';
+    for (const { migration } of group) {
+      const s = this.settingsSql(migration.up, 'SET LOCAL');
+      if (s !== settings) pieces.push((settings = s));
+      for (const st of migration.up.statements) pieces.push(st.sql);
+      pieces.push(MARK);
+    }
+    if (this.options.role) pieces.push('RESET ROLE');
+    const marks: number[] = [];
+    let chunk: string[] = [];
+    let size = 0;
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      const result = await this.client.query(chunk.join(';\n'));
+      for (const r of Array.isArray(result) ? result : [result]) {
+        if (r.fields?.[0]?.name === 'orion_mark') marks.push((r.rows[0].orion_mark as Date).getTime());
+      }
+      chunk = [];
+      size = 0;
+    };
+    for (const piece of pieces) {
+      chunk.push(piece);
+      size += piece.length;
+      if (size > JOINED_QUERY_CHARS) await flush(); // bounds memory for seed-data migrations
+    }
+    await flush();
+    return group.map(({ migration }, i) => ({ version: migration.version, name: migration.name, ms: marks[i + 1] - marks[i] }));
+  }
+
+  /** The precise path: each statement on its own, so a failure is pinned to its file and line. */
+  private async runEachStatement(group: readonly PendingMigration[]): Promise<AppliedReport[]> {
+    await this.client.query('BEGIN');
+    const timings: AppliedReport[] = [];
+    for (const { migration } of group) {
+      const started = performance.now();
+      await this.runScript(migration.version, migration.up, 0, true);
+      timings.push({ version: migration.version, name: migration.name, ms: Math.round(performance.now() - started) });
+    }
+    return timings;
+  }
+
+  private settingsSql(script: MigrationScript, scope: 'SET' | 'SET LOCAL'): string {
+    const role = this.options.role ? `; ${scope} ROLE ${quoteIdent(this.options.role)}` : '';
+    return `${scope} lock_timeout = ${this.lockTimeout(script)}; ${scope} statement_timeout = ${this.statementTimeout(script)}${role}`;
   }
 
   /** One non-transactional migration, statement by statement, resuming an interrupted attempt. */
@@ -260,9 +320,7 @@ class Executor {
   private async runScript(version: bigint, script: MigrationScript, from: number, inTransaction: boolean, incompleteId?: number): Promise<void> {
     const scope = inTransaction ? 'SET LOCAL' : 'SET';
     const role = this.options.role ? `; ${scope} ROLE ${quoteIdent(this.options.role)}` : '';
-    await this.client.query(
-      `${scope} lock_timeout = ${this.lockTimeout(script)}; ${scope} statement_timeout = ${this.statementTimeout(script)}${role}`,
-    );
+    await this.client.query(this.settingsSql(script, scope));
     try {
       for (let i = from; i < script.statements.length; i++) {
         const statement = script.statements[i];
@@ -335,14 +393,14 @@ class Executor {
    */
   private async withRetries(
     inTransaction: boolean,
-    attempt: () => Promise<void>,
+    attempt: (lastTry: boolean) => Promise<void>,
     group: readonly PendingMigration[] = [],
     attemptId?: number,
   ): Promise<MigrationFailedError | undefined> {
     const retries = this.options.lockRetries ?? 3;
     for (let n = 0; ; n++) {
       try {
-        await attempt();
+        await attempt(n >= retries);
         return undefined;
       } catch (err) {
         if (inTransaction) await this.client.query('ROLLBACK').catch(() => {});
@@ -393,7 +451,7 @@ function toMigrationFailure(err: unknown, group: readonly PendingMigration[]): M
     files.at(-1) ?? '(ledger)',
     0,
     e.code,
-    `${e.message ?? String(err)} — while finishing the batch ${files.join(', ')}: it either committed whole or not at all; run "orion-db status" to see which`,
+    `${e.message ?? String(err)} — while running the batch ${files.join(', ')}: it either committed whole or not at all; run "orion-db status" to see which`,
     { cause: err },
   );
 }

@@ -31,7 +31,7 @@ async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: str
 }
 
 async function sleeping(database: string): Promise<boolean> {
-  const rows = await adminQuery(`SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'SELECT pg_sleep(coalesce%' AND state = 'active'`, [database]);
+  const rows = await adminQuery(`SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(coalesce%' AND state = 'active' AND pid <> pg_backend_pid()`, [database]);
   return rows.length > 0;
 }
 
@@ -113,8 +113,7 @@ describe('connection dropped (a proxy cuts it)', () => {
     const result = await migrate(c, await loadMigrations(dir));
     await proxy.close();
     expect(proxy.cuts).toBe(1);
-    expect(result.error).toMatchObject({ file: '2_b.up.sql', line: 2 });
-    expect(result.error!.message).toMatch(/Connection terminated|connection/i);
+    expect(result.error!.message).toMatch(/^2_b\.up\.sql: Connection terminated unexpectedly — while running the batch 1_a\.up\.sql, 2_b\.up\.sql: it either committed whole or not at all/);
     await waitFor(async () => !(await sleeping(name)), 'the cut backend to go');
     expect(await tableNames(url)).toEqual(['orion_schema_history']);
     expect((await ledger(url)).map((r) => [r.status, r.message?.slice(0, 11)])).toEqual([['failed', 'interrupted']]);
@@ -164,7 +163,7 @@ describe('server restarted mid-run', () => {
     await waitFor(async () => {
       const probe = new Client({ connectionString: server.url });
       await probe.connect();
-      const { rows } = await probe.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(coalesce%'`);
+      const { rows } = await probe.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(coalesce%' AND pid <> pg_backend_pid()`);
       await probe.end();
       return rows.length > 0;
     }, 'pg_sleep');
