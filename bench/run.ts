@@ -16,6 +16,8 @@ const WORK = join(ROOT, 'bench', '.work');
 const PEERS = join(ROOT, 'bench', '.peers');
 const CLI = join(ROOT, 'dist', 'orion-db.cjs');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** e.g. BENCH_CASES=apply,noop to run a subset while working on one of them. */
+const CASES = new Set((process.env.BENCH_CASES ?? 'apply,scale,noop,bundle,synth,memory').split(','));
 
 interface Sample {
   ms: number;
@@ -123,12 +125,14 @@ async function main(): Promise<void> {
   }
 
   // (1) and (2): applying N migrations to an empty database.
-  await compare('apply 300 migrations', 300, ROUNDS);
-  await compare('apply 1000 migrations', 1000, Math.max(2, Math.ceil(ROUNDS / 2)));
-  await compare('apply 3000 migrations', 3000, Math.max(2, Math.ceil(ROUNDS / 2)));
+  if (CASES.has('apply')) await compare('apply 300 migrations', 300, ROUNDS);
+  if (CASES.has('scale')) {
+    await compare('apply 1000 migrations', 1000, Math.max(2, Math.ceil(ROUNDS / 2)));
+    await compare('apply 3000 migrations', 3000, Math.max(2, Math.ceil(ROUNDS / 2)));
+  }
 
   // (3) no-op: everything applied, nothing pending, vs a bare connection in a fresh process.
-  {
+  if (CASES.has('noop')) {
     const path = writeMigrations(WORK, 'orion', 300);
     const db = await freshDb();
     await time(process.execPath, [CLI, 'migrate', '--database-url', db.url, '--migrations', path]);
@@ -145,7 +149,7 @@ async function main(): Promise<void> {
   }
 
   // (4) the Lambda bundle, built as the CDK's NodejsFunction builds it: size and cold init.
-  {
+  if (CASES.has('bundle')) {
     const out = join(WORK, 'lambda');
     rmSync(out, { recursive: true, force: true });
     await build({
@@ -181,7 +185,7 @@ async function main(): Promise<void> {
   }
 
   // (5) cdk synth of the three environments (bundling, cdk-nag and the migration lint included).
-  {
+  if (CASES.has('synth')) {
     const synth: number[] = [];
     for (let round = 0; round < 2; round++) {
       synth.push((await time('npx', ['cdk', 'synth', '--quiet', '-o', join(WORK, 'cdk.out')], { CDK_DISABLE_VERSION_CHECK: '1' })).ms);
@@ -191,7 +195,7 @@ async function main(): Promise<void> {
   }
 
   // (6) memory: peak RSS of orion-db migrate (the Lambda is sized from this; target ≤ 200 MB).
-  {
+  if (CASES.has('memory')) {
     const rss = async (label: string, path: string) => {
       const db = await freshDb();
       const s = await time(process.execPath, ['--require', join(ROOT, 'bench', 'rss.cjs'), CLI, 'migrate', '--database-url', db.url, '--migrations', path]);
@@ -208,7 +212,7 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - totalStarted) / 1000;
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const result = { date: new Date().toISOString(), settings, peers: PEER_VERSIONS, rounds: ROUNDS, seconds, rows };
-  writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  if (CASES.size === 6) writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(result, null, 2) + '\n');
   console.log(`\ntotal ${seconds.toFixed(0)} s; results in bench/results/latest.json`);
 }
 

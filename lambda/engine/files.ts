@@ -2,6 +2,7 @@
  * Reads a migrations folder into validated `Migration`s. Every problem is found before
  * anything runs; all of them are reported together.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -80,7 +81,7 @@ export async function loadMigrations(dir: string, options: { parse?: boolean } =
     throw new BadInputError(`cannot read migrations folder ${dir}: ${err.code ?? err.message}`);
   }
   const errors: BadInputError[] = [];
-  const byVersion = new Map<bigint, { name: string; up?: MigrationScript; upBytes?: Buffer; down?: MigrationScript; files: string[] }>();
+  const byVersion = new Map<bigint, { name: string; up?: MigrationScript; checksum?: string; down?: MigrationScript; files: string[] }>();
   for (const file of entries.sort()) {
     if (!file.endsWith('.sql')) continue; // README.md and friends
     try {
@@ -106,7 +107,7 @@ export async function loadMigrations(dir: string, options: { parse?: boolean } =
       }
       if (parsed.direction === 'up') {
         slot.up = script;
-        slot.upBytes = bytes;
+        slot.checksum = sha256(bytes); // the bytes themselves are not kept: a seed file can be 50 MB
       } else {
         slot.down = script;
       }
@@ -121,7 +122,7 @@ export async function loadMigrations(dir: string, options: { parse?: boolean } =
       if (slot.down) errors.push(new BadInputError('down file without its up file', { file: slot.down.file }));
       continue;
     }
-    migrations.push({ version, name: slot.name, checksum: sha256(slot.upBytes!), up: slot.up, down: slot.down });
+    migrations.push({ version, name: slot.name, checksum: slot.checksum!, up: slot.up, down: slot.down });
   }
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new BadInputErrors(errors);
@@ -132,12 +133,9 @@ export async function loadMigrations(dir: string, options: { parse?: boolean } =
 
 /** Decodes one script and reads its directives; its SQL is parsed on first use. */
 export function readScript(file: string, bytes: Buffer): MigrationScript {
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new BadInputError('file is not valid UTF-8', { file, line: firstInvalidUtf8Line(bytes) });
-  }
+  // Checked, then decoded by Buffer: an ASCII file becomes a one-byte string with no UTF-16 copy on the way.
+  if (!isUtf8(bytes)) throw new BadInputError('file is not valid UTF-8', { file, line: firstInvalidUtf8Line(bytes) });
+  const text = bytes.toString('utf8');
   if (text.includes('\0')) throw new BadInputError('file contains NUL bytes (binary file?)', { file });
   if (text.trim() === '') throw new BadInputError('file is empty', { file });
   return new MigrationScript(file, text, parseDirectives(text, file));

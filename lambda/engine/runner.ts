@@ -76,7 +76,7 @@ export interface RunResult {
 
 const BACKOFF_MS = 200;
 /** Size of one joined query of the fast path; larger batches go in several. */
-const JOINED_QUERY_CHARS = 4 << 20;
+const JOINED_QUERY_CHARS = 1 << 20;
 
 /** Holds the migration lock around `fn`. */
 export async function withMigrationLock<T>(client: ClientBase, options: RunOptions, fn: () => Promise<T>): Promise<T> {

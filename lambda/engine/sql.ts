@@ -31,8 +31,11 @@ export function parserLoaded(): boolean {
   return ready;
 }
 
-/** Text parsed in one call. Larger files are parsed in pieces, which bounds memory (a parse tree is ~20x its SQL). */
-const CHUNK_CHARS = 1 << 20;
+/**
+ * Text parsed in one call. The parser's WebAssembly heap grows to ~130x the SQL it parses and never
+ * shrinks, so large files are parsed in pieces of about this size.
+ */
+const CHUNK_CHARS = 128 * 1024;
 /** Statements larger than this keep only their top-level fields: a 100 KB INSERT needs no full tree. */
 const FULL_NODE_MAX_CHARS = 64 * 1024;
 
@@ -40,38 +43,55 @@ const FULL_NODE_MAX_CHARS = 64 * 1024;
  * Splits `text` into statements. Throws BadInputError naming file, line and column on a syntax error.
  * `loadParser()` must have resolved first.
  *
- * A large file is parsed a piece at a time: a piece ends at a line break, and is accepted only when
- * the parser took all of it and its last statement ends with a `;`. The lexer cannot be inside a
- * string, comment or dollar-quoted body there (that would be an unterminated token, an error), so
- * the piece's statements are exactly the file's; otherwise the piece grows and is parsed again.
+ * A large file is parsed a piece at a time. A piece is proposed to end at a `;` that ends a line, and
+ * accepted only when the parser took all of it as complete statements, the last ending with that `;`:
+ * the lexer cannot be inside a string, comment or dollar-quoted body there (that would be an
+ * unterminated token, an error), so the piece's statements are exactly the file's. Otherwise an
+ * earlier `;` is tried, then a larger piece.
  */
 export function splitStatements(text: string, file: string): Statement[] {
   const statements: Statement[] = [];
   const lines = new LineCounter(text);
   let start = 0;
   while (start < text.length) {
-    let end = text.length - start <= CHUNK_CHARS ? text.length : nextLineEnd(text, start + CHUNK_CHARS);
-    for (;;) {
-      const piece = start === 0 && end === text.length ? text : text.slice(start, end);
-      const parsed = tryParse(piece);
-      const last = parsed.ok ? parsed.stmts.at(-1) : undefined;
-      const complete = parsed.ok && (end === text.length || (last !== undefined && endsWithSemicolon(piece, last)));
-      if (complete) {
-        for (const raw of parsed.stmts) statements.push(toStatement(piece, start, raw, lines));
-        break;
-      }
-      if (end === text.length) {
-        const err = (parsed as { error: any }).error;
-        // libpg-query reports a 0-based character offset (the input's length for "at end of input").
-        const cursor = err?.sqlDetails?.cursorPosition;
-        const at = lineAndColumn(text, start + (typeof cursor === 'number' && cursor >= 0 ? Math.min(cursor, piece.length) : piece.length));
-        throw new BadInputError(`syntax error: ${err?.message ?? err}`, { file, ...at });
-      }
-      end = nextLineEnd(text, Math.min(text.length, end + CHUNK_CHARS));
+    const { end, stmts } = nextPiece(text, start);
+    const piece = start === 0 && end === text.length ? text : text.slice(start, end);
+    const parsed: ParseOutcome = stmts ? { ok: true, stmts } : tryParse(piece);
+    if (!parsed.ok) {
+      const err = parsed.error as any;
+      // libpg-query reports a 0-based character offset (the input's length for "at end of input").
+      const cursor = err?.sqlDetails?.cursorPosition;
+      const at = lineAndColumn(text, start + (typeof cursor === 'number' && cursor >= 0 ? Math.min(cursor, piece.length) : piece.length));
+      throw new BadInputError(`syntax error: ${err?.message ?? err}`, { file, ...at });
     }
+    const toChar = offsets(piece);
+    for (const raw of parsed.stmts) statements.push(toStatement(piece, start, raw, lines, toChar));
     start = end;
   }
   return statements;
+}
+
+/**
+ * Where the piece starting at `start` ends: a verified statement boundary (with the piece's parsed
+ * statements), or the text's end (to be parsed by the caller).
+ */
+function nextPiece(text: string, start: number): { end: number; stmts?: any[] } {
+  let size = CHUNK_CHARS;
+  while (text.length - start > size) {
+    let limit = start + size;
+    for (let tries = 0; tries < 4; tries++) {
+      const semicolon = text.lastIndexOf(';\n', limit - 2);
+      if (semicolon <= start) break;
+      const end = semicolon + 1;
+      const piece = text.slice(start, end);
+      const parsed = tryParse(piece);
+      const last = parsed.ok ? parsed.stmts.at(-1) : undefined;
+      if (parsed.ok && last && endsAt(piece, last)) return { end, stmts: parsed.stmts };
+      limit = semicolon;
+    }
+    size *= 4; // a statement larger than the piece (or `;` at line ends inside a string): look further
+  }
+  return { end: text.length };
 }
 
 type ParseOutcome = { ok: true; stmts: any[] } | { ok: false; error: unknown };
@@ -84,27 +104,30 @@ function tryParse(sql: string): ParseOutcome {
   }
 }
 
-function nextLineEnd(text: string, from: number): number {
-  if (from >= text.length) return text.length;
-  const nl = text.indexOf('\n', from);
-  return nl === -1 ? text.length : nl + 1;
-}
-
-/** Parser locations are UTF-8 byte offsets; for ASCII text they are character offsets too. */
+/**
+ * Parser locations are UTF-8 byte offsets. For ASCII text they are character offsets too; otherwise
+ * they are converted with a cursor that only moves forward (statements come in order).
+ */
 function offsets(piece: string): (byteOffset: number) => number {
   if (Buffer.byteLength(piece) === piece.length) return (b) => b;
   const bytes = Buffer.from(piece, 'utf8');
-  return (b) => bytes.subarray(0, b).toString('utf8').length;
+  let byte = 0;
+  let char = 0;
+  return (b) => {
+    if (b < byte) byte = char = 0;
+    char += bytes.subarray(byte, b).toString('utf8').length;
+    byte = b;
+    return char;
+  };
 }
 
-function endsWithSemicolon(piece: string, raw: any): boolean {
-  if (!raw.stmt_len) return false; // the last statement ran to the end of the piece, unterminated
-  const toChar = offsets(piece);
-  return piece[toChar((raw.stmt_location ?? 0) + raw.stmt_len)] === ';';
+/** Whether the last statement is terminated by the `;` that ends the piece. */
+function endsAt(piece: string, raw: any): boolean {
+  if (!raw.stmt_len) return false; // it ran to the end of the piece, unterminated
+  return offsets(piece)((raw.stmt_location ?? 0) + raw.stmt_len) === piece.length - 1;
 }
 
-function toStatement(piece: string, pieceStart: number, raw: any, lines: LineCounter): Statement {
-  const toChar = offsets(piece);
+function toStatement(piece: string, pieceStart: number, raw: any, lines: LineCounter, toChar: (b: number) => number): Statement {
   const from = toChar(raw.stmt_location ?? 0);
   const to = raw.stmt_len ? toChar((raw.stmt_location ?? 0) + raw.stmt_len) : piece.length;
   const rawSql = piece.slice(from, to);
