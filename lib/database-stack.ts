@@ -33,6 +33,8 @@ export class DatabaseStack extends Stack {
   readonly migrations: SchemaMigrations;
   readonly alarmTopic: sns.Topic;
   readonly config: EnvironmentConfig;
+  /** Stack outputs by name (Endpoint, Port, DatabaseName, MasterSecretArn, AppSecretArn, DatabaseUrlTemplate). */
+  readonly outputs: Record<string, CfnOutput> = {};
 
   constructor(scope: Construct, id: string, props: DatabaseStackProps) {
     super(scope, id, props);
@@ -150,7 +152,7 @@ export class DatabaseStack extends Stack {
     key.grantEncryptDecrypt(new iam.ServicePrincipal('cloudwatch.amazonaws.com')); // alarms publish to the encrypted topic
     this.alarms(c);
 
-    const out = (name: string, value: string, description: string) => new CfnOutput(this, name, { value, description });
+    const out = (name: string, value: string, description: string) => (this.outputs[name] = new CfnOutput(this, name, { value, description }));
     out('Endpoint', this.instance.dbInstanceEndpointAddress, 'Database host');
     out('Port', this.instance.dbInstanceEndpointPort, 'Database port');
     out('DatabaseName', c.databaseName, 'Application database');
@@ -161,6 +163,17 @@ export class DatabaseStack extends Stack {
       `postgres://${c.appRole}:<password from AppSecretArn>@${this.instance.dbInstanceEndpointAddress}:${this.instance.dbInstanceEndpointPort}/${c.databaseName}?sslmode=require`,
       'Connection string for the application; the password stays in Secrets Manager',
     );
+  }
+
+  /**
+   * Fixed zones when the region is known, so synth never looks them up (a lookup needs credentials
+   * for the target account, which a pipeline's synth step does not have).
+   */
+  override get availabilityZones(): string[] {
+    const c = this.config;
+    if (c?.existingVpc) return [...c.existingVpc.availabilityZones];
+    if (c?.region) return [`${c.region}a`, `${c.region}b`];
+    return super.availabilityZones;
   }
 
   private engine(c: EnvironmentConfig): rds.IInstanceEngine {
@@ -177,8 +190,7 @@ export class DatabaseStack extends Stack {
       });
     }
     const vpc = new ec2.Vpc(this, 'Vpc', {
-      // Explicit zones when the region is known: synth then needs no AZ lookup (and no credentials).
-      ...(c.region ? { availabilityZones: [`${c.region}a`, `${c.region}b`] } : { maxAzs: 2 }),
+      ...(c.region ? { availabilityZones: this.availabilityZones } : { maxAzs: 2 }),
       ipAddresses: ec2.IpAddresses.cidr(NEW_VPC_CIDR),
       natGateways: 0,
       subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],

@@ -76,8 +76,18 @@ export function acknowledgeNagFindings(stack: DatabaseStack): void {
     },
   ], true);
 
-  NagSuppressions.addResourceSuppressionsByPath(Stack.of(stack), `/${stack.stackName}/${LOG_RETENTION_ID}`, [
+  NagSuppressions.addResourceSuppressionsByPath(Stack.of(stack), `/${stack.node.path}/${LOG_RETENTION_ID}`, [
     { id: 'AwsSolutions-IAM4', reason: "The CDK's log-retention helper (for the RDS log exports) uses AWSLambdaBasicExecutionRole", appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'] },
     { id: 'AwsSolutions-IAM5', reason: "The CDK's log-retention helper sets retention on log groups RDS creates by name at runtime", appliesTo: ['Resource::*'] },
   ], true);
+}
+
+/** The pipeline stack: findings in what CDK Pipelines generates for itself. */
+export function acknowledgePipelineFindings(stack: Stack): void {
+  NagSuppressions.addStackSuppressions(stack, [
+    { id: 'AwsSolutions-IAM5', reason: 'CDK Pipelines grants its CodeBuild and CodePipeline roles wildcards on its own artifact bucket, log groups and reports, as generated' },
+    { id: 'AwsSolutions-S1', reason: 'The pipeline artifact bucket (created by CDK Pipelines) holds build artifacts only; CloudTrail covers access' },
+    { id: 'AwsSolutions-CB4', reason: 'CDK Pipelines encrypts artifacts with the pipeline KMS key (crossAccountKeys) at the bucket; its CodeBuild projects use that bucket' },
+    { id: 'AwsSolutions-KMS5', reason: 'The cross-account artifact key is created by CDK Pipelines' },
+  ]);
 }
