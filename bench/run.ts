@@ -3,13 +3,13 @@
  * users run them, in alternation over several rounds on fresh databases of one embedded PostgreSQL.
  * Prints min / median and the ratio to the floor; writes the same as JSON under bench/results/.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { build } from 'esbuild';
 import { startEmbeddedServer } from '../lambda/local/embedded-server';
-import { installPeers, migrationSql, PEER_VERSIONS, writeMigrations, type Format } from './peers';
+import { installPeers, PEER_VERSIONS, writeMigrations, type Format } from './peers';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, 'bench', '.work');
@@ -81,11 +81,10 @@ async function main(): Promise<void> {
     await c.end();
     return r[0].n as number;
   };
-  const psqlUrl = (url: string) => url;
 
   type Contender = { name: string; format: Format; run: (url: string, path: string) => Promise<Sample> };
   const contenders: Contender[] = [
-    { name: 'psql -1 -f (floor)', format: 'floor', run: (url, path) => time('psql', ['-X', '-q', '-1', '-v', 'ON_ERROR_STOP=1', '-f', path, psqlUrl(url)]) },
+    { name: 'psql -1 -f (floor)', format: 'floor', run: (url, path) => time('psql', ['-X', '-q', '-1', '-v', 'ON_ERROR_STOP=1', '-f', path, url]) },
     { name: 'orion-db migrate', format: 'orion', run: (url, path) => time(process.execPath, [CLI, 'migrate', '--database-url', url, '--migrations', path]) },
     { name: `dbmate ${PEER_VERSIONS.dbmate}`, format: 'dbmate', run: (url, path) => time(join(PEERS, 'node_modules', '.bin', 'dbmate'), ['--url', `${url}?sslmode=disable`, '--migrations-dir', path, '--no-dump-schema', 'up']) },
     {
@@ -232,7 +231,6 @@ function bigMigration(): string {
     size += statement.length;
   }
   writeFileSync(join(dir, '000001_seed.up.sql'), parts.join(''));
-  void migrationSql;
   return dir;
 }
 
@@ -252,4 +250,3 @@ main().catch((err) => {
   console.error(err);
   process.exit(1);
 });
-void spawnSync;

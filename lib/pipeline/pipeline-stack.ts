@@ -3,7 +3,7 @@
  * → a manual approval that lists the migrations prod will receive → prod. Only a commit that passed
  * staging reaches prod; the pipeline updates itself first (self-mutation).
  */
-import { Stack, Stage, type StackProps, type StageProps } from 'aws-cdk-lib';
+import { ArnFormat, Stack, Stage, type StackProps, type StageProps } from 'aws-cdk-lib';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -86,7 +86,7 @@ export class PipelineStack extends Stack {
       rolePolicyStatements: [
         new iam.PolicyStatement({
           actions: ['secretsmanager:GetSecretValue'],
-          resources: [Stack.of(this).formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `orion/${props.staging.name}/master-*`, arnFormat: 1 as any, account: props.staging.account, region: props.staging.region })],
+          resources: [Stack.of(this).formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `orion/${props.staging.name}/master-*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME, account: props.staging.account, region: props.staging.region })],
         }),
       ],
     });

@@ -10,7 +10,7 @@ import { acknowledgePipelineFindings } from '../../lib/nag';
 import { EXAMPLE_PIPELINE_CONFIG, validatePipelineConfig } from '../../lib/pipeline/config';
 import { GitHubOidcStack } from '../../lib/pipeline/github-oidc-stack';
 import { approvalComment, PipelineStack } from '../../lib/pipeline/pipeline-stack';
-import { migrationsDir, SHIPPED_MIGRATIONS } from '../helpers/db';
+import { migrationsDir } from '../helpers/db';
 
 const CONTEXT = JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')).context;
 
@@ -74,7 +74,6 @@ describe('the delivery pipeline', () => {
     expect(approval.Configuration.CustomData).toMatch(/000001_init_schema, 000002_activities_start_time_speaker_idx/);
     const many = migrationsDir(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`${String(i + 1).padStart(6, '0')}_m${i + 1}.up.sql`, 'SELECT 1;'])));
     expect(approvalComment(many)).toMatch(/version 40.*000001_m1, 000002_m2, … 34 more …, 000037_m37/);
-    void SHIPPED_MIGRATIONS;
   });
 
   test('has no unacknowledged cdk-nag finding', () => {
