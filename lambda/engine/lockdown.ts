@@ -36,8 +36,9 @@ export async function loginRoles(client: ClientBase, app: string): Promise<strin
 
 export async function lockdown(client: ClientBase, roles: LockdownRoles): Promise<LockdownReport> {
   const logins = await loginRoles(client, roles.app);
-  const corrected = await findDrift(client, roles, logins);
-  await correct(client, roles, logins, corrected.some((d) => d.includes(' owned ')));
+  const memberships = await otherMemberships(client, roles, logins);
+  const corrected = [...memberships.map((m) => `${m.member} was a member of ${m.role}`), ...(await findDrift(client, roles, logins))];
+  await correct(client, roles, logins, memberships, corrected.some((d) => d.includes(' owned ')));
   const checks = await readBack(client, roles, logins);
   return { ok: checks.every((c) => c.ok), checks, corrected };
 }
@@ -55,13 +56,6 @@ async function findDrift(client: ClientBase, roles: LockdownRoles, logins: strin
     [logins],
   );
   for (const r of owned.rows) drift.push(`${r.rolname} owned ${r.relkind === 'S' ? 'sequence' : 'table'} ${r.relname}`);
-  const members = await client.query(
-    `SELECT m.rolname AS member, g.rolname AS role FROM pg_auth_members am
-       JOIN pg_roles m ON m.oid = am.member JOIN pg_roles g ON g.oid = am.roleid
-      WHERE m.rolname = ANY($1) AND g.rolname <> $2`,
-    [logins, roles.group],
-  );
-  for (const r of members.rows) drift.push(`${r.member} was a member of ${r.role}`);
   const direct = await client.query(
     `SELECT grantee, string_agg(DISTINCT table_name || ' ' || privilege_type, ', ' ORDER BY table_name || ' ' || privilege_type) AS grants
        FROM information_schema.role_table_grants WHERE grantee = ANY($1) AND table_schema = 'public' GROUP BY grantee`,
@@ -83,7 +77,24 @@ async function findDrift(client: ClientBase, roles: LockdownRoles, logins: strin
   return drift;
 }
 
-async function correct(client: ClientBase, roles: LockdownRoles, logins: string[], reassign: boolean): Promise<void> {
+/** Roles the app (or its clone) belongs to besides the group role: each is drift. */
+async function otherMemberships(client: ClientBase, roles: LockdownRoles, logins: string[]): Promise<{ member: string; role: string }[]> {
+  const { rows } = await client.query(
+    `SELECT m.rolname AS member, g.rolname AS role FROM pg_auth_members am
+       JOIN pg_roles m ON m.oid = am.member JOIN pg_roles g ON g.oid = am.roleid
+      WHERE m.rolname = ANY($1) AND g.rolname <> $2`,
+    [logins, roles.group],
+  );
+  return rows;
+}
+
+async function correct(
+  client: ClientBase,
+  roles: LockdownRoles,
+  logins: string[],
+  memberships: readonly { member: string; role: string }[],
+  reassign: boolean,
+): Promise<void> {
   const owner = q(roles.owner);
   const group = q(roles.group);
   const db = q(roles.database);
@@ -98,13 +109,7 @@ async function correct(client: ClientBase, roles: LockdownRoles, logins: string[
       `GRANT ${group} TO ${login}`,
     );
   }
-  const members = await client.query(
-    `SELECT m.rolname AS member, g.rolname AS role FROM pg_auth_members am
-       JOIN pg_roles m ON m.oid = am.member JOIN pg_roles g ON g.oid = am.roleid
-      WHERE m.rolname = ANY($1) AND g.rolname <> $2`,
-    [logins, roles.group],
-  );
-  for (const r of members.rows) statements.push(`REVOKE ${q(r.role)} FROM ${q(r.member)}`);
+  for (const m of memberships) statements.push(`REVOKE ${q(m.role)} FROM ${q(m.member)}`);
   statements.push(
     `REVOKE ALL ON DATABASE ${db} FROM PUBLIC`,
     `GRANT CONNECT ON DATABASE ${db} TO ${group}`,

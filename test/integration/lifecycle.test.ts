@@ -84,6 +84,7 @@ describe('deploy lifecycle', () => {
     const { roles } = fixture;
     await complete(fixture, SHIPPED_MIGRATIONS);
     await adminQuery(`ALTER ROLE "${roles.app}" CREATEDB CREATEROLE`);
+    await adminQuery(`GRANT pg_read_all_data TO "${roles.app}"`);
     await query(fixture.targetUrl, `ALTER TABLE activities OWNER TO "${roles.app}"; GRANT TRUNCATE ON viewer_entries TO "${roles.app}"; GRANT SELECT ON orion_schema_history TO "${roles.group}"; GRANT CREATE ON SCHEMA public TO PUBLIC`);
     const report = await complete(fixture, SHIPPED_MIGRATIONS);
     expect(report.lockdown!.ok).toBe(true);
@@ -95,8 +96,10 @@ describe('deploy lifecycle', () => {
         expect.stringMatching(new RegExp(`^${roles.app} had direct grants: .*viewer_entries TRUNCATE`)),
         `${roles.group} had SELECT on the ledger`,
         'PUBLIC had CREATE on schema public',
+        `${roles.app} was a member of pg_read_all_data`,
       ]),
     );
+    expect(await adminQuery(`SELECT pg_has_role($1, 'pg_read_all_data', 'MEMBER') AS m`, [roles.app])).toEqual([{ m: false }]);
     expect(await roleAttributes(roles.app)).toMatchObject({ rolcreatedb: false, rolcreaterole: false });
     expect(await query(fixture.targetUrl, `SELECT tableowner FROM pg_tables WHERE tablename = 'activities'`)).toEqual([{ tableowner: roles.owner }]);
     const again = await complete(fixture, SHIPPED_MIGRATIONS);
