@@ -2,6 +2,7 @@
  * `orion-db up` end to end, as `npm start` runs it: its own embedded PostgreSQL under .orion/.
  */
 import { chmodSync, cpSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -40,6 +41,23 @@ describe('orion-db up (npm start)', () => {
     for (const output of [first.stdout, first.stderr, second.stdout, second.stderr]) {
       expect(output).not.toContain(secrets.appPassword);
       expect(output).not.toContain(secrets.masterPassword);
+    }
+  });
+
+  test('a port taken by another program moves the server to a free port instead of hanging', async () => {
+    const state = join(project, '.orion', 'server.json');
+    const { port } = JSON.parse(readFileSync(state, 'utf8'));
+    expect(await stopLocalServer(join(project, '.orion'))).toBe(true);
+    const squatter = createServer().listen(port, '127.0.0.1');
+    await new Promise((r) => squatter.once('listening', r));
+    try {
+      const run = await runCli(['up', '--json'], { cwd: project });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(new RegExp(`port ${port} is taken by another program; moving this project's server to port \\d+`));
+      expect(run.json()).toMatchObject({ ok: true, applied: [], snapshot: null });
+      expect(JSON.parse(readFileSync(state, 'utf8')).port).not.toBe(port);
+    } finally {
+      squatter.close();
     }
   });
 
