@@ -6,7 +6,8 @@ import { connect } from '../../lambda/engine/db';
 import { BadInputError } from '../../lambda/engine/errors';
 import { loadMigrations, prepareScripts, type Migration } from '../../lambda/engine/files';
 import { applyRunResult, emptyReport, versionString, type Report } from '../../lambda/engine/report';
-import { checkEnumValueUse, down, migrate, readPlan, type RunEvent } from '../../lambda/engine/runner';
+import { checkEnumValueUse } from '../../lambda/engine/batches';
+import { down, migrate, readPlan, type RunEvent } from '../../lambda/engine/runner';
 import type { CliOptions } from '../args';
 import { resolve } from 'node:path';
 

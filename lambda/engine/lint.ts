@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { BadInputError } from './errors';
 import { loadMigrations, prepareScripts, readScript, type MigrationScript } from './files';
-import { findEnumValueUse } from './runner';
+import { findEnumValueUse } from './batches';
 import type { Statement } from './sql';
 
 export interface Diagnostic {

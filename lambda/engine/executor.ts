@@ -1,0 +1,352 @@
+/**
+ * Runs a plan against one connection: transactional batches (a fast joined path, and a precise
+ * statement-by-statement path that pins failures to file and line), non-transactional files with
+ * recorded progress, and reverts. Every failure is returned as a value after rolling back.
+ */
+import type { ClientBase } from 'pg';
+import { groupBatches } from './batches';
+import { quoteIdent } from './db';
+import { MigrationFailedError } from './errors';
+import type { MigrationScript } from './files';
+import {
+  completeIncomplete,
+  deleteAttemptQuery,
+  finishAttempt,
+  insertAppliedQuery,
+  progressQuery,
+  recordFailure,
+  revertQuery,
+  startAttempt,
+  startIncomplete,
+  type LedgerRow,
+} from './ledger';
+import type { PendingMigration, Plan } from './plan';
+import type { AppliedReport, RunOptions, RunResult } from './runner';
+import type { Statement } from './sql';
+
+const BACKOFF_MS = 200;
+/** Size of one joined query of the fast path; larger batches go in several. */
+const JOINED_QUERY_CHARS = 1 << 20;
+
+export class Executor {
+  private readonly applied: AppliedReport[] = [];
+  private committed = false;
+  constructor(
+    private readonly client: ClientBase,
+    private readonly options: RunOptions,
+  ) {}
+
+  async run(plan: Plan): Promise<RunResult> {
+    let error: MigrationFailedError | undefined;
+    for (const group of groupBatches(plan.pending)) {
+      const alone = group[0].migration.up.directives.noTransaction;
+      if (alone && this.options.dryRun) break; // cannot run non-transactional SQL without committing it
+      error = alone ? await this.runAlone(group[0]) : await this.runBatch(group);
+      if (error) break;
+    }
+    const dryRun = Boolean(this.options.dryRun);
+    const done = new Set(dryRun ? [] : this.applied.map((a) => a.version));
+    return {
+      fromVersion: plan.currentVersion,
+      toVersion: dryRun ? plan.currentVersion : maxVersion(plan.currentVersion, this.applied),
+      applied: this.applied,
+      pending: plan.pending.filter((p) => !done.has(p.migration.version)).map((p) => ({ version: p.migration.version, name: p.migration.name })),
+      error,
+      partiallyApplied: Boolean(error) && this.committed,
+      dryRun,
+    };
+  }
+
+  async revert(applied: readonly LedgerRow[], targets: readonly LedgerRow[], scripts: readonly MigrationScript[]): Promise<RunResult> {
+    let error: MigrationFailedError | undefined;
+    const reverted: AppliedReport[] = [];
+    // Consecutive transactional down scripts revert together, atomically.
+    for (let i = 0; i < targets.length && !error; ) {
+      let j = i + 1;
+      if (!scripts[i].directives.noTransaction) while (j < targets.length && !scripts[j].directives.noTransaction) j++;
+      const rows = targets.slice(i, j);
+      const group = scripts.slice(i, j);
+      const tx = !scripts[i].directives.noTransaction;
+      error = await this.withRetries(tx, async () => {
+        if (tx) await this.client.query('BEGIN');
+        const timings: AppliedReport[] = [];
+        for (let k = 0; k < group.length; k++) {
+          const started = performance.now();
+          await this.runScript(rows[k].version, group[k], 0, tx);
+          timings.push({ version: rows[k].version, name: rows[k].name, ms: Math.round(performance.now() - started) });
+        }
+        const q = revertQuery(rows.map((r) => r.id));
+        await this.client.query(q.text, q.values);
+        if (tx) await this.client.query(this.options.dryRun ? 'ROLLBACK' : 'COMMIT');
+        if (!this.options.dryRun) this.committed = true;
+        for (const t of timings) {
+          reverted.push(t);
+          this.options.onEvent?.({ type: 'reverted', ...t });
+        }
+      });
+      i = j;
+    }
+    const remaining = applied.filter((r) => !reverted.some((x) => x.version === r.version) || this.options.dryRun);
+    return {
+      fromVersion: maxVersion(null, applied),
+      toVersion: remaining.reduce<bigint | null>((max, r) => (max === null || r.version > max ? r.version : max), null),
+      applied: reverted,
+      pending: [],
+      error,
+      partiallyApplied: Boolean(error) && this.committed,
+      dryRun: Boolean(this.options.dryRun),
+    };
+  }
+
+  /** All migrations of `group` and their ledger rows in one transaction. */
+  private async runBatch(group: readonly PendingMigration[]): Promise<MigrationFailedError | undefined> {
+    this.options.onEvent?.({ type: 'batch-start', versions: group.map((p) => p.migration.version) });
+    // Written before the batch and deleted by its commit: if this process dies, the attempt stays on record.
+    const first = group[0].migration;
+    const attemptId = this.options.dryRun
+      ? undefined
+      : await startAttempt(this.client, { version: first.version, name: first.name, checksum: first.checksum }, this.options.deployId ?? null);
+    return this.withRetries(true, async (lastTry) => {
+      let timings: AppliedReport[];
+      try {
+        timings = await this.runJoined(group);
+      } catch (err) {
+        // A server error in the joined run does not say which statement failed: run the batch
+        // again one statement at a time, which reports file and line (or succeeds, if it was transient).
+        const code = (err as { code?: unknown })?.code;
+        if (typeof code !== 'string') throw err; // the connection is gone
+        if (code === '55P03' && !lastTry) throw err; // retried after a backoff; pinned down on the last try
+        await this.client.query('ROLLBACK');
+        timings = await this.runEachStatement(group);
+      }
+      const q = insertAppliedQuery(
+        group.map(({ migration: m }, i) => ({ version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null, executionMs: timings[i].ms })),
+        this.options.deployId ?? null,
+      );
+      await this.client.query(q.text, q.values);
+      if (attemptId !== undefined) await this.client.query(deleteAttemptQuery(attemptId));
+      await this.client.query(this.options.dryRun ? 'ROLLBACK' : 'COMMIT');
+      if (!this.options.dryRun) this.committed = true;
+      for (const t of timings) {
+        this.applied.push(t);
+        this.options.onEvent?.({ type: 'applied', ...t });
+      }
+    }, group, attemptId);
+  }
+
+  /**
+   * The fast path: BEGIN and the whole batch sent as multi-statement queries (a few round trips in
+   * all, whatever the number of migrations), with a server timestamp after each migration for its time.
+   */
+  private async runJoined(group: readonly PendingMigration[]): Promise<AppliedReport[]> {
+    const MARK = 'SELECT clock_timestamp() AS orion_mark';
+    const pieces: string[] = ['BEGIN', MARK];
+    let settings = '';
+    for (const { migration } of group) {
+      const s = this.settingsSql(migration.up, 'SET LOCAL');
+      if (s !== settings) pieces.push((settings = s));
+      for (const st of migration.up.statements) pieces.push(st.sql);
+      pieces.push(MARK);
+    }
+    if (this.options.role) pieces.push('RESET ROLE');
+    const marks: number[] = [];
+    let chunk: string[] = [];
+    let size = 0;
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      const result = await this.client.query(chunk.join(';\n'));
+      for (const r of Array.isArray(result) ? result : [result]) {
+        if (r.fields?.[0]?.name === 'orion_mark') marks.push((r.rows[0].orion_mark as Date).getTime());
+      }
+      chunk = [];
+      size = 0;
+    };
+    for (const piece of pieces) {
+      chunk.push(piece);
+      size += piece.length;
+      if (size > JOINED_QUERY_CHARS) await flush(); // bounds memory for seed-data migrations
+    }
+    await flush();
+    return group.map(({ migration }, i) => ({ version: migration.version, name: migration.name, ms: marks[i + 1] - marks[i] }));
+  }
+
+  /** The precise path: each statement on its own, so a failure is pinned to its file and line. */
+  private async runEachStatement(group: readonly PendingMigration[]): Promise<AppliedReport[]> {
+    await this.client.query('BEGIN');
+    const timings: AppliedReport[] = [];
+    for (const { migration } of group) {
+      const started = performance.now();
+      await this.runScript(migration.version, migration.up, 0, true);
+      timings.push({ version: migration.version, name: migration.name, ms: Math.round(performance.now() - started) });
+    }
+    return timings;
+  }
+
+  private settingsSql(script: MigrationScript, scope: 'SET' | 'SET LOCAL'): string {
+    const role = this.options.role ? `; ${scope} ROLE ${quoteIdent(this.options.role)}` : '';
+    return `${scope} lock_timeout = ${this.lockTimeout(script)}; ${scope} statement_timeout = ${this.statementTimeout(script)}${role}`;
+  }
+
+  /** One non-transactional migration, statement by statement, resuming an interrupted attempt. */
+  private runAlone(p: PendingMigration): Promise<MigrationFailedError | undefined> {
+    const m = p.migration;
+    this.options.onEvent?.({ type: 'batch-start', versions: [m.version] });
+    return this.withRetries(false, async () => {
+      const started = performance.now();
+      const id =
+        p.incompleteId ??
+        (await startIncomplete(this.client, { version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null }, this.options.deployId ?? null));
+      await this.runScript(m.version, m.up, p.resumeFrom, false, id);
+      const ms = Math.round(performance.now() - started);
+      await completeIncomplete(this.client, id, ms);
+      this.applied.push({ version: m.version, name: m.name, ms });
+      this.options.onEvent?.({ type: 'applied', version: m.version, name: m.name, ms });
+    }, [p]);
+  }
+
+  /**
+   * Runs a script's statements from `from`. In a transaction, settings are SET LOCAL; outside one,
+   * progress is written to the ledger after each statement (`incompleteId`).
+   */
+  private async runScript(version: bigint, script: MigrationScript, from: number, inTransaction: boolean, incompleteId?: number): Promise<void> {
+    const scope = inTransaction ? 'SET LOCAL' : 'SET';
+    const role = this.options.role ? `; ${scope} ROLE ${quoteIdent(this.options.role)}` : '';
+    await this.client.query(this.settingsSql(script, scope));
+    try {
+      for (let i = from; i < script.statements.length; i++) {
+        const statement = script.statements[i];
+        if (!inTransaction) await this.cleanUpFailedIndex(version, statement);
+        try {
+          await this.client.query(statement.sql);
+        } catch (err) {
+          throw new StatementError(script.file, statement, err);
+        }
+        if (incompleteId !== undefined) {
+          this.committed = true; // from here on, a failure leaves this statement committed
+          await this.client.query(`RESET ROLE; ${progressQuery(incompleteId, i + 1)}${role}`);
+        }
+      }
+    } finally {
+      if (!inTransaction) await this.client.query('RESET lock_timeout; RESET statement_timeout; RESET ROLE').catch(() => {});
+    }
+    if (inTransaction && role) await this.client.query('RESET ROLE');
+  }
+
+  /** A failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind; drop it before retrying. */
+  private async cleanUpFailedIndex(version: bigint, s: Statement): Promise<void> {
+    if (s.kind !== 'IndexStmt' || !s.node.concurrent || !s.node.idxname) return;
+    const schema = s.node.relation?.schemaname;
+    const name = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(s.node.idxname);
+    const { rows } = await this.client.query(
+      `SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid`,
+      [name],
+    );
+    if (rows.length === 0) return;
+    const sql = `DROP INDEX CONCURRENTLY IF EXISTS ${name}`;
+    this.options.onEvent?.({ type: 'cleanup', version, sql });
+    await this.client.query(sql);
+  }
+
+  /** Says which lock a timed-out statement waited for, and who holds it. */
+  private async withLockHolders(failure: MigrationFailedError, s: Statement): Promise<MigrationFailedError> {
+    const relation = s.node.relation;
+    if (!relation?.relname) return failure;
+    const name = (relation.schemaname ? quoteIdent(relation.schemaname) + '.' : '') + quoteIdent(relation.relname);
+    const { rows } = await this.client
+      .query(
+        `SELECT l.pid, a.application_name, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.relation = to_regclass($1) AND l.granted AND l.pid <> pg_backend_pid() ORDER BY l.pid LIMIT 3`,
+        [name],
+      )
+      .catch(() => ({ rows: [] as any[] }));
+    const holders = rows.map((r) => `pid ${r.pid} "${r.application_name}" (${r.mode})`).join(', ');
+    const detail = `${failure.serverMessage}: waiting for a lock on ${relation.relname}${holders ? ` held by ${holders}` : ''}`;
+    return new MigrationFailedError(failure.file, failure.line, failure.sqlstate, detail, { cause: failure.cause });
+  }
+
+  private lockTimeout(script: MigrationScript): number {
+    return this.cap(script.directives.lockTimeoutMs ?? this.options.defaultLockTimeoutMs ?? 5_000);
+  }
+
+  private statementTimeout(script: MigrationScript): number {
+    return this.cap(script.directives.statementTimeoutMs ?? this.options.defaultStatementTimeoutMs ?? 0);
+  }
+
+  /** 0 means "no limit" to PostgreSQL, so a cap replaces it too. */
+  private cap(ms: number): number {
+    const max = this.options.maxStatementTimeoutMs;
+    return max !== undefined && (ms === 0 || ms > max) ? Math.max(1, Math.floor(max)) : ms;
+  }
+
+  /**
+   * Runs `attempt`; on failure rolls back, records the failure in the ledger and returns it.
+   * A lock timeout (55P03) of a transactional attempt is retried with exponential backoff.
+   */
+  private async withRetries(
+    inTransaction: boolean,
+    attempt: (lastTry: boolean) => Promise<void>,
+    group: readonly PendingMigration[] = [],
+    attemptId?: number,
+  ): Promise<MigrationFailedError | undefined> {
+    const retries = this.options.lockRetries ?? 3;
+    for (let n = 0; ; n++) {
+      try {
+        await attempt(n >= retries);
+        return undefined;
+      } catch (err) {
+        if (inTransaction) await this.client.query('ROLLBACK').catch(() => {});
+        let failure = toMigrationFailure(err, group);
+        if (failure.sqlstate === '55P03' && err instanceof StatementError) failure = await this.withLockHolders(failure, err.statement);
+        if (inTransaction && failure.sqlstate === '55P03' && n < retries) {
+          const delayMs = BACKOFF_MS * 2 ** n;
+          this.options.onEvent?.({ type: 'retry', attempt: n + 1, delayMs, reason: failure.message });
+          await new Promise((r) => setTimeout(r, delayMs));
+          continue;
+        }
+        const failed = group.find((p) => p.migration.up.file === failure.file)?.migration;
+        if (failed && !this.options.dryRun) {
+          const entry = { version: failed.version, name: failed.name, checksum: failed.checksum, line: failure.line, sqlstate: failure.sqlstate ?? null, message: failure.serverMessage };
+          // The connection may be gone: then the attempt row says "interrupted", and the report has the failure.
+          await (attemptId !== undefined ? finishAttempt(this.client, attemptId, entry) : recordFailure(this.client, entry, this.options.deployId ?? null)).catch(() => {});
+        }
+        this.options.onEvent?.({ type: 'failed', error: failure });
+        return failure;
+      }
+    }
+  }
+}
+
+/** A statement's error with its file and statement attached, before it becomes a MigrationFailedError. */
+class StatementError extends Error {
+  constructor(
+    readonly file: string,
+    readonly statement: Statement,
+    override readonly cause: unknown,
+  ) {
+    super((cause as Error)?.message ?? String(cause));
+  }
+}
+
+function toMigrationFailure(err: unknown, group: readonly PendingMigration[]): MigrationFailedError {
+  if (err instanceof StatementError) {
+    const pg = err.cause as { code?: string; position?: string; message?: string };
+    let line = err.statement.line;
+    const position = Number(pg.position);
+    if (position > 0) line += (err.statement.sql.slice(0, position - 1).match(/\n/g) ?? []).length;
+    return new MigrationFailedError(err.file, line, pg.code, pg.message ?? 'unknown error', { cause: err.cause });
+  }
+  // Not a statement of a migration: the bookkeeping or the COMMIT itself (a dropped connection).
+  const e = err as { code?: string; message?: string };
+  const files = group.map((p) => p.migration.up.file);
+  return new MigrationFailedError(
+    files.at(-1) ?? '(ledger)',
+    0,
+    e.code,
+    `${e.message ?? String(err)} — while running the batch ${files.join(', ')}: it either committed whole or not at all; run "orion-db status" to see which`,
+    { cause: err },
+  );
+}
+
+function maxVersion(current: bigint | null, applied: readonly { version: bigint }[]): bigint | null {
+  return applied.reduce<bigint | null>((max, a) => (max === null || a.version > max ? a.version : max), current);
+}
