@@ -3,9 +3,11 @@
  */
 import type { Client } from 'pg';
 import { connect } from '../../lambda/engine/db';
-import { BadInputError } from '../../lambda/engine/errors';
+import { BadInputError, OrionError } from '../../lambda/engine/errors';
 import { loadMigrations, prepareScripts, type Migration } from '../../lambda/engine/files';
-import { applyRunResult, emptyReport, versionString, type Report } from '../../lambda/engine/report';
+import { readLedger } from '../../lambda/engine/ledger';
+import { planMigrations } from '../../lambda/engine/plan';
+import { addError, applyRunResult, emptyReport, versionString, type Report } from '../../lambda/engine/report';
 import { checkEnumValueUse } from '../../lambda/engine/batches';
 import { down, migrate, readPlan, type RunEvent } from '../../lambda/engine/runner';
 import type { CliOptions } from '../args';
@@ -28,17 +30,32 @@ async function open(ctx: CommandContext): Promise<{ migrations: Migration[]; cli
   return { migrations, client };
 }
 
+/**
+ * What the ledger says, and what is pending. An edited or missing file does not hide the ledger:
+ * status is what the on-call engineer runs first, so it reports the problem beside the state (exit 2).
+ */
 export async function status(ctx: CommandContext): Promise<Report> {
   const { migrations, client } = await open(ctx);
   try {
-    const plan = await readPlan(client, migrations, { allowOutOfOrder: true });
+    const ledger = await readLedger(client);
     const report = emptyReport(ctx.options.command);
-    report.from_version = report.to_version = versionString(plan.currentVersion);
-    report.applied = plan.applied.map((r) => ({ version: r.version.toString(), name: r.name, ms: r.executionMs ?? 0 }));
-    report.pending = plan.pending.map((p) => ({ version: p.migration.version.toString(), name: p.migration.name }));
-    report.incomplete = plan.pending
-      .filter((p) => p.incompleteId !== undefined)
-      .map((p) => ({ version: p.migration.version.toString(), name: p.migration.name, statements_done: p.resumeFrom }));
+    const applied = ledger.filter((r) => r.status === 'applied');
+    const appliedVersions = new Set(applied.map((r) => r.version));
+    let pending = migrations.filter((m) => !appliedVersions.has(m.version));
+    try {
+      pending = planMigrations(migrations, ledger, { allowOutOfOrder: true }).pending.map((p) => p.migration);
+    } catch (err) {
+      if (!(err instanceof OrionError)) throw err;
+      addError(report, err);
+      report.exit_code = err.exitCode;
+    }
+    const current = applied.at(-1)?.version ?? null;
+    report.from_version = report.to_version = versionString(current);
+    report.applied = applied.map((r) => ({ version: r.version.toString(), name: r.name, ms: r.executionMs ?? 0 }));
+    report.pending = pending.map((m) => ({ version: m.version.toString(), name: m.name }));
+    report.incomplete = ledger
+      .filter((r) => r.status === 'incomplete')
+      .map((r) => ({ version: r.version.toString(), name: r.name, statements_done: r.statementsDone ?? 0 }));
     return report;
   } finally {
     await client.end();

@@ -89,6 +89,10 @@ describe('orion-db migrate / status / plan / down', () => {
     expect(run.code).toBe(2);
     expect(run.json().errors[0]).toMatchObject({ file: '1_a.up.sql', message: expect.stringMatching(/edited after it was applied/) });
     expect(await tableNames(url)).toEqual(['a', 'orion_schema_history']);
+    // status still shows the state beside the problem
+    const status = await runCli(['status', '--database-url', url, '--migrations', tampered, '--json']);
+    expect(status.code).toBe(2);
+    expect(status.json()).toMatchObject({ ok: false, to_version: '1', applied: [{ version: '1', name: 'a' }], pending: [{ version: '2', name: 'b' }], errors: [{ file: '1_a.up.sql' }] });
   });
 
   test('exits 3 naming the holder when the migration lock is not free in time', async () => {
