@@ -11,8 +11,10 @@ import type { CommandContext } from './migrations';
 const NAME = /^[a-z0-9][a-z0-9_]*$/;
 
 export function nextVersion(existing: readonly string[], now: Date): string {
-  const versions = existing.map((f) => parseFileName(f)).filter((p) => p !== undefined);
-  const widest = versions.reduce((w, p) => Math.max(w, p.version.toString().length), 0);
+  const migrations = existing.filter((f) => parseFileName(f) !== undefined);
+  const versions = migrations.map((f) => parseFileName(f)!);
+  // The width as written (leading zeros included), which the number itself has lost.
+  const widest = migrations.reduce((w, f) => Math.max(w, f.indexOf('_')), 0);
   const max = versions.reduce((m, p) => (p.version > m ? p.version : m), 0n);
   if (widest === 14) {
     // A folder of UTC timestamps (golang-migrate -format 20060102150405) keeps using them.

@@ -135,6 +135,13 @@ describe('orion-db migrate / status / plan / down', () => {
     expect(text.stdout + text.stderr).not.toContain(secret);
   });
 
+  test('sslmode in the URL is honoured: requiring TLS from a server without it is a clear error', async () => {
+    const { url } = await createDatabase();
+    const run = await runCli(['status', '--database-url', `${url}?sslmode=require`, '--migrations', SHIPPED_MIGRATIONS, '--json']);
+    expect(run.code).toBe(2);
+    expect(run.json().errors[0].message).toMatch(/does not support SSL/);
+  });
+
   test('an unreachable host fails within the connect timeout, not a hang', async () => {
     const started = Date.now();
     const run = await runCli(['status', '--database-url', 'postgres://u:p@127.0.0.1:1/db', '--migrations', SHIPPED_MIGRATIONS, '--json']);
