@@ -25,7 +25,7 @@ import {
 } from '@aws-sdk/client-rds';
 import type { RestoreState, RestoreStatus, SnapshotInfo, SnapshotPort, SnapshotState } from '../lifecycle/ports';
 import type { RestoreSettings } from '../schema-migrator/properties';
-import { isNotFound, withThrottlingRetries, type RetryOptions } from './retry';
+import { unlessNotFound, withThrottlingRetries, type RetryOptions } from './retry';
 
 export const TAG_RESTORED_FROM = 'orion:restored-from';
 export const TAG_FAILED_DEPLOY = 'orion:failed-deploy-snapshot';
@@ -75,11 +75,7 @@ export class RdsSnapshots implements SnapshotPort {
   }
 
   async delete(id: string): Promise<void> {
-    try {
-      await this.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id }));
-    } catch (err) {
-      if (!isNotFound(err, 'DBSnapshotNotFoundFault')) throw err;
-    }
+    await unlessNotFound(() => this.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id })), 'DBSnapshotNotFoundFault');
   }
 
   async restoreStatus(id: string): Promise<RestoreStatus> {
@@ -157,21 +153,19 @@ export class RdsSnapshots implements SnapshotPort {
   }
 
   private async instance(identifier: string): Promise<DBInstance | undefined> {
-    try {
-      return ((await this.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: identifier }))) as DescribeDBInstancesCommandOutput).DBInstances?.[0];
-    } catch (err) {
-      if (isNotFound(err, 'DBInstanceNotFoundFault')) return undefined;
-      throw err;
-    }
+    const out: DescribeDBInstancesCommandOutput | undefined = await unlessNotFound(
+      () => this.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: identifier })),
+      'DBInstanceNotFoundFault',
+    );
+    return out?.DBInstances?.[0];
   }
 
   private async snapshot(id: string): Promise<DBSnapshot | undefined> {
-    try {
-      return ((await this.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: id }))) as DescribeDBSnapshotsCommandOutput).DBSnapshots?.[0];
-    } catch (err) {
-      if (isNotFound(err, 'DBSnapshotNotFoundFault')) return undefined;
-      throw err;
-    }
+    const out: DescribeDBSnapshotsCommandOutput | undefined = await unlessNotFound(
+      () => this.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: id })),
+      'DBSnapshotNotFoundFault',
+    );
+    return out?.DBSnapshots?.[0];
   }
 
   // The SDK's per-command overloads do not survive a generic wrapper; results are typed at the call sites.

@@ -91,3 +91,8 @@ export function withUser(url: string, user: string): string {
 export function quoteIdent(name: string): string {
   return '"' + name.replace(/"/g, '""') + '"';
 }
+
+/** `"schema"."name"`, or `"name"` when the parser found no schema. */
+export function quoteQualified(schema: string | undefined, name: string): string {
+  return (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(name);
+}

@@ -5,7 +5,7 @@
  */
 import type { ClientBase } from 'pg';
 import { groupBatches } from './batches';
-import { quoteIdent } from './db';
+import { quoteIdent, quoteQualified } from './db';
 import { MigrationFailedError } from './errors';
 import type { MigrationScript } from './files';
 import {
@@ -20,7 +20,7 @@ import {
   startIncomplete,
   type LedgerRow,
 } from './ledger';
-import type { PendingMigration, Plan } from './plan';
+import { maxVersion, type PendingMigration, type Plan } from './plan';
 import type { AppliedReport, RunOptions, RunResult } from './runner';
 import type { Statement } from './sql';
 
@@ -68,13 +68,10 @@ export class Executor {
       const group = scripts.slice(i, j);
       const tx = !scripts[i].directives.noTransaction;
       error = await this.withRetries(tx, async () => {
-        if (tx) await this.client.query('BEGIN');
-        const timings: AppliedReport[] = [];
-        for (let k = 0; k < group.length; k++) {
-          const started = performance.now();
-          await this.runScript(rows[k].version, group[k], 0, tx);
-          timings.push({ version: rows[k].version, name: rows[k].name, ms: Math.round(performance.now() - started) });
-        }
+        const timings = await this.runEach(
+          rows.map((r, k) => ({ version: r.version, name: r.name, script: group[k] })),
+          tx,
+        );
         const q = revertQuery(rows.map((r) => r.id));
         await this.client.query(q.text, q.values);
         if (tx) await this.client.query(this.options.dryRun ? 'ROLLBACK' : 'COMMIT');
@@ -89,7 +86,7 @@ export class Executor {
     const remaining = applied.filter((r) => !reverted.some((x) => x.version === r.version) || this.options.dryRun);
     return {
       fromVersion: maxVersion(null, applied),
-      toVersion: remaining.reduce<bigint | null>((max, r) => (max === null || r.version > max ? r.version : max), null),
+      toVersion: maxVersion(null, remaining),
       applied: reverted,
       pending: [],
       error,
@@ -117,7 +114,10 @@ export class Executor {
         if (typeof code !== 'string') throw err; // the connection is gone
         if (code === '55P03' && !lastTry) throw err; // retried after a backoff; pinned down on the last try
         await this.client.query('ROLLBACK');
-        timings = await this.runEachStatement(group);
+        timings = await this.runEach(
+          group.map(({ migration: m }) => ({ version: m.version, name: m.name, script: m.up })),
+          true,
+        );
       }
       const q = insertAppliedQuery(
         group.map(({ migration: m }, i) => ({ version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null, executionMs: timings[i].ms })),
@@ -170,21 +170,28 @@ export class Executor {
     return group.map(({ migration }, i) => ({ version: migration.version, name: migration.name, ms: marks[i + 1] - marks[i] }));
   }
 
-  /** The precise path: each statement on its own, so a failure is pinned to its file and line. */
-  private async runEachStatement(group: readonly PendingMigration[]): Promise<AppliedReport[]> {
-    await this.client.query('BEGIN');
+  /**
+   * The precise path (and the one for down scripts): each statement on its own, so a failure is
+   * pinned to its file and line. In a transaction, it is begun here; the caller ends it.
+   */
+  private async runEach(items: readonly { version: bigint; name: string; script: MigrationScript }[], inTransaction: boolean): Promise<AppliedReport[]> {
+    if (inTransaction) await this.client.query('BEGIN');
     const timings: AppliedReport[] = [];
-    for (const { migration } of group) {
+    for (const { version, name, script } of items) {
       const started = performance.now();
-      await this.runScript(migration.version, migration.up, 0, true);
-      timings.push({ version: migration.version, name: migration.name, ms: Math.round(performance.now() - started) });
+      await this.runScript(version, script, 0, inTransaction);
+      timings.push({ version, name, ms: Math.round(performance.now() - started) });
     }
     return timings;
   }
 
   private settingsSql(script: MigrationScript, scope: 'SET' | 'SET LOCAL'): string {
-    const role = this.options.role ? `; ${scope} ROLE ${quoteIdent(this.options.role)}` : '';
-    return `${scope} lock_timeout = ${this.lockTimeout(script)}; ${scope} statement_timeout = ${this.statementTimeout(script)}${role}`;
+    return `${scope} lock_timeout = ${this.lockTimeout(script)}; ${scope} statement_timeout = ${this.statementTimeout(script)}${this.roleSql(scope)}`;
+  }
+
+  /** `; SET [LOCAL] ROLE owner` when migrations run as a role, else nothing. */
+  private roleSql(scope: 'SET' | 'SET LOCAL'): string {
+    return this.options.role ? `; ${scope} ROLE ${quoteIdent(this.options.role)}` : '';
   }
 
   /** One non-transactional migration, statement by statement, resuming an interrupted attempt. */
@@ -210,7 +217,7 @@ export class Executor {
    */
   private async runScript(version: bigint, script: MigrationScript, from: number, inTransaction: boolean, incompleteId?: number): Promise<void> {
     const scope = inTransaction ? 'SET LOCAL' : 'SET';
-    const role = this.options.role ? `; ${scope} ROLE ${quoteIdent(this.options.role)}` : '';
+    const role = this.roleSql(scope);
     await this.client.query(this.settingsSql(script, scope));
     try {
       for (let i = from; i < script.statements.length; i++) {
@@ -235,8 +242,7 @@ export class Executor {
   /** A failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind; drop it before retrying. */
   private async cleanUpFailedIndex(version: bigint, s: Statement): Promise<void> {
     if (s.kind !== 'IndexStmt' || !s.node.concurrent || !s.node.idxname) return;
-    const schema = s.node.relation?.schemaname;
-    const name = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(s.node.idxname);
+    const name = quoteQualified(s.node.relation?.schemaname, s.node.idxname);
     const { rows } = await this.client.query(
       `SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid`,
       [name],
@@ -251,7 +257,7 @@ export class Executor {
   private async withLockHolders(failure: MigrationFailedError, s: Statement): Promise<MigrationFailedError> {
     const relation = s.node.relation;
     if (!relation?.relname) return failure;
-    const name = (relation.schemaname ? quoteIdent(relation.schemaname) + '.' : '') + quoteIdent(relation.relname);
+    const name = quoteQualified(relation.schemaname, relation.relname);
     const { rows } = await this.client
       .query(
         `SELECT l.pid, a.application_name, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -296,13 +302,14 @@ export class Executor {
       } catch (err) {
         if (inTransaction) await this.client.query('ROLLBACK').catch(() => {});
         let failure = toMigrationFailure(err, group);
-        if (failure.sqlstate === '55P03' && err instanceof StatementError) failure = await this.withLockHolders(failure, err.statement);
         if (inTransaction && failure.sqlstate === '55P03' && n < retries) {
           const delayMs = BACKOFF_MS * 2 ** n;
           this.options.onEvent?.({ type: 'retry', attempt: n + 1, delayMs, reason: failure.message });
           await new Promise((r) => setTimeout(r, delayMs));
           continue;
         }
+        // Only the reported failure says who holds the lock: no catalog query before each retry.
+        if (failure.sqlstate === '55P03' && err instanceof StatementError) failure = await this.withLockHolders(failure, err.statement);
         const failed = group.find((p) => p.migration.up.file === failure.file)?.migration;
         if (failed && !this.options.dryRun) {
           const entry = { version: failed.version, name: failed.name, checksum: failed.checksum, line: failure.line, sqlstate: failure.sqlstate ?? null, message: failure.serverMessage };
@@ -347,6 +354,3 @@ function toMigrationFailure(err: unknown, group: readonly PendingMigration[]): M
   );
 }
 
-function maxVersion(current: bigint | null, applied: readonly { version: bigint }[]): bigint | null {
-  return applied.reduce<bigint | null>((max, a) => (max === null || a.version > max ? a.version : max), current);
-}

@@ -45,7 +45,7 @@ export function planMigrations(migrations: readonly Migration[], ledger: readonl
       errors.push(new BadInputError(checksumMessage(m, row), { file: m.up.file }));
     }
   }
-  const currentVersion = applied.reduce<bigint | null>((max, r) => (max === null || r.version > max ? r.version : max), null);
+  const currentVersion = maxVersion(null, applied);
   const appliedVersions = new Set(applied.map((r) => r.version));
   const pending: PendingMigration[] = [];
   for (const m of migrations) {
@@ -66,6 +66,11 @@ export function planMigrations(migrations: readonly Migration[], ledger: readonl
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new BadInputErrors(errors);
   return { currentVersion, applied, pending };
+}
+
+/** The highest version among `rows`, or `current` if none is higher. */
+export function maxVersion(current: bigint | null, rows: readonly { version: bigint }[]): bigint | null {
+  return rows.reduce<bigint | null>((max, r) => (max === null || r.version > max ? r.version : max), current);
 }
 
 function checksumMessage(m: Migration, row: LedgerRow): string {

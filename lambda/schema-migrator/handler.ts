@@ -136,7 +136,7 @@ export function createHandlers(deps: HandlerDeps) {
   async function rollback(event: ProviderEvent, context: InvocationContext): Promise<boolean> {
     try {
       const settings = parseProperties(event.ResourceProperties);
-      const failedDeployId = String((event as { OldResourceProperties?: Record<string, unknown> }).OldResourceProperties?.DeployId ?? '');
+      const failedDeployId = oldDeployId(event) ?? '';
       const target = await deps.target(settings, event.StackId);
       const failedSnapshot = snapshotId(settings.snapshotPrefix, failedDeployId || 'unknown');
       const status = failedDeployId ? await target.snapshots.restoreStatus(failedSnapshot) : { state: 'none' as const };
@@ -193,13 +193,19 @@ export function createHandlers(deps: HandlerDeps) {
     } catch (err) {
       // Without DescribeStacks, fall back to the properties: a rollback carries an older deploy id.
       const now = Date.parse(String(event.ResourceProperties?.DeployId));
-      const old = Date.parse(String((event as { OldResourceProperties?: Record<string, unknown> }).OldResourceProperties?.DeployId));
+      const old = Date.parse(String(oldDeployId(event)));
       logger.warn('DescribeStacks failed; judging rollback by deploy ids', { error: describeError(err) });
       return Number.isFinite(now) && Number.isFinite(old) && now < old;
     }
   }
 
   return { onEvent, isComplete };
+}
+
+/** The deploy id of the properties an Update replaces (the failed deploy, during a rollback). */
+function oldDeployId(event: ProviderEvent): string | undefined {
+  const old = (event as { OldResourceProperties?: Record<string, unknown> }).OldResourceProperties;
+  return old?.DeployId === undefined ? undefined : String(old.DeployId);
 }
 
 /** The message CloudFormation shows: file, line, SQLSTATE, and what state the database is in. */
