@@ -2,6 +2,7 @@
  * Splits and inspects SQL with the real PostgreSQL parser (libpg-query, WASM).
  */
 import type * as LibPgQuery from 'libpg-query';
+import { setFlagsFromString } from 'node:v8';
 import { BadInputError } from './errors';
 
 export interface Statement {
@@ -24,10 +25,14 @@ let parser: typeof LibPgQuery | undefined;
  * parse never pays for it); every later parse is synchronous.
  */
 export function loadParser(): Promise<void> {
-  loaded ??= import('libpg-query').then(async (lib) => {
+  loaded ??= (async () => {
+    // Baseline (Liftoff) code only: parsing is short-lived, and optimising the parser's hot functions
+    // in the background competed for the CPU with the server it feeds (measured in bench/).
+    setFlagsFromString('--liftoff-only');
+    const lib = await import('libpg-query');
     await lib.loadModule();
     parser = lib;
-  });
+  })();
   return loaded;
 }
 
