@@ -5,6 +5,7 @@ import type { Client } from 'pg';
 import { connect } from '../../lambda/engine/db';
 import { BadInputError, OrionError } from '../../lambda/engine/errors';
 import { loadMigrations, prepareScripts, type Migration } from '../../lambda/engine/files';
+import { loadParser } from '../../lambda/engine/sql';
 import { readLedger } from '../../lambda/engine/ledger';
 import { planMigrations } from '../../lambda/engine/plan';
 import { addError, applyRunResult, emptyReport, versionString, type Report } from '../../lambda/engine/report';
@@ -19,15 +20,28 @@ export interface CommandContext {
   readonly progress: (line: string) => void;
 }
 
-async function open(ctx: CommandContext): Promise<{ migrations: Migration[]; client: Client }> {
+/**
+ * The folder and a connection. The connection (and, when SQL may be parsed, the parser) are started
+ * first, so the server's and the WebAssembly compiler's work overlaps the reading of the files; a
+ * problem in the files is still what gets reported first.
+ */
+async function open(ctx: CommandContext, { mayParse = false } = {}): Promise<{ migrations: Migration[]; client: Client }> {
   const { options } = ctx;
-  // Parsed later, and only what will run: a no-op run never loads the parser.
-  const migrations = await loadMigrations(resolve(options.cwd, options.migrationsDir), { parse: false });
-  if (!options.databaseUrl) {
+  const connecting = options.databaseUrl ? connect(options.databaseUrl, { applicationName: `orion-db ${options.command}` }) : undefined;
+  connecting?.catch(() => {}); // awaited below, once the files are known to be good
+  if (mayParse) void loadParser().catch(() => {}); // a load failure is reported where the parser is awaited
+  let migrations: Migration[];
+  try {
+    // Parsed later, and only what will run.
+    migrations = await loadMigrations(resolve(options.cwd, options.migrationsDir), { parse: false });
+  } catch (err) {
+    void connecting?.then((c) => c.end()).catch(() => {});
+    throw err;
+  }
+  if (!connecting) {
     throw new BadInputError('no database given: pass --database-url URL or set DATABASE_URL (or run "orion-db up" for the embedded database)');
   }
-  const client = await connect(options.databaseUrl, { applicationName: `orion-db ${options.command}` });
-  return { migrations, client };
+  return { migrations, client: await connecting };
 }
 
 /**
@@ -63,7 +77,7 @@ export async function status(ctx: CommandContext): Promise<Report> {
 }
 
 export async function plan(ctx: CommandContext): Promise<Report> {
-  const { migrations, client } = await open(ctx);
+  const { migrations, client } = await open(ctx, { mayParse: true });
   try {
     const result = await readPlan(client, migrations, { allowOutOfOrder: ctx.options.allowOutOfOrder, to: ctx.options.to });
     await prepareScripts(result.pending.map((p) => p.migration.up));
@@ -86,7 +100,7 @@ export async function plan(ctx: CommandContext): Promise<Report> {
 }
 
 export async function runMigrate(ctx: CommandContext): Promise<Report> {
-  const { migrations, client } = await open(ctx);
+  const { migrations, client } = await open(ctx, { mayParse: true });
   try {
     const o = ctx.options;
     const result = await migrate(client, migrations, {

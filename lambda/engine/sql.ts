@@ -21,15 +21,16 @@ export interface Statement {
 let loaded: Promise<void> | undefined;
 let parser: typeof LibPgQuery | undefined;
 /**
- * Loads the parser once per process (≈ 30 ms, and its module only then: a run with nothing to
- * parse never pays for it); every later parse is synchronous.
+ * Loads the parser once per process (≈ 20 ms, most of it WebAssembly compiling in the background,
+ * so callers start it early and await it late); every later parse is synchronous.
  */
 export function loadParser(): Promise<void> {
   loaded ??= (async () => {
     // Baseline (Liftoff) code only: parsing is short-lived, and optimising the parser's hot functions
     // in the background competed for the CPU with the server it feeds (measured in bench/).
     setFlagsFromString('--liftoff-only');
-    const lib = await import('libpg-query');
+    // require, not import(): Node's CommonJS loader takes a third of the ES module loader's time here.
+    const lib = require('libpg-query') as typeof LibPgQuery;
     await lib.loadModule();
     parser = lib;
   })();
