@@ -4,8 +4,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
+import { sep } from 'node:path';
 import { parseDirectives, type Directives } from './directives';
 import { BadInputError, BadInputErrors } from './errors';
 import { loadParser, parserLoaded, splitStatements, type Statement } from './sql';
@@ -74,15 +74,16 @@ export function sha256(data: Buffer | string): string {
  * parsed later, by `prepareScripts`, for the migrations that will run.
  */
 export async function loadMigrations(dir: string, options: { parse?: boolean } = {}): Promise<Migration[]> {
-  let entries: string[];
+  let entries: Dirent[];
   try {
-    entries = readdirSync(dir);
+    entries = readdirSync(dir, { withFileTypes: true });
   } catch (err: any) {
     throw new BadInputError(`cannot read migrations folder ${dir}: ${err.code ?? err.message}`);
   }
   const errors: BadInputError[] = [];
   const byVersion = new Map<bigint, { name: string; up?: MigrationScript; checksum?: string; down?: MigrationScript; files: string[] }>();
-  for (const file of entries.sort()) {
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const file = entry.name;
     if (!file.endsWith('.sql')) continue; // README.md and friends
     try {
       const parsed = parseFileName(file);
@@ -94,8 +95,9 @@ export async function loadMigrations(dir: string, options: { parse?: boolean } =
       }
       if (parsed.version === 0n) throw new BadInputError('version 0 is not allowed: versions start at 1', { file });
       if (parsed.version > MAX_VERSION) throw new BadInputError(`version has more than 19 digits`, { file });
-      const path = join(dir, file);
-      if (!statSync(path).isFile()) throw new BadInputError('not a regular file', { file });
+      const path = `${dir}${sep}${file}`;
+      // The directory entry's type comes with the listing; only a symbolic link costs a stat.
+      if (!(entry.isFile() || (entry.isSymbolicLink() && statSync(path, { throwIfNoEntry: false })?.isFile()))) throw new BadInputError('not a regular file', { file });
       const bytes = readFileSync(path);
       const script = readScript(file, bytes);
       let slot = byVersion.get(parsed.version);

@@ -92,15 +92,22 @@ export async function readLedger(client: ClientBase): Promise<LedgerRow[]> {
 
 /** One INSERT for a whole batch, so a batch costs one round trip of bookkeeping. */
 export function insertAppliedQuery(entries: readonly AppliedEntry[], deployId: string | null): { text: string; values: unknown[] } {
-  const values: unknown[] = [deployId];
-  const tuples = entries.map((e) => {
-    values.push(e.version.toString(), e.name, e.checksum, e.downSql, e.executionMs);
-    const n = values.length;
-    return `($${n - 4}::bigint, $${n - 3}, 'applied', $${n - 2}, $${n - 1}, $${n}::integer, $1)`;
-  });
+  // One array per column: five parameters whatever the batch size (a VALUES list of 300 rows took
+  // the server longer to parse and plan than to insert).
   return {
-    text: `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, down_sql, execution_ms, deploy_id) VALUES ${tuples.join(', ')}`,
-    values,
+    text: `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, down_sql, execution_ms, deploy_id)
+           SELECT version, name, 'applied', checksum, down_sql, execution_ms, $6
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::integer[]) WITH ORDINALITY
+                AS e(version, name, checksum, down_sql, execution_ms, n)
+           ORDER BY n`,
+    values: [
+      entries.map((e) => e.version.toString()),
+      entries.map((e) => e.name),
+      entries.map((e) => e.checksum),
+      entries.map((e) => e.downSql),
+      entries.map((e) => e.executionMs),
+      deployId,
+    ],
   };
 }
 

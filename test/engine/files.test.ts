@@ -1,3 +1,5 @@
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { BadInputError, BadInputErrors } from '../../lambda/engine/errors';
 import { loadMigrations, parseFileName } from '../../lambda/engine/files';
@@ -131,6 +133,22 @@ describe('loadMigrations', () => {
       requiresExtensions: ['pg_trgm'],
       lockTimeoutMs: undefined,
     });
+  });
+
+  test('follows a symbolic link to a file; refuses a directory or a dangling link in its place', async () => {
+    const dir = migrationsDir({ '1_a.up.sql': 'SELECT 1;' });
+    const elsewhere = migrationsDir({ 'shared.sql': 'SELECT 2;' });
+    symlinkSync(join(elsewhere, 'shared.sql'), join(dir, '2_linked.up.sql'));
+    expect((await loadMigrations(dir)).map((m) => m.up.statements[0].sql)).toEqual(['SELECT 1', 'SELECT 2']);
+
+    mkdirSync(join(dir, '3_dir.up.sql'));
+    symlinkSync(join(elsewhere, 'gone.sql'), join(dir, '4_dangling.up.sql'));
+    const err = await loadMigrations(dir).catch((e) => e);
+    expect(err).toBeInstanceOf(BadInputErrors);
+    expect((err as BadInputErrors).toEntries().map((e) => [e.file, e.message])).toEqual([
+      ['3_dir.up.sql', 'not a regular file'],
+      ['4_dangling.up.sql', 'not a regular file'],
+    ]);
   });
 
   test('a missing folder is bad input', async () => {
