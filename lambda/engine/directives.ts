@@ -28,9 +28,12 @@ export function parseDirectives(text: string, file: string): Directives {
   let statementTimeoutMs: number | undefined;
   const allow: string[] = [];
   const requiresExtensions: string[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
+  // Line by line, and only the header: a seed file can have millions of lines.
+  for (let i = 0, start = 0; start <= text.length; i++) {
+    const newline = text.indexOf('\n', start);
+    const end = newline === -1 ? text.length : newline;
+    const line = text.slice(start, end).trim();
+    start = end + 1;
     if (line === '') continue;
     if (!line.startsWith('--')) break; // the header ends at the first statement
     const m = DIRECTIVE.exec(line);

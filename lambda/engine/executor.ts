@@ -25,8 +25,12 @@ import type { AppliedReport, RunOptions, RunResult } from './runner';
 import type { Statement } from './sql';
 
 const BACKOFF_MS = 200;
-/** Size of one joined query of the fast path; larger batches go in several. */
-const JOINED_QUERY_CHARS = 1 << 20;
+/**
+ * Size of one joined query of the fast path; larger batches go in several. Each query is a fresh
+ * copy of its statements, garbage once sent: at 1 MB these piled up in the old generation (a 50 MB
+ * seed file peaked at 200–215 MB RSS); at 256 KB it stays at ≈ 175 MB, for a few more round trips.
+ */
+const JOINED_QUERY_CHARS = 256 * 1024;
 
 export class Executor {
   private readonly applied: AppliedReport[] = [];
