@@ -35,6 +35,7 @@ const JOINED_QUERY_CHARS = 64 * 1024;
 export class Executor {
   private readonly applied: AppliedReport[] = [];
   private committed = false;
+  private connectionLost = false;
   constructor(
     private readonly client: ClientBase,
     private readonly options: RunOptions,
@@ -57,6 +58,7 @@ export class Executor {
       pending: plan.pending.filter((p) => !done.has(p.migration.version)).map((p) => ({ version: p.migration.version, name: p.migration.name })),
       error,
       partiallyApplied: Boolean(error) && this.committed,
+      connectionLost: this.connectionLost,
       dryRun,
     };
   }
@@ -95,6 +97,7 @@ export class Executor {
       pending: [],
       error,
       partiallyApplied: Boolean(error) && this.committed,
+      connectionLost: this.connectionLost,
       dryRun: Boolean(this.options.dryRun),
     };
   }
@@ -114,8 +117,9 @@ export class Executor {
       } catch (err) {
         // A server error in the joined run does not say which statement failed: run the batch
         // again one statement at a time, which reports file and line (or succeeds, if it was transient).
-        const code = (err as { code?: unknown })?.code;
-        if (typeof code !== 'string') throw err; // the connection is gone
+        const { code, severity } = (err ?? {}) as { code?: unknown; severity?: unknown };
+        const sqlError = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && severity !== 'FATAL' && severity !== 'PANIC';
+        if (!sqlError) throw err; // the session is gone (a socket error, or the server ended it)
         if (code === '55P03' && !lastTry) throw err; // retried after a backoff; pinned down on the last try
         await this.client.query('ROLLBACK');
         timings = await this.runEach(
@@ -305,6 +309,7 @@ export class Executor {
         return undefined;
       } catch (err) {
         if (inTransaction) await this.client.query('ROLLBACK').catch(() => {});
+        this.connectionLost = isConnectionLoss(err instanceof StatementError ? err.cause : err);
         let failure = toMigrationFailure(err, group);
         if (inTransaction && failure.sqlstate === '55P03' && n < retries) {
           const delayMs = BACKOFF_MS * 2 ** n;
@@ -325,6 +330,18 @@ export class Executor {
       }
     }
   }
+}
+
+/**
+ * Whether the session was lost without the server saying why (a reset or closed socket: the network,
+ * a failover), as opposed to SQL failing. A session the server ended itself (FATAL 57P01 when an
+ * operator terminates it, a crash) is not counted: running again would undo the operator's decision.
+ */
+function isConnectionLoss(err: unknown): boolean {
+  const e = err as { severity?: unknown; code?: unknown; message?: unknown };
+  if (typeof e?.severity === 'string') return false;
+  // node-pg's own errors ("Connection terminated unexpectedly", "… is not queryable") and socket errno codes.
+  return (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) || /connection|not queryable|socket/i.test(String(e?.message));
 }
 
 /** A statement's error with its file and statement attached, before it becomes a MigrationFailedError. */

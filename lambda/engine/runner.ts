@@ -59,6 +59,11 @@ export interface RunResult {
   readonly error?: MigrationFailedError;
   /** True when a failure happened after something had committed in this run. */
   readonly partiallyApplied: boolean;
+  /**
+   * True when the run stopped because the connection was lost without a word from the server (the
+   * network, a failover): the last batch may or may not have committed, and only the ledger can tell.
+   */
+  readonly connectionLost: boolean;
   readonly dryRun: boolean;
 }
 

@@ -7,13 +7,15 @@
  */
 import { createHash } from 'node:crypto';
 import { connect, withDatabase, withUser } from '../engine/db';
-import { BadInputError, VerificationFailedError } from '../engine/errors';
-import { loadMigrations, prepareScripts } from '../engine/files';
+import type { Client } from 'pg';
+import { BadInputError, ConnectionError, VerificationFailedError } from '../engine/errors';
+import { loadMigrations, prepareScripts, type Migration } from '../engine/files';
+import { readLedger } from '../engine/ledger';
 import { validateIdentifier } from '../engine/identifiers';
 import { lockdown, probeAppRole, type LockdownRoles } from '../engine/lockdown';
 import { addError, applyRunResult, emptyReport, versionString, type Report } from '../engine/report';
 import { checkEnumValueUse } from '../engine/batches';
-import { migrate, readPlan, type RunOptions } from '../engine/runner';
+import { migrate, readPlan, type RunOptions, type RunResult } from '../engine/runner';
 import { rowCounts } from '../engine/verify';
 import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import type { SecretsPort, SnapshotPort } from './ports';
@@ -97,8 +99,21 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
       });
       if (state === 'creating') return { status: 'waiting', reason: `snapshot ${id} is being created`, report };
       log(`snapshot ${id} is available`);
+      const runOptions: RunOptions = { ...config.run, deployId: config.deployId, role: roles.owner };
       target = await as(roles.database);
-      const result = await migrate(target, migrations, { ...config.run, deployId: config.deployId, role: roles.owner });
+      let result = await migrate(target, migrations, runOptions);
+      if (result.error && result.connectionLost) {
+        // A dropped connection (the network, a Multi-AZ failover) says nothing about the SQL, and
+        // whether the last batch committed is in the ledger, not in the error: reconnect and run
+        // again, which applies exactly what is still pending.
+        log(`the connection was lost (${result.error.message}); reconnecting to finish from the ledger`);
+        await target.end().catch(() => {});
+        const lost = result.error.message;
+        target = await as(roles.database).catch((err) => {
+          throw outcomeUnknown(`${lost}; reconnecting: ${err.message}`);
+        });
+        result = await rerun(target, migrations, runOptions, result);
+      }
       applyRunResult(report, result);
       if (result.error) {
         if (!result.partiallyApplied) {
@@ -128,6 +143,23 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   } finally {
     await target.end().catch(() => {});
   }
+}
+
+function outcomeUnknown(what: string): ConnectionError {
+  return new ConnectionError(
+    `the connection to the database was lost during the migration (${what}): whether the last batch committed is unknown ` +
+      'until the ledger can be read; the next deploy (or the stack rollback) reads it from there',
+  );
+}
+
+/** The second run after a lost connection, reported as one run: what this deploy applied is read from the ledger. */
+async function rerun(client: Client, migrations: Migration[], options: RunOptions, first: RunResult): Promise<RunResult> {
+  const second = await migrate(client, migrations, options);
+  if (second.error && second.connectionLost) throw outcomeUnknown(`${first.error!.message}; then, on the second run: ${second.error.message}`);
+  const applied = (await readLedger(client))
+    .filter((r) => r.status === 'applied' && r.deployId === options.deployId)
+    .map((r) => ({ version: r.version, name: r.name, ms: r.executionMs ?? 0 }));
+  return { ...second, fromVersion: first.fromVersion, applied, partiallyApplied: Boolean(second.error) && applied.length > 0 };
 }
 
 /**

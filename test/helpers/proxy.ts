@@ -6,7 +6,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 
 export interface CuttingProxy {
   readonly port: number;
-  /** Cut every connection right after forwarding a client message whose text matches. */
+  /** Cut the connection that next forwards a client message whose text matches (once; then disarmed). */
   cutAfter(pattern: RegExp): void;
   readonly cuts: number;
   close(): Promise<void>;
@@ -27,6 +27,7 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
     client.on('data', (chunk) => {
       // Query messages carry their SQL as text; cut once the matching one has reached the server's socket.
       const matches = pattern !== undefined && pattern.test(chunk.toString('latin1'));
+      if (matches) pattern = undefined;
       upstream.write(chunk, () => matches && cut());
     });
     upstream.on('data', (chunk) => client.write(chunk));

@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, test } from 'vitest';
-import { BadInputError } from '../../lambda/engine/errors';
+import { BadInputError, ConnectionError } from '../../lambda/engine/errors';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
-import { adminQuery, migrationsDir, query, SHIPPED_MIGRATIONS, tableNames } from '../helpers/db';
+import type { RunEvent } from '../../lambda/engine/runner';
+import { adminQuery, adminUrl, migrationsDir, query, SHIPPED_MIGRATIONS, tableNames } from '../helpers/db';
+import { cuttingProxy } from '../helpers/proxy';
 import { deployFixture, type DeployFixture } from '../helpers/deploy';
 
 let fixture: DeployFixture;
@@ -212,6 +214,62 @@ describe('deploy lifecycle', () => {
     const text = JSON.stringify(report);
     expect(text).not.toContain(fixture.secrets.appCredentials.password);
     expect(text).not.toContain(fixture.secrets.masterCredentials.password);
+  });
+});
+
+describe('a connection lost during the migration (a proxy cuts it)', () => {
+  /** Deploys through a proxy that cuts the connection at the first matching message once a batch has started (the first batch, or `every` batch). */
+  async function deployCut(dir: string, cutAt: RegExp, { every = false } = {}) {
+    const server = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    const viaProxy = new URL(fixture.serverUrl);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    try {
+      const report = await complete(fixture, dir, {
+        serverUrl: viaProxy.toString(),
+        run: { onEvent: (e: RunEvent) => e.type === 'batch-start' && (every || proxy.cuts === 0) && proxy.cutAfter(cutAt) },
+      });
+      expect(proxy.cuts).toBe(1);
+      return report;
+    } finally {
+      await proxy.close();
+    }
+  }
+  const files = { '1_a.up.sql': 'CREATE TABLE cut_a (id int);', '2_b.up.sql': 'CREATE TABLE cut_b (id int);' };
+
+  test('right after COMMIT was sent: the ledger shows the batch committed, and the deploy completes', async () => {
+    fixture = deployFixture();
+    const report = await deployCut(migrationsDir(files), /COMMIT/);
+    expect(report).toMatchObject({ ok: true, from_version: null, to_version: '2', restored: false, errors: [] });
+    expect(report.applied.map((a) => a.version)).toEqual(['1', '2']);
+    expect(report.lockdown!.ok).toBe(true);
+    expect(await query(fixture.targetUrl, `SELECT version::int, status FROM orion_schema_history ORDER BY id`)).toEqual([
+      { version: 1, status: 'applied' },
+      { version: 2, status: 'applied' },
+    ]);
+  });
+
+  test('mid-batch: nothing committed, the second run applies everything once, the cut attempt stays on record', async () => {
+    fixture = deployFixture();
+    const report = await deployCut(migrationsDir(files), /CREATE TABLE cut_b/);
+    expect(report).toMatchObject({ ok: true, from_version: null, to_version: '2', restored: false, errors: [] });
+    expect(report.applied.map((a) => a.version)).toEqual(['1', '2']);
+    expect(await tableNames(fixture.targetUrl)).toEqual(expect.arrayContaining(['cut_a', 'cut_b']));
+    expect(await query(fixture.targetUrl, `SELECT version::int, status, message FROM orion_schema_history ORDER BY id`)).toEqual([
+      { version: 1, status: 'failed', message: expect.stringMatching(/^interrupted/) },
+      { version: 1, status: 'applied', message: null },
+      { version: 2, status: 'applied', message: null },
+    ]);
+  });
+
+  test('lost again on the second run: the deploy fails saying the outcome is unknown, and restores nothing', async () => {
+    fixture = deployFixture();
+    const err = await deployCut(migrationsDir(files), /CREATE TABLE cut_b/, { every: true }).catch((e) => e);
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect(err.message).toMatch(/^the connection to the database was lost during the migration \(.*Connection terminated unexpectedly.*; then, on the second run: .*\): whether the last batch committed is unknown/);
+    expect(await fixture.snapshotDatabases()).toHaveLength(1); // taken, not restored
+    expect(await query(fixture.targetUrl, `SELECT status, count(*)::int AS n FROM orion_schema_history GROUP BY status`)).toEqual([{ status: 'failed', n: 2 }]);
+    expect(await tableNames(fixture.targetUrl)).toEqual(['orion_schema_history']);
   });
 });
 

@@ -47,7 +47,7 @@ describe('migrate', () => {
     const result = await run(url, dir);
     expect(result.error).toMatchObject({ file: '3_c.up.sql', line: 5, sqlstate: '42P01' });
     expect(result.error!.message).toMatch(/relation "missing_table" does not exist/);
-    expect(result).toMatchObject({ applied: [], toVersion: null, partiallyApplied: false });
+    expect(result).toMatchObject({ applied: [], toVersion: null, partiallyApplied: false, connectionLost: false });
     expect(result.pending.map((p) => p.version)).toEqual([1n, 2n, 3n]);
     expect(await tableNames(url)).toEqual(['orion_schema_history']);
     expect(await ledger(url)).toEqual([{ version: 3, name: 'c', status: 'failed', sqlstate: '42P01', failed_line: 5, statements_done: null }]);
