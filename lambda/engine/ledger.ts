@@ -14,7 +14,6 @@ export interface LedgerRow {
   readonly name: string;
   readonly status: LedgerStatus;
   readonly checksum: string;
-  readonly downSql: string | null;
   readonly appliedAt: Date;
   readonly executionMs: number | null;
   readonly deployId: string | null;
@@ -68,12 +67,15 @@ export async function ensureLedger(client: ClientBase): Promise<void> {
   if (!rows[0].exists) await client.query(CREATE);
 }
 
-/** Applied and incomplete rows, by version; empty when the table does not exist yet. */
+/**
+ * Applied and incomplete rows, by version; empty when the table does not exist yet. Without the
+ * stored down scripts: every run reads this, only a revert needs those (`readDownScripts`).
+ */
 export async function readLedger(client: ClientBase): Promise<LedgerRow[]> {
   const { rows } = await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists`);
   if (!rows[0].exists) return [];
   const result = await client.query(
-    `SELECT id, version::text, name, status, checksum, down_sql, applied_at, execution_ms, deploy_id, statements_done
+    `SELECT id, version::text, name, status, checksum, applied_at, execution_ms, deploy_id, statements_done
        FROM ${LEDGER_TABLE} WHERE status IN ('applied', 'incomplete') ORDER BY version`,
   );
   return result.rows.map((r) => ({
@@ -82,12 +84,17 @@ export async function readLedger(client: ClientBase): Promise<LedgerRow[]> {
     name: r.name,
     status: r.status,
     checksum: r.checksum,
-    downSql: r.down_sql,
     appliedAt: r.applied_at,
     executionMs: r.execution_ms,
     deployId: r.deploy_id,
     statementsDone: r.statements_done,
   }));
+}
+
+/** The down scripts stored with these rows, by row id (null where none was stored). */
+export async function readDownScripts(client: ClientBase, ids: readonly number[]): Promise<Map<number, string | null>> {
+  const { rows } = await client.query(`SELECT id, down_sql FROM ${LEDGER_TABLE} WHERE id = ANY($1::bigint[])`, [ids]);
+  return new Map(rows.map((r) => [Number(r.id), r.down_sql as string | null]));
 }
 
 /** One INSERT for a whole batch, so a batch costs one round trip of bookkeeping. */

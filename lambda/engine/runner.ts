@@ -9,7 +9,7 @@ import { checkEnumValueUse } from './batches';
 import { BadInputError, type MigrationFailedError, type OrionError } from './errors';
 import { Executor } from './executor';
 import { prepareScripts, readScript, type Migration } from './files';
-import { ensureLedger, readLedger, type LedgerRow } from './ledger';
+import { ensureLedger, readDownScripts, readLedger, type LedgerRow } from './ledger';
 import { acquireMigrationLock, releaseMigrationLock, type LockHolder } from './lock';
 import { planMigrations, type Plan, type PlanOptions } from './plan';
 
@@ -116,11 +116,12 @@ async function revertWhere(client: ClientBase, options: RunOptions, select: (r: 
     const ledger = await readLedger(client);
     const applied = ledger.filter((r) => r.status === 'applied');
     const targets = applied.filter(select).sort((a, b) => (a.version > b.version ? -1 : 1));
-    const missing = targets.filter((r) => !r.downSql);
+    const downSql = await readDownScripts(client, targets.map((r) => r.id));
+    const missing = targets.filter((r) => !downSql.get(r.id));
     if (missing.length) {
       throw new BadInputError(`cannot ${what}: no down script was stored for ${missing.map((r) => `${r.version} (${r.name})`).join(', ')}`);
     }
-    const scripts = targets.map((r) => readScript(`${r.version}_${r.name}.down.sql (stored)`, Buffer.from(r.downSql!, 'utf8')));
+    const scripts = targets.map((r) => readScript(`${r.version}_${r.name}.down.sql (stored)`, Buffer.from(downSql.get(r.id)!, 'utf8')));
     await prepareScripts(scripts);
     return new Executor(client, options).revert(applied, targets, scripts);
   });

@@ -12,7 +12,6 @@ function row(version: bigint, text: string, extra: Partial<LedgerRow> = {}): Led
     name: `m${version}`,
     status: 'applied',
     checksum: sha256(text),
-    downSql: null,
     appliedAt: new Date('2026-01-01T00:00:00Z'),
     executionMs: 1,
     deployId: null,
