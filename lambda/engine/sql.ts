@@ -27,7 +27,9 @@ let parser: typeof LibPgQuery | undefined;
 export function loadParser(): Promise<void> {
   loaded ??= (async () => {
     // Baseline (Liftoff) code only: parsing is short-lived, and optimising the parser's hot functions
-    // in the background competed for the CPU with the server it feeds (measured in bench/).
+    // in the background competed for the CPU with the server it feeds (measured in bench/; of V8's
+    // switches this one measured best, though V8 lists it among its testing flags: should a later V8
+    // drop it, it prints "unrecognized flag" and everything works as before, only slower).
     setFlagsFromString('--liftoff-only');
     // require, not import(): Node's CommonJS loader takes a third of the ES module loader's time here.
     const lib = require('libpg-query') as typeof LibPgQuery;
