@@ -29,8 +29,7 @@ async function open(ctx: CommandContext, { mayParse = false } = {}): Promise<{ m
   const { options } = ctx;
   const connecting = options.databaseUrl ? connect(options.databaseUrl, { applicationName: `orion-db ${options.command}` }) : undefined;
   connecting?.catch(() => {}); // awaited below, once the files are known to be good
-  const parser = mayParse ? loadParser() : undefined;
-  parser?.catch(() => {}); // a load failure is reported where the parser is awaited
+  if (mayParse) loadParser().catch(() => {}); // a load failure is reported where the parser is awaited
   let migrations: Migration[];
   try {
     // Parsed later, and only what will run.
@@ -42,9 +41,6 @@ async function open(ctx: CommandContext, { mayParse = false } = {}): Promise<{ m
   if (!connecting) {
     throw new BadInputError('no database given: pass --database-url URL or set DATABASE_URL (or run "orion-db up" for the embedded database)');
   }
-  // While the server answers, parse the newest migration (the likeliest to be pending): the parser's
-  // code is compiled on first use, so this takes that cost off the path of the run.
-  void parser?.then(() => migrations.at(-1)?.up.statements).catch(() => {}); // its errors are reported when it runs
   return { migrations, client: await connecting };
 }
 
