@@ -31,6 +31,7 @@ export class MigrationScript {
 
 /** Parses and validates scripts; every problem of every script is reported together. */
 export async function prepareScripts(scripts: readonly (MigrationScript | undefined)[]): Promise<void> {
+  if (!scripts.some(Boolean)) return; // nothing to run: a no-op deploy needs no parser
   await loadParser();
   const errors: BadInputError[] = [];
   for (const script of scripts) {
