@@ -35,7 +35,6 @@ const JOINED_QUERY_CHARS = 64 * 1024;
 export class Executor {
   private readonly applied: AppliedReport[] = [];
   private committed = false;
-  private connectionLost = false;
   constructor(
     private readonly client: ClientBase,
     private readonly options: RunOptions,
@@ -58,7 +57,7 @@ export class Executor {
       pending: plan.pending.filter((p) => !done.has(p.migration.version)).map((p) => ({ version: p.migration.version, name: p.migration.name })),
       error,
       partiallyApplied: Boolean(error) && this.committed,
-      connectionLost: this.connectionLost,
+      connectionLost: error !== undefined && isConnectionLoss(error.cause),
       dryRun,
     };
   }
@@ -97,7 +96,7 @@ export class Executor {
       pending: [],
       error,
       partiallyApplied: Boolean(error) && this.committed,
-      connectionLost: this.connectionLost,
+      connectionLost: error !== undefined && isConnectionLoss(error.cause),
       dryRun: Boolean(this.options.dryRun),
     };
   }
@@ -117,10 +116,8 @@ export class Executor {
       } catch (err) {
         // A server error in the joined run does not say which statement failed: run the batch
         // again one statement at a time, which reports file and line (or succeeds, if it was transient).
-        const { code, severity } = (err ?? {}) as { code?: unknown; severity?: unknown };
-        const sqlError = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && severity !== 'FATAL' && severity !== 'PANIC';
-        if (!sqlError) throw err; // the session is gone (a socket error, or the server ended it)
-        if (code === '55P03' && !lastTry) throw err; // retried after a backoff; pinned down on the last try
+        if (!isSqlError(err)) throw err; // the session is gone (a socket error, or the server ended it)
+        if ((err as { code?: unknown }).code === '55P03' && !lastTry) throw err; // retried after a backoff; pinned down on the last try
         await this.client.query('ROLLBACK');
         timings = await this.runEach(
           group.map(({ migration: m }) => ({ version: m.version, name: m.name, script: m.up })),
@@ -309,7 +306,6 @@ export class Executor {
         return undefined;
       } catch (err) {
         if (inTransaction) await this.client.query('ROLLBACK').catch(() => {});
-        this.connectionLost = isConnectionLoss(err instanceof StatementError ? err.cause : err);
         let failure = toMigrationFailure(err, group);
         if (inTransaction && failure.sqlstate === '55P03' && n < retries) {
           const delayMs = BACKOFF_MS * 2 ** n;
@@ -330,6 +326,12 @@ export class Executor {
       }
     }
   }
+}
+
+/** An error the server raised about SQL, after which the session is still usable. */
+function isSqlError(err: unknown): boolean {
+  const { code, severity } = (err ?? {}) as { code?: unknown; severity?: unknown };
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && severity !== 'FATAL' && severity !== 'PANIC';
 }
 
 /**
