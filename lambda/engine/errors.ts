@@ -67,6 +67,21 @@ export class MigrationFailedError extends OrionError {
   }
 }
 
+/**
+ * The connection was lost while migrations ran and could not be used again to read the ledger: the
+ * last batch may or may not have committed. Not "nothing ran" (exit 2): something may have.
+ */
+export class OutcomeUnknownError extends OrionError {
+  readonly exitCode = 1 as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'OutcomeUnknownError';
+  }
+  toEntries(): ErrorEntry[] {
+    return [{ message: this.message }];
+  }
+}
+
 /** The advisory lock stayed held by another session until the deadline. */
 export class LockTimeoutError extends OrionError {
   readonly exitCode = 3 as const;

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { connect, withDatabase, withUser } from '../engine/db';
 import type { Client } from 'pg';
-import { BadInputError, ConnectionError, VerificationFailedError } from '../engine/errors';
+import { BadInputError, OutcomeUnknownError, VerificationFailedError } from '../engine/errors';
 import { loadMigrations, prepareScripts, type Migration } from '../engine/files';
 import { readLedger } from '../engine/ledger';
 import { validateIdentifier } from '../engine/identifiers';
@@ -145,8 +145,8 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   }
 }
 
-function outcomeUnknown(what: string): ConnectionError {
-  return new ConnectionError(
+function outcomeUnknown(what: string): OutcomeUnknownError {
+  return new OutcomeUnknownError(
     `the connection to the database was lost during the migration (${what}): whether the last batch committed is unknown ` +
       'until the ledger can be read; the next deploy (or the stack rollback) reads it from there',
   );

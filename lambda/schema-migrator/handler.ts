@@ -5,7 +5,7 @@
  */
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { connect, withDatabase, withUser } from '../engine/db';
-import { LockTimeoutError, OrionError } from '../engine/errors';
+import { LockTimeoutError, OrionError, OutcomeUnknownError } from '../engine/errors';
 import type { Report } from '../engine/report';
 import { revertDeploy } from '../engine/runner';
 import { runDeploy, snapshotId, type DeployOutcome } from '../lifecycle/deploy';
@@ -86,6 +86,8 @@ export function createHandlers(deps: HandlerDeps) {
         return { IsComplete: false };
       }
       metrics.add('MigrationFailures', 1);
+      // Thrown after migrations began only when the connection was lost for good: not "nothing was changed".
+      if (err instanceof OutcomeUnknownError) throw new Error(await scrub(target, `Schema migration failed: ${err.message}.`));
       throw new Error(await scrub(target, `Schema migrations did not start: ${describeError(err)}. Nothing was changed.`));
     }
     if (outcome.status === 'waiting') {

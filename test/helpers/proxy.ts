@@ -6,14 +6,15 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 
 export interface CuttingProxy {
   readonly port: number;
-  /** Cut the connection that next forwards a client message whose text matches (once; then disarmed). */
-  cutAfter(pattern: RegExp): void;
+  /** Cut the connection that next forwards a client message whose text matches; disarmed after `times` cuts. */
+  cutAfter(pattern: RegExp, times?: number): void;
   readonly cuts: number;
   close(): Promise<void>;
 }
 
 export async function cuttingProxy(target: { host: string; port: number }): Promise<CuttingProxy> {
   let pattern: RegExp | undefined;
+  let armed = 0;
   let cuts = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
@@ -26,8 +27,8 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
     };
     client.on('data', (chunk) => {
       // Query messages carry their SQL as text; cut once the matching one has reached the server's socket.
-      const matches = pattern !== undefined && pattern.test(chunk.toString('latin1'));
-      if (matches) pattern = undefined;
+      const matches = armed > 0 && pattern!.test(chunk.toString('latin1'));
+      if (matches) armed--;
       upstream.write(chunk, () => matches && cut());
     });
     upstream.on('data', (chunk) => client.write(chunk));
@@ -43,8 +44,9 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
-    cutAfter(p) {
+    cutAfter(p, times = 1) {
       pattern = p;
+      armed = times;
     },
     get cuts() {
       return cuts;

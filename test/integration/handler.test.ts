@@ -15,6 +15,7 @@ import { createHandlers, type ProviderEvent } from '../../lambda/schema-migrator
 import type { SchemaMigrationsProperties } from '../../lambda/schema-migrator/properties';
 import { adminQuery, adminUrl, client, migrationsDir, query, SHIPPED_MIGRATIONS, tableNames } from '../helpers/db';
 import { deployFixture, type DeployFixture } from '../helpers/deploy';
+import { cuttingProxy } from '../helpers/proxy';
 
 const STACK_ID = 'arn:aws:cloudformation:eu-west-1:123456789012:stack/Orion-test/0a1b2c3d';
 const cfn = mockClient(CloudFormationClient);
@@ -43,7 +44,7 @@ function stackStatus(status: string) {
 }
 
 /** A handler as one Lambda bundle would be: its own migrations folder. */
-function handlers(dir: string) {
+function handlers(dir: string, serverUrl = fixture.serverUrl) {
   const record = (level: string) => (message: string, extra?: Record<string, unknown>) => logs.push({ level, message, extra });
   return createHandlers({
     migrationsDir: dir,
@@ -54,7 +55,7 @@ function handlers(dir: string) {
       flush: () => {},
     },
     isRollingBack: (stackId) => isStackRollingBack(new CloudFormationClient({ region: 'eu-west-1' }), stackId),
-    target: async () => ({ serverUrl: fixture.serverUrl, secrets: fixture.secrets, snapshots: new TemplateDatabaseSnapshots(admin, fixture.roles.database) }),
+    target: async () => ({ serverUrl, secrets: fixture.secrets, snapshots: new TemplateDatabaseSnapshots(admin, fixture.roles.database) }),
   });
 }
 
@@ -262,6 +263,27 @@ describe('Custom::SchemaMigrations handler', () => {
     const resumed = await deploy(dir, e);
     expect(resumed.Data).toMatchObject({ FromVersion: '2', ToVersion: '3', Applied: '1' });
     expect((await ledger()).filter((r) => r.version === 3 && r.status === 'applied')).toHaveLength(1);
+  });
+
+  test('a connection lost for good mid-migration fails the resource without claiming nothing changed', async () => {
+    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
+    const server = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    try {
+      const viaProxy = new URL(fixture.serverUrl);
+      viaProxy.host = `127.0.0.1:${proxy.port}`;
+      proxy.cutAfter(/CREATE TABLE cut_b/, 2); // the batch, and the run that follows the reconnection
+      const h = handlers(shipped({ '000003_cut.up.sql': 'CREATE TABLE cut_b (id int);' }), viaProxy.toString());
+      const e = event('Update', 'd2', 'd1');
+      await h.onEvent(e);
+      const err = await h.isComplete(e, context).catch((x) => x);
+      expect(proxy.cuts).toBe(2);
+      expect(err.message).toMatch(/^Schema migration failed: the connection to the database was lost during the migration \(.*\): whether the last batch committed is unknown/);
+      expect(err.message).not.toMatch(/did not start|Nothing was changed/);
+      expect(metrics.MigrationFailures).toBe(1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('no secret appears in any log line or failure message', async () => {
