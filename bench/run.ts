@@ -15,7 +15,7 @@ const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, 'bench', '.work');
 const PEERS = join(ROOT, 'bench', '.peers');
 const CLI = join(ROOT, 'dist', 'orion-db.cjs');
-/** Rounds of the 300-migration case; this 2-core machine swings ±10 % from run to run, so medians of many. */
+/** Rounds of the 300-migration case (half as many for 1,000 and 3,000, twice as many for the short cases); this 2-core machine swings ±10 % from run to run, so medians of many. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 /** e.g. BENCH_CASES=apply,noop to run a subset while working on one of them. */
 const CASES = new Set((process.env.BENCH_CASES ?? 'apply,scale,noop,bundle,synth,memory').split(','));
