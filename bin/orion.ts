@@ -1,26 +1,31 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 /**
  * The CDK app: one database stack per environment (`-c env=dev|staging|prod`, or all three), and,
  * when asked for, the delivery pipeline (`-c pipeline=true`) and the GitHub OIDC roles (`-c github=owner/repo`).
  */
 import { App, Aspects } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { readFileSync } from 'node:fs';
 import { environmentConfig, selectEnvironments } from '../lib/config/environments';
 import { DatabaseStack } from '../lib/database-stack';
 import { acknowledgeNagFindings, acknowledgePipelineFindings } from '../lib/nag';
-import { EXAMPLE_PIPELINE_CONFIG, validatePipelineConfig, type PipelineConfig } from '../lib/pipeline/config';
+import { EXAMPLE_PIPELINE_CONFIG, type PipelineConfig, validatePipelineConfig } from '../lib/pipeline/config';
 import { GitHubOidcStack } from '../lib/pipeline/github-oidc-stack';
 import { PipelineStack } from '../lib/pipeline/pipeline-stack';
 
 const app = new App();
 const context = (key: string) => app.node.tryGetContext(key);
-const env = { account: context('account') ?? process.env.CDK_DEFAULT_ACCOUNT, region: context('region') ?? process.env.CDK_DEFAULT_REGION };
+const env = {
+  account: context('account') ?? process.env.CDK_DEFAULT_ACCOUNT,
+  region: context('region') ?? process.env.CDK_DEFAULT_REGION,
+};
 
 if (context('pipeline') === 'true' || context('pipeline') === true) {
   // -c pipelineConfig=pipeline.json for real values; the example otherwise (synth only).
   const file = context('pipelineConfig');
-  const pipeline = validatePipelineConfig(file ? (JSON.parse(readFileSync(file, 'utf8')) as PipelineConfig) : EXAMPLE_PIPELINE_CONFIG);
+  const pipeline = validatePipelineConfig(
+    file ? (JSON.parse(readFileSync(file, 'utf8')) as PipelineConfig) : EXAMPLE_PIPELINE_CONFIG,
+  );
   const region = env.region ?? 'eu-west-1';
   const stack = new PipelineStack(app, 'Orion-pipeline', {
     env: { account: env.account ?? '111111111111', region },
@@ -47,6 +52,10 @@ if (context('pipeline') === 'true' || context('pipeline') === true) {
   }
 }
 if (context('github')) {
-  new GitHubOidcStack(app, 'Orion-github-oidc', { env, repository: context('github'), environments: { staging: 'staging', production: 'prod' } });
+  new GitHubOidcStack(app, 'Orion-github-oidc', {
+    env,
+    repository: context('github'),
+    environments: { staging: 'staging', production: 'prod' },
+  });
 }
 Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

@@ -44,10 +44,52 @@ Commands:
 export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): CliOptions {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') throw new BadInputError(USAGE);
-  if (!(COMMANDS as readonly string[]).includes(command)) throw new BadInputError(`unknown command "${command}"\n\n${USAGE}`);
-  let parsed;
+  if (!(COMMANDS as readonly string[]).includes(command))
+    throw new BadInputError(`unknown command "${command}"\n\n${USAGE}`);
+  const parsed = parseOptions(rest);
+  const v = parsed.values;
+  const isVerify = command === 'verify';
+  const to = !isVerify && v.to !== undefined ? parseVersion(v.to) : undefined;
+  if (command === 'down' && to === undefined)
+    throw new BadInputError('down needs --to VERSION (use --to 0 to revert everything)');
+  if (command === 'new' && parsed.positionals.length !== 1)
+    throw new BadInputError('new needs exactly one NAME, e.g. orion-db new add_users_email');
+  if (command !== 'new' && command !== 'lint' && parsed.positionals.length) {
+    throw new BadInputError(`unexpected argument "${parsed.positionals[0]}" for ${command}`);
+  }
+  if (isVerify && (!v.from || !v.to)) throw new BadInputError('verify needs --from URL and --to URL');
+  const sample = v.sample !== undefined ? Number(v.sample) : undefined;
+  if (sample !== undefined && !(sample > 0 && sample <= 1))
+    throw new BadInputError(`--sample must be a fraction in (0, 1], got "${v.sample}"`);
+  return {
+    command: command as CommandName,
+    positionals: parsed.positionals,
+    json: v.json!,
+    migrationsDir: v.migrations ?? 'migrations',
+    databaseUrl: v['database-url'] ?? (env.DATABASE_URL || undefined),
+    to,
+    dryRun: v['dry-run']!,
+    allowOutOfOrder: v['allow-out-of-order']!,
+    lockWaitMs: v['lock-timeout'] !== undefined ? parseDuration(v['lock-timeout'], 'lock-timeout') : 60_000,
+    from: isVerify ? v.from : undefined,
+    target: isVerify ? v.to : undefined,
+    tables: v.tables
+      ?.split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+    sample,
+    cwd,
+  };
+}
+
+function parseVersion(value: string): bigint {
+  if (!/^\d{1,19}$/.test(value)) throw new BadInputError(`--to needs a version number, got "${value}"`);
+  return BigInt(value);
+}
+
+function parseOptions(rest: readonly string[]) {
   try {
-    parsed = parseArgs({
+    return parseArgs({
       args: [...rest],
       allowPositionals: true,
       strict: true,
@@ -67,36 +109,4 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
   } catch (err: any) {
     throw new BadInputError(`${err.message}\n\n${USAGE}`);
   }
-  const v = parsed.values;
-  const isVerify = command === 'verify';
-  const to = !isVerify && v.to !== undefined ? parseVersion(v.to) : undefined;
-  if (command === 'down' && to === undefined) throw new BadInputError('down needs --to VERSION (use --to 0 to revert everything)');
-  if (command === 'new' && parsed.positionals.length !== 1) throw new BadInputError('new needs exactly one NAME, e.g. orion-db new add_users_email');
-  if (command !== 'new' && command !== 'lint' && parsed.positionals.length) {
-    throw new BadInputError(`unexpected argument "${parsed.positionals[0]}" for ${command}`);
-  }
-  if (isVerify && (!v.from || !v.to)) throw new BadInputError('verify needs --from URL and --to URL');
-  const sample = v.sample !== undefined ? Number(v.sample) : undefined;
-  if (sample !== undefined && !(sample > 0 && sample <= 1)) throw new BadInputError(`--sample must be a fraction in (0, 1], got "${v.sample}"`);
-  return {
-    command: command as CommandName,
-    positionals: parsed.positionals,
-    json: v.json!,
-    migrationsDir: v.migrations ?? 'migrations',
-    databaseUrl: v['database-url'] ?? (env.DATABASE_URL || undefined),
-    to,
-    dryRun: v['dry-run']!,
-    allowOutOfOrder: v['allow-out-of-order']!,
-    lockWaitMs: v['lock-timeout'] !== undefined ? parseDuration(v['lock-timeout'], 'lock-timeout') : 60_000,
-    from: isVerify ? v.from : undefined,
-    target: isVerify ? v.to : undefined,
-    tables: v.tables?.split(',').map((t) => t.trim()).filter(Boolean),
-    sample,
-    cwd,
-  };
-}
-
-function parseVersion(value: string): bigint {
-  if (!/^\d{1,19}$/.test(value)) throw new BadInputError(`--to needs a version number, got "${value}"`);
-  return BigInt(value);
 }

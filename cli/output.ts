@@ -11,28 +11,50 @@ export function renderReport(r: Report): string {
     for (const a of r.applied) lines.push(`  applied  ${a.version} ${a.name}`);
     for (const p of r.pending) lines.push(`  pending  ${p.version} ${p.name}`);
     for (const i of (r.incomplete as { version: string; statements_done: number }[] | undefined) ?? []) {
-      lines.push(`  incomplete ${i.version}: ${i.statements_done} statement(s) ran before it stopped; "orion-db migrate" resumes it`);
+      lines.push(
+        `  incomplete ${i.version}: ${i.statements_done} statement(s) ran before it stopped; "orion-db migrate" resumes it`,
+      );
     }
   } else if (r.command === 'plan') {
     if (r.pending.length === 0) lines.push(`nothing to do: at version ${version(r.from_version)}`);
     else lines.push(`${version(r.from_version)} → ${version(r.to_version)}:`);
     for (const s of (r.steps as { version: string; file: string; transaction: boolean; statements: number }[]) ?? []) {
-      lines.push(`  ${s.file} (${s.statements} statement(s), ${s.transaction ? 'in the deploy transaction' : 'no transaction'})`);
+      lines.push(
+        `  ${s.file} (${s.statements} statement(s), ${s.transaction ? 'in the deploy transaction' : 'no transaction'})`,
+      );
     }
   } else if (r.command === 'migrate' || r.command === 'down' || r.command === 'up') {
     const verb = r.command === 'down' ? 'reverted' : r.dry_run ? 'would apply' : 'applied';
-    lines.push(`${r.ok ? 'ok' : 'FAILED'}: ${version(r.from_version)} → ${version(r.to_version)}, ${verb} ${r.applied.length}, pending ${r.pending.length}`);
+    lines.push(
+      `${r.ok ? 'ok' : 'FAILED'}: ${version(r.from_version)} → ${version(r.to_version)}, ${verb} ${r.applied.length}, pending ${r.pending.length}`,
+    );
     if (r.snapshot) lines.push(`snapshot: ${r.snapshot}${r.restored ? ' (restored)' : ''}`);
-    if (r.lockdown) lines.push(`lockdown: ${r.lockdown.ok ? 'ok' : 'FAILED'} (${r.lockdown.checks.length} checks)${r.lockdown.corrected.length ? `, corrected: ${r.lockdown.corrected.join('; ')}` : ''}`);
+    if (r.lockdown)
+      lines.push(
+        `lockdown: ${r.lockdown.ok ? 'ok' : 'FAILED'} (${r.lockdown.checks.length} checks)${r.lockdown.corrected.length ? `, corrected: ${r.lockdown.corrected.join('; ')}` : ''}`,
+      );
     if (r.app_url) lines.push(`application connection: ${r.app_url}\n  password: ${r.app_password_from}`);
   } else if (r.command === 'lint' && r.diagnostics) {
-    const diagnostics = (r.diagnostics as { file: string; line: number; rule: string; severity: string; message: string; help?: string }[]) ?? [];
-    for (const d of diagnostics) lines.push(`${d.file}:${d.line}: ${d.severity} ${d.rule}: ${d.message}${d.help ? `\n    help: ${d.help}` : ''}`);
+    const diagnostics =
+      (r.diagnostics as {
+        file: string;
+        line: number;
+        rule: string;
+        severity: string;
+        message: string;
+        help?: string;
+      }[]) ?? [];
+    for (const d of diagnostics)
+      lines.push(`${d.file}:${d.line}: ${d.severity} ${d.rule}: ${d.message}${d.help ? `\n    help: ${d.help}` : ''}`);
     const errors = diagnostics.filter((d) => d.severity === 'error').length;
-    lines.push(`${(r.files as string[]).length} file(s): ${errors} error(s), ${diagnostics.length - errors} warning(s)`);
+    lines.push(
+      `${(r.files as string[]).length} file(s): ${errors} error(s), ${diagnostics.length - errors} warning(s)`,
+    );
     return lines.join('\n');
   } else if (r.command === 'verify') {
-    for (const [t, d] of Object.entries((r.tables as Record<string, { from: { rows: number } | null; to: { rows: number } | null }>) ?? {})) {
+    for (const [t, d] of Object.entries(
+      (r.tables as Record<string, { from: { rows: number } | null; to: { rows: number } | null }>) ?? {},
+    )) {
       lines.push(`  ${t}: ${d.from?.rows ?? 'missing'} → ${d.to?.rows ?? 'missing'}`);
     }
     if (r.ok) lines.push('ok: the databases match');

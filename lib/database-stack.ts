@@ -12,7 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import type { EnvironmentConfig } from './config/environments';
 import { METRICS_NAMESPACE, SchemaMigrations } from './schema-migrations';
 
@@ -41,18 +41,38 @@ export class DatabaseStack extends Stack {
     const c = props.config;
     this.config = c;
     const identifier = `orion-${c.name}`;
-    const key = new kms.Key(this, 'Key', { enableKeyRotation: true, description: `Orion ${c.name}: database storage, secrets, alarms`, removalPolicy: RemovalPolicy.RETAIN });
+    const key = new kms.Key(this, 'Key', {
+      enableKeyRotation: true,
+      description: `Orion ${c.name}: database storage, secrets, alarms`,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
 
     const vpc = this.vpc(c);
-    const isolated: ec2.SubnetSelection = c.existingVpc ? { subnets: vpc.isolatedSubnets } : { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
-    const endpointsSg = new ec2.SecurityGroup(this, 'EndpointsSecurityGroup', { vpc, description: 'VPC interface endpoints', allowAllOutbound: false });
+    const isolated: ec2.SubnetSelection = c.existingVpc
+      ? { subnets: vpc.isolatedSubnets }
+      : { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+    const endpointsSg = new ec2.SecurityGroup(this, 'EndpointsSecurityGroup', {
+      vpc,
+      description: 'VPC interface endpoints',
+      allowAllOutbound: false,
+    });
     const endpoint = (name: string, service: ec2.InterfaceVpcEndpointAwsService) =>
-      vpc.addInterfaceEndpoint(name, { service, subnets: isolated, securityGroups: [endpointsSg], privateDnsEnabled: true, open: false });
+      vpc.addInterfaceEndpoint(name, {
+        service,
+        subnets: isolated,
+        securityGroups: [endpointsSg],
+        privateDnsEnabled: true,
+        open: false,
+      });
     const secretsEndpoint = endpoint('SecretsManagerEndpoint', ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER);
     endpoint('RdsEndpoint', ec2.InterfaceVpcEndpointAwsService.RDS);
     endpoint('CloudFormationEndpoint', ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION);
 
-    const dbSg = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', { vpc, description: `Orion ${c.name} PostgreSQL`, allowAllOutbound: false });
+    const dbSg = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', {
+      vpc,
+      description: `Orion ${c.name} PostgreSQL`,
+      allowAllOutbound: false,
+    });
     for (const [i, sgId] of c.applicationSecurityGroupIds.entries()) {
       dbSg.addIngressRule(ec2.Peer.securityGroupId(sgId), ec2.Port.tcp(c.port), `application security group ${i + 1}`);
     }
@@ -89,7 +109,10 @@ export class DatabaseStack extends Stack {
       maxAllocatedStorage: c.maxAllocatedStorageGiB,
       storageEncrypted: true,
       storageEncryptionKey: key,
-      credentials: rds.Credentials.fromGeneratedSecret(MASTER_USERNAME, { encryptionKey: key, secretName: `orion/${c.name}/master` }),
+      credentials: rds.Credentials.fromGeneratedSecret(MASTER_USERNAME, {
+        encryptionKey: key,
+        secretName: `orion/${c.name}/master`,
+      }),
       parameterGroup,
       backupRetention: Duration.days(c.backupRetentionDays),
       deletionProtection: c.deletionProtection,
@@ -114,10 +137,23 @@ export class DatabaseStack extends Stack {
       excludeCharacters: ' %+~`#$&*()|[]{}:;<>?!\'/@"\\', // safe in URLs and shells
     });
     const appAttached = this.appSecret.attach(this.instance);
-    this.instance.addRotationSingleUser({ automaticallyAfter: Duration.days(30), endpoint: secretsEndpoint, vpcSubnets: isolated });
-    this.instance.addRotationMultiUser('AppRotation', { secret: appAttached, automaticallyAfter: Duration.days(30), endpoint: secretsEndpoint, vpcSubnets: isolated });
+    this.instance.addRotationSingleUser({
+      automaticallyAfter: Duration.days(30),
+      endpoint: secretsEndpoint,
+      vpcSubnets: isolated,
+    });
+    this.instance.addRotationMultiUser('AppRotation', {
+      secret: appAttached,
+      automaticallyAfter: Duration.days(30),
+      endpoint: secretsEndpoint,
+      vpcSubnets: isolated,
+    });
     // The migration and rotation Lambdas reach Secrets Manager, RDS and CloudFormation through these.
-    endpointsSg.addIngressRule(ec2.Peer.ipv4(c.existingVpc?.cidrBlock ?? NEW_VPC_CIDR), ec2.Port.tcp(443), 'HTTPS from inside the VPC');
+    endpointsSg.addIngressRule(
+      ec2.Peer.ipv4(c.existingVpc?.cidrBlock ?? NEW_VPC_CIDR),
+      ec2.Port.tcp(443),
+      'HTTPS from inside the VPC',
+    );
 
     this.migrations = new SchemaMigrations(this, 'SchemaMigrations', {
       vpc,
@@ -147,12 +183,17 @@ export class DatabaseStack extends Stack {
     // The app secret must be attached (host, port) before the Lambda reads it.
     this.migrations.resource.node.addDependency(appAttached);
 
-    this.alarmTopic = new sns.Topic(this, 'Alarms', { displayName: `Orion ${c.name} database alarms`, masterKey: key, enforceSSL: true });
+    this.alarmTopic = new sns.Topic(this, 'Alarms', {
+      displayName: `Orion ${c.name} database alarms`,
+      masterKey: key,
+      enforceSSL: true,
+    });
     if (c.alarmEmail) this.alarmTopic.addSubscription(new subs.EmailSubscription(c.alarmEmail));
     key.grantEncryptDecrypt(new iam.ServicePrincipal('cloudwatch.amazonaws.com')); // alarms publish to the encrypted topic
     this.alarms(c);
 
-    const out = (name: string, value: string, description: string) => (this.outputs[name] = new CfnOutput(this, name, { value, description }));
+    const out = (name: string, value: string, description: string) =>
+      (this.outputs[name] = new CfnOutput(this, name, { value, description }));
     out('Endpoint', this.instance.dbInstanceEndpointAddress, 'Database host');
     out('Port', this.instance.dbInstanceEndpointPort, 'Database port');
     out('DatabaseName', c.databaseName, 'Application database');
@@ -177,7 +218,9 @@ export class DatabaseStack extends Stack {
   }
 
   private engine(c: EnvironmentConfig): rds.IInstanceEngine {
-    return rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.of(c.engineVersion, c.engineVersion.split('.')[0]) });
+    return rds.DatabaseInstanceEngine.postgres({
+      version: rds.PostgresEngineVersion.of(c.engineVersion, c.engineVersion.split('.')[0]),
+    });
   }
 
   private vpc(c: EnvironmentConfig): ec2.IVpc {
@@ -196,7 +239,9 @@ export class DatabaseStack extends Stack {
       subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
     });
     vpc.addFlowLog('FlowLog', {
-      destination: ec2.FlowLogDestination.toCloudWatchLogs(new logs.LogGroup(this, 'FlowLogs', { retention: logs.RetentionDays.THREE_MONTHS })),
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(
+        new logs.LogGroup(this, 'FlowLogs', { retention: logs.RetentionDays.THREE_MONTHS }),
+      ),
     });
     return vpc;
   }
@@ -204,7 +249,10 @@ export class DatabaseStack extends Stack {
   private alarms(c: EnvironmentConfig): void {
     const action = new actions.SnsAction(this.alarmTopic);
     const add = (id: string, metric: cloudwatch.IMetric, props: Omit<cloudwatch.CreateAlarmOptions, 'metric'>) => {
-      const alarm = metric instanceof cloudwatch.Metric ? metric.createAlarm(this, id, props) : new cloudwatch.Alarm(this, id, { metric, ...props });
+      const alarm =
+        metric instanceof cloudwatch.Metric
+          ? metric.createAlarm(this, id, props)
+          : new cloudwatch.Alarm(this, id, { metric, ...props });
       alarm.addAlarmAction(action);
       alarm.addOkAction(action);
       return alarm;
@@ -233,9 +281,16 @@ export class DatabaseStack extends Stack {
     });
     add(
       'MigrationFailureAlarm',
-      new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName: 'MigrationFailures', dimensionsMap: { service: 'schema-migrator' }, statistic: 'Sum', period: Duration.minutes(5) }),
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: 'MigrationFailures',
+        dimensionsMap: { service: 'schema-migrator' },
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      }),
       {
-        alarmDescription: 'A schema migration failed during a deploy (or a rollback could not be completed); see the schema-migrator logs',
+        alarmDescription:
+          'A schema migration failed during a deploy (or a rollback could not be completed); see the schema-migrator logs',
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,

@@ -3,7 +3,7 @@
  * stack; an unacknowledged finding fails `cdk synth` and the tests.
  */
 import { Stack } from 'aws-cdk-lib';
-import { NagSuppressions, type NagPackSuppression } from 'cdk-nag';
+import { type NagPackSuppression, NagSuppressions } from 'cdk-nag';
 import type { DatabaseStack } from './database-stack';
 
 /** The Lambda the CDK creates for `cloudwatchLogsRetention` (a fixed, well-known construct id). */
@@ -13,81 +13,154 @@ export function acknowledgeNagFindings(stack: DatabaseStack): void {
   const id = stack.migrations.instanceIdentifier;
   const snapshotPrefix = stack.migrations.snapshotPrefix;
   const c = stack.config;
-  NagSuppressions.addResourceSuppressions(stack.instance, [
-    {
-      id: 'AwsSolutions-IAM4',
-      reason: 'Enhanced monitoring uses AmazonRDSEnhancedMonitoringRole, the AWS policy written for exactly this role',
-      appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole'],
-    },
-    // Only where the environment's config chose so; prod's validation forbids both.
-    ...(c.multiAz ? [] : [{ id: 'AwsSolutions-RDS3', reason: `${c.name} is single-AZ by configuration (cost); staging and prod are Multi-AZ` }]),
-    ...(c.deletionProtection ? [] : [{ id: 'AwsSolutions-RDS10', reason: `${c.name} is disposable by configuration; removal still takes a final snapshot` }]),
-  ], true);
+  NagSuppressions.addResourceSuppressions(
+    stack.instance,
+    [
+      {
+        id: 'AwsSolutions-IAM4',
+        reason:
+          'Enhanced monitoring uses AmazonRDSEnhancedMonitoringRole, the AWS policy written for exactly this role',
+        appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole'],
+      },
+      // Only where the environment's config chose so; prod's validation forbids both.
+      ...(c.multiAz
+        ? []
+        : [
+            {
+              id: 'AwsSolutions-RDS3',
+              reason: `${c.name} is single-AZ by configuration (cost); staging and prod are Multi-AZ`,
+            },
+          ]),
+      ...(c.deletionProtection
+        ? []
+        : [
+            {
+              id: 'AwsSolutions-RDS10',
+              reason: `${c.name} is disposable by configuration; removal still takes a final snapshot`,
+            },
+          ]),
+    ],
+    true,
+  );
 
   const migrationRole: NagPackSuppression[] = [
     {
       id: 'AwsSolutions-IAM4',
-      reason: 'AWSLambdaVPCAccessExecutionRole: ENI management for a Lambda in a VPC has no resource-level scoping, and this is the AWS policy for it',
+      reason:
+        'AWSLambdaVPCAccessExecutionRole: ENI management for a Lambda in a VPC has no resource-level scoping, and this is the AWS policy for it',
       appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole'],
     },
     {
       id: 'AwsSolutions-IAM5',
       reason: `Pre-migration snapshot names derive from each deploy id, so they are matched by prefix (${snapshotPrefix}-pre-*), not listed`,
-      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):snapshot:${snapshotPrefix}-pre-\\*$/g` }],
+      appliesTo: [
+        {
+          regex: `/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):snapshot:${snapshotPrefix}-pre-\\*$/g`,
+        },
+      ],
     },
     {
       id: 'AwsSolutions-IAM5',
       reason: `An in-place restore creates ${id}-restore-* and keeps the failed instance as ${id}-failed-*; their suffixes come from the deploy`,
-      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):db:${id}-\\*$/g` }],
+      appliesTo: [
+        {
+          regex: `/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):db:${id}-\\*$/g`,
+        },
+      ],
     },
     {
       id: 'AwsSolutions-IAM5',
-      reason: 'A restore uses the default option group of the engine version the snapshot has (default:postgres-<major>)',
-      appliesTo: [{ regex: '/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):og:default:postgres-\\*$/g' }],
+      reason:
+        'A restore uses the default option group of the engine version the snapshot has (default:postgres-<major>)',
+      appliesTo: [
+        {
+          regex:
+            '/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):og:default:postgres-\\*$/g',
+        },
+      ],
     },
     {
       id: 'AwsSolutions-IAM5',
       reason: 'DescribeStacks on this stack only; the trailing * is the stack id CloudFormation appends to the name',
-      appliesTo: [{ regex: `/^Resource::arn:<AWS::Partition>:cloudformation:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):stack\\/${stack.stackName}\\/\\*$/g` }],
+      appliesTo: [
+        {
+          regex: `/^Resource::arn:<AWS::Partition>:cloudformation:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):stack\\/${stack.stackName}\\/\\*$/g`,
+        },
+      ],
     },
   ];
   NagSuppressions.addResourceSuppressions(stack.migrations.role, migrationRole, true);
 
   const provider = stack.migrations.node.findChild('Provider');
-  NagSuppressions.addResourceSuppressions(provider, [
-    {
-      id: 'AwsSolutions-IAM4',
-      reason: "The CDK Provider framework's own functions use AWSLambdaBasicExecutionRole for their logs; the CDK creates these roles",
-      appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
-    },
-    {
-      id: 'AwsSolutions-IAM5',
-      reason: 'The Provider framework invokes our two handler functions by ARN and any of their versions (<arn>:*), as the CDK generates it',
-      appliesTo: [{ regex: '/^Resource::<SchemaMigrations(OnEvent|IsComplete|Providerframework\\w+)[0-9A-F]{8}\\.Arn>:\\*$/g' }],
-    },
-    {
-      id: 'AwsSolutions-IAM5',
-      reason: 'Step Functions log delivery (logs:CreateLogDelivery and friends) supports no resource-level permissions',
-      appliesTo: ['Resource::*'],
-    },
-    {
-      id: 'AwsSolutions-SF2',
-      reason: 'The Provider framework offers no X-Ray option for its waiter state machine; it only polls isComplete, and its logs (level ALL) are on',
-    },
-  ], true);
+  NagSuppressions.addResourceSuppressions(
+    provider,
+    [
+      {
+        id: 'AwsSolutions-IAM4',
+        reason:
+          "The CDK Provider framework's own functions use AWSLambdaBasicExecutionRole for their logs; the CDK creates these roles",
+        appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+      },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason:
+          'The Provider framework invokes our two handler functions by ARN and any of their versions (<arn>:*), as the CDK generates it',
+        appliesTo: [
+          { regex: '/^Resource::<SchemaMigrations(OnEvent|IsComplete|Providerframework\\w+)[0-9A-F]{8}\\.Arn>:\\*$/g' },
+        ],
+      },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason:
+          'Step Functions log delivery (logs:CreateLogDelivery and friends) supports no resource-level permissions',
+        appliesTo: ['Resource::*'],
+      },
+      {
+        id: 'AwsSolutions-SF2',
+        reason:
+          'The Provider framework offers no X-Ray option for its waiter state machine; it only polls isComplete, and its logs (level ALL) are on',
+      },
+    ],
+    true,
+  );
 
-  NagSuppressions.addResourceSuppressionsByPath(Stack.of(stack), `/${stack.node.path}/${LOG_RETENTION_ID}`, [
-    { id: 'AwsSolutions-IAM4', reason: "The CDK's log-retention helper (for the RDS log exports) uses AWSLambdaBasicExecutionRole", appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'] },
-    { id: 'AwsSolutions-IAM5', reason: "The CDK's log-retention helper sets retention on log groups RDS creates by name at runtime", appliesTo: ['Resource::*'] },
-  ], true);
+  NagSuppressions.addResourceSuppressionsByPath(
+    Stack.of(stack),
+    `/${stack.node.path}/${LOG_RETENTION_ID}`,
+    [
+      {
+        id: 'AwsSolutions-IAM4',
+        reason: "The CDK's log-retention helper (for the RDS log exports) uses AWSLambdaBasicExecutionRole",
+        appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+      },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: "The CDK's log-retention helper sets retention on log groups RDS creates by name at runtime",
+        appliesTo: ['Resource::*'],
+      },
+    ],
+    true,
+  );
 }
 
 /** The pipeline stack: findings in what CDK Pipelines generates for itself. */
 export function acknowledgePipelineFindings(stack: Stack): void {
   NagSuppressions.addStackSuppressions(stack, [
-    { id: 'AwsSolutions-IAM5', reason: 'CDK Pipelines grants its CodeBuild and CodePipeline roles wildcards on its own artifact bucket, log groups and reports, as generated' },
-    { id: 'AwsSolutions-S1', reason: 'The pipeline artifact bucket (created by CDK Pipelines) holds build artifacts only; CloudTrail covers access' },
-    { id: 'AwsSolutions-CB4', reason: 'CDK Pipelines encrypts artifacts with the pipeline KMS key (crossAccountKeys) at the bucket; its CodeBuild projects use that bucket' },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'CDK Pipelines grants its CodeBuild and CodePipeline roles wildcards on its own artifact bucket, log groups and reports, as generated',
+    },
+    {
+      id: 'AwsSolutions-S1',
+      reason:
+        'The pipeline artifact bucket (created by CDK Pipelines) holds build artifacts only; CloudTrail covers access',
+    },
+    {
+      id: 'AwsSolutions-CB4',
+      reason:
+        'CDK Pipelines encrypts artifacts with the pipeline KMS key (crossAccountKeys) at the bucket; its CodeBuild projects use that bucket',
+    },
     { id: 'AwsSolutions-KMS5', reason: 'The cross-account artifact key is created by CDK Pipelines' },
   ]);
 }

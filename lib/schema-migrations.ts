@@ -3,19 +3,20 @@
  * verify, restore on failure) on every deploy, from a Lambda inside the database's VPC, behind the
  * CDK Provider framework.
  */
+
+import { join } from 'node:path';
 import { ArnFormat, CustomResource, Duration, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as rds from 'aws-cdk-lib/aws-rds';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as rds from 'aws-cdk-lib/aws-rds';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { join } from 'node:path';
 import { RESOURCE_TYPE, type SchemaMigrationsProperties } from '../lambda/schema-migrator/properties';
 import { lintErrorsForSynth } from './private/lint-at-synth';
 import { hashMigrations } from './private/migrations-hash';
@@ -177,7 +178,8 @@ export class SchemaMigrations extends Construct {
 
   private grantPermissions(props: SchemaMigrationsProps): void {
     const stack = Stack.of(this);
-    const rdsArn = (resource: string, name: string) => stack.formatArn({ service: 'rds', resource, resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const rdsArn = (resource: string, name: string) =>
+      stack.formatArn({ service: 'rds', resource, resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     const id = props.instanceIdentifier;
     const instance = rdsArn('db', id);
     // Restores create `<id>-restore-*` and rename the failed instance to `<id>-failed-*`.
@@ -185,7 +187,11 @@ export class SchemaMigrations extends Construct {
     const snapshots = rdsArn('snapshot', `${this.snapshotPrefix}-pre-*`);
     const statements = [
       { Sid: 'Snapshots', actions: ['rds:CreateDBSnapshot'], resources: [instance, snapshots] },
-      { Sid: 'ReadState', actions: ['rds:DescribeDBSnapshots', 'rds:DescribeDBInstances', 'rds:ListTagsForResource'], resources: [instance, related, snapshots] },
+      {
+        Sid: 'ReadState',
+        actions: ['rds:DescribeDBSnapshots', 'rds:DescribeDBInstances', 'rds:ListTagsForResource'],
+        resources: [instance, related, snapshots],
+      },
       { Sid: 'Retention', actions: ['rds:DeleteDBSnapshot'], resources: [snapshots] },
       { Sid: 'Tagging', actions: ['rds:AddTagsToResource'], resources: [instance, related, snapshots] },
       {
@@ -201,19 +207,30 @@ export class SchemaMigrations extends Construct {
       },
       { Sid: 'RenameSwap', actions: ['rds:ModifyDBInstance'], resources: [instance, related] },
     ];
-    for (const s of statements) this.role.addToPolicy(new iam.PolicyStatement({ sid: s.Sid, actions: s.actions, resources: s.resources }));
+    for (const s of statements)
+      this.role.addToPolicy(new iam.PolicyStatement({ sid: s.Sid, actions: s.actions, resources: s.resources }));
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'DetectRollback',
         actions: ['cloudformation:DescribeStacks'],
-        resources: [stack.formatArn({ service: 'cloudformation', resource: 'stack', resourceName: `${stack.stackName}/*` })],
+        resources: [
+          stack.formatArn({ service: 'cloudformation', resource: 'stack', resourceName: `${stack.stackName}/*` }),
+        ],
       }),
     );
     // Network interfaces in the VPC and log writing: EC2's ENI actions allow no resource scoping.
-    this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'));
+    this.role.addManagedPolicy(
+      iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'),
+    );
     props.masterSecret.grantRead(this.role);
     props.appSecret.grantRead(this.role);
     // Restoring an encrypted snapshot lets RDS create a grant on the key.
-    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'RestoreEncrypted', actions: ['kms:CreateGrant', 'kms:DescribeKey'], resources: [props.restore.encryptionKey.keyArn] }));
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'RestoreEncrypted',
+        actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+        resources: [props.restore.encryptionKey.keyArn],
+      }),
+    );
   }
 }

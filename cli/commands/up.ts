@@ -2,8 +2,9 @@
  * `orion-db up`: the whole deploy lifecycle on the embedded PostgreSQL under `.orion/` (or, with
  * --database-url, on an existing server whose URL names the master user).
  */
-import { join, resolve } from 'node:path';
+
 import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { connect, redactUrl, withDatabase, withUser } from '../../lambda/engine/db';
 import { BadInputError } from '../../lambda/engine/errors';
 import type { Report } from '../../lambda/engine/report';
@@ -13,7 +14,7 @@ import type { SecretsPort } from '../../lambda/lifecycle/ports';
 import { ensureLocalServer } from '../../lambda/local/local-server';
 import { FileSecrets } from '../../lambda/local/secrets';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
-import { progressPrinter, type CommandContext } from './migrations';
+import { type CommandContext, progressPrinter } from './migrations';
 
 export async function up(ctx: CommandContext): Promise<Report> {
   const { options, progress } = ctx;
@@ -24,7 +25,10 @@ export async function up(ctx: CommandContext): Promise<Report> {
   let secrets: SecretsPort = files;
   if (options.databaseUrl) {
     const url = new URL(options.databaseUrl);
-    if (!url.username) throw new BadInputError('--database-url for "up" must name the master user: postgres://USER:PASSWORD@host:port/postgres');
+    if (!url.username)
+      throw new BadInputError(
+        '--database-url for "up" must name the master user: postgres://USER:PASSWORD@host:port/postgres',
+      );
     const master = { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
     secrets = { master: async () => master, app: () => files.app() };
     url.username = url.password = '';
@@ -34,7 +38,10 @@ export async function up(ctx: CommandContext): Promise<Report> {
     serverUrl = server.serverUrl;
   }
   const master = await secrets.master();
-  const admin = await connect(withDatabase(withUser(serverUrl, master.username), 'postgres'), { password: master.password, applicationName: 'orion-db up' });
+  const admin = await connect(withDatabase(withUser(serverUrl, master.username), 'postgres'), {
+    password: master.password,
+    applicationName: 'orion-db up',
+  });
   try {
     const snapshots = new TemplateDatabaseSnapshots(admin, DEFAULT_ROLES.database);
     const deployId = `local-${new Date().toISOString()}`;

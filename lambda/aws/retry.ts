@@ -2,7 +2,14 @@
  * Retries an AWS call on throttling, with exponential backoff and jitter. The SDK retries too, but
  * only inside `send`'s middleware; this also covers the quota errors RDS returns as plain faults.
  */
-const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'TooManyRequestsException', 'RequestLimitExceeded', 'RequestThrottled', 'RequestThrottledException']);
+const THROTTLING = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+]);
 
 export interface RetryOptions {
   readonly attempts?: number;

@@ -3,7 +3,7 @@
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Credentials, SecretsPort } from '../lifecycle/ports';
-import { withThrottlingRetries, type RetryOptions } from './retry';
+import { type RetryOptions, withThrottlingRetries } from './retry';
 
 /** The JSON that RDS-generated secrets hold. */
 export interface DatabaseSecretValue extends Credentials {
@@ -34,7 +34,10 @@ export class SecretsManagerSecrets implements SecretsPort {
   private read(arn: string, which: string): Promise<DatabaseSecretValue> {
     let value = this.cache.get(arn);
     if (!value) {
-      value = withThrottlingRetries(() => this.client.send(new GetSecretValueCommand({ SecretId: arn })), this.retry).then((out) => parse(out.SecretString, which, arn));
+      value = withThrottlingRetries(
+        () => this.client.send(new GetSecretValueCommand({ SecretId: arn })),
+        this.retry,
+      ).then((out) => parse(out.SecretString, which, arn));
       value.catch(() => this.cache.delete(arn));
       this.cache.set(arn, value);
     }
@@ -52,5 +55,11 @@ function parse(text: string | undefined, which: string, arn: string): DatabaseSe
   if (typeof value?.username !== 'string' || typeof value?.password !== 'string') {
     throw new Error(`the ${which} secret ${arn} has no username/password`);
   }
-  return { username: value.username, password: value.password, host: value.host, port: value.port, dbname: value.dbname };
+  return {
+    username: value.username,
+    password: value.password,
+    host: value.host,
+    port: value.port,
+    dbname: value.dbname,
+  };
 }

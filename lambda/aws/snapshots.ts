@@ -11,21 +11,21 @@ import { createHash } from 'node:crypto';
 import {
   AddTagsToResourceCommand,
   CreateDBSnapshotCommand,
+  type DBInstance,
+  type DBSnapshot,
   DeleteDBSnapshotCommand,
   DescribeDBInstancesCommand,
-  DescribeDBSnapshotsCommand,
-  ModifyDBInstanceCommand,
-  RestoreDBInstanceFromDBSnapshotCommand,
-  type DBInstance,
   type DescribeDBInstancesCommandOutput,
+  DescribeDBSnapshotsCommand,
   type DescribeDBSnapshotsCommandOutput,
-  type DBSnapshot,
+  ModifyDBInstanceCommand,
   type RDSClient,
+  RestoreDBInstanceFromDBSnapshotCommand,
   type Tag,
 } from '@aws-sdk/client-rds';
 import type { RestoreState, RestoreStatus, SnapshotInfo, SnapshotPort, SnapshotState } from '../lifecycle/ports';
 import type { RestoreSettings } from '../schema-migrator/properties';
-import { unlessNotFound, withThrottlingRetries, type RetryOptions } from './retry';
+import { type RetryOptions, unlessNotFound, withThrottlingRetries } from './retry';
 
 export const TAG_RESTORED_FROM = 'orion:restored-from';
 export const TAG_FAILED_DEPLOY = 'orion:failed-deploy-snapshot';
@@ -50,7 +50,11 @@ export class RdsSnapshots implements SnapshotPort {
     if (existing) return snapshotState(existing);
     try {
       await this.send(
-        new CreateDBSnapshotCommand({ DBInstanceIdentifier: this.options.instanceIdentifier, DBSnapshotIdentifier: id, Tags: toTags({ ...this.options.tags, ...tags }) }),
+        new CreateDBSnapshotCommand({
+          DBInstanceIdentifier: this.options.instanceIdentifier,
+          DBSnapshotIdentifier: id,
+          Tags: toTags({ ...this.options.tags, ...tags }),
+        }),
       );
     } catch (err: any) {
       // Another invocation created it first, or the instance is busy (a backup): look again next poll.
@@ -64,10 +68,15 @@ export class RdsSnapshots implements SnapshotPort {
     let marker: string | undefined;
     do {
       const out: DescribeDBSnapshotsCommandOutput = await this.send(
-        new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: this.options.instanceIdentifier, SnapshotType: 'manual', Marker: marker }),
+        new DescribeDBSnapshotsCommand({
+          DBInstanceIdentifier: this.options.instanceIdentifier,
+          SnapshotType: 'manual',
+          Marker: marker,
+        }),
       );
       for (const s of out.DBSnapshots ?? []) {
-        if (s.DBSnapshotIdentifier) found.push({ id: s.DBSnapshotIdentifier, createdAt: s.SnapshotCreateTime ?? new Date(0) });
+        if (s.DBSnapshotIdentifier)
+          found.push({ id: s.DBSnapshotIdentifier, createdAt: s.SnapshotCreateTime ?? new Date(0) });
       }
       marker = out.Marker;
     } while (marker);
@@ -75,13 +84,17 @@ export class RdsSnapshots implements SnapshotPort {
   }
 
   async delete(id: string): Promise<void> {
-    await unlessNotFound(() => this.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id })), 'DBSnapshotNotFoundFault');
+    await unlessNotFound(
+      () => this.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id })),
+      'DBSnapshotNotFoundFault',
+    );
   }
 
   async restoreStatus(id: string): Promise<RestoreStatus> {
     const { original, temporary, failed } = await this.instances(id);
     const reason = (await this.snapshot(id))?.TagList?.find((t) => t.Key === TAG_RESTORE_REASON)?.Value;
-    if (original && tag(original, TAG_RESTORED_FROM) === id) return { state: original.DBInstanceStatus === 'available' ? 'done' : 'in-progress', reason };
+    if (original && tag(original, TAG_RESTORED_FROM) === id)
+      return { state: original.DBInstanceStatus === 'available' ? 'done' : 'in-progress', reason };
     if (temporary || failed) return { state: 'in-progress', reason };
     return { state: 'none' };
   }
@@ -91,10 +104,16 @@ export class RdsSnapshots implements SnapshotPort {
     const snapshot = await this.snapshot(id);
     if (!snapshot) throw new Error(`cannot restore: snapshot ${id} does not exist`);
     if (!snapshot.TagList?.some((t) => t.Key === TAG_RESTORE_REASON) && snapshot.DBSnapshotArn) {
-      await this.send(new AddTagsToResourceCommand({ ResourceName: snapshot.DBSnapshotArn, Tags: toTags({ [TAG_RESTORE_REASON]: tagValue(reason) }) }));
+      await this.send(
+        new AddTagsToResourceCommand({
+          ResourceName: snapshot.DBSnapshotArn,
+          Tags: toTags({ [TAG_RESTORE_REASON]: tagValue(reason) }),
+        }),
+      );
     }
     const { original, temporary, failed } = await this.instances(id);
-    if (original && tag(original, TAG_RESTORED_FROM) === id) return original.DBInstanceStatus === 'available' ? 'done' : 'in-progress';
+    if (original && tag(original, TAG_RESTORED_FROM) === id)
+      return original.DBInstanceStatus === 'available' ? 'done' : 'in-progress';
     if (!failed) {
       if (!temporary) {
         const r = this.options.restore;
@@ -118,9 +137,21 @@ export class RdsSnapshots implements SnapshotPort {
         );
         return 'in-progress';
       }
-      if (temporary.DBInstanceStatus !== 'available' || !original || original.DBInstanceStatus !== 'available') return 'in-progress';
-      await this.send(new AddTagsToResourceCommand({ ResourceName: original.DBInstanceArn!, Tags: toTags({ [TAG_FAILED_DEPLOY]: id }) }));
-      await this.send(new ModifyDBInstanceCommand({ DBInstanceIdentifier: this.options.instanceIdentifier, NewDBInstanceIdentifier: names.failed, ApplyImmediately: true }));
+      if (temporary.DBInstanceStatus !== 'available' || !original || original.DBInstanceStatus !== 'available')
+        return 'in-progress';
+      await this.send(
+        new AddTagsToResourceCommand({
+          ResourceName: original.DBInstanceArn!,
+          Tags: toTags({ [TAG_FAILED_DEPLOY]: id }),
+        }),
+      );
+      await this.send(
+        new ModifyDBInstanceCommand({
+          DBInstanceIdentifier: this.options.instanceIdentifier,
+          NewDBInstanceIdentifier: names.failed,
+          ApplyImmediately: true,
+        }),
+      );
       return 'in-progress';
     }
     // The failed instance has its new name; give the restored one the original name.
@@ -143,12 +174,19 @@ export class RdsSnapshots implements SnapshotPort {
 
   private names(id: string): { temporary: string; failed: string } {
     const h = createHash('sha256').update(id).digest('hex').slice(0, 8);
-    return { temporary: `${this.options.instanceIdentifier}-restore-${h}`, failed: `${this.options.instanceIdentifier}-failed-${h}` };
+    return {
+      temporary: `${this.options.instanceIdentifier}-restore-${h}`,
+      failed: `${this.options.instanceIdentifier}-failed-${h}`,
+    };
   }
 
   private async instances(id: string): Promise<{ original?: DBInstance; temporary?: DBInstance; failed?: DBInstance }> {
     const names = this.names(id);
-    const [original, temporary, failed] = await Promise.all([this.instance(this.options.instanceIdentifier), this.instance(names.temporary), this.instance(names.failed)]);
+    const [original, temporary, failed] = await Promise.all([
+      this.instance(this.options.instanceIdentifier),
+      this.instance(names.temporary),
+      this.instance(names.failed),
+    ]);
     return { original, temporary, failed };
   }
 

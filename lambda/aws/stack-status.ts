@@ -2,10 +2,14 @@
  * Whether CloudFormation is rolling the stack back: an Update of our resource then carries the
  * previous properties, and must never fail.
  */
-import { DescribeStacksCommand, type CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { type CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { withThrottlingRetries } from './retry';
 
-const ROLLING_BACK = new Set(['UPDATE_ROLLBACK_IN_PROGRESS', 'UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS', 'ROLLBACK_IN_PROGRESS']);
+const ROLLING_BACK = new Set([
+  'UPDATE_ROLLBACK_IN_PROGRESS',
+  'UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS',
+  'ROLLBACK_IN_PROGRESS',
+]);
 
 export async function isStackRollingBack(client: CloudFormationClient, stackId: string): Promise<boolean> {
   const out = await withThrottlingRetries(() => client.send(new DescribeStacksCommand({ StackName: stackId })));

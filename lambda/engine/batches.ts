@@ -11,7 +11,8 @@ export function groupBatches(pending: readonly PendingMigration[]): PendingMigra
   const groups: PendingMigration[][] = [];
   for (const p of pending) {
     const last = groups[groups.length - 1];
-    if (!p.migration.up.directives.noTransaction && last && !last[0].migration.up.directives.noTransaction) last.push(p);
+    if (!p.migration.up.directives.noTransaction && last && !last[0].migration.up.directives.noTransaction)
+      last.push(p);
     else groups.push([p]);
   }
   return groups;

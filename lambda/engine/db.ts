@@ -31,7 +31,10 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     await client.connect();
   } catch (err: any) {
     await client.end().catch(() => {});
-    throw new ConnectionError(`cannot connect to ${redactUrl(url)}: ${scrub(err.message ?? String(err), url)}`, err.code);
+    throw new ConnectionError(
+      `cannot connect to ${redactUrl(url)}: ${scrub(err.message ?? String(err), url)}`,
+      err.code,
+    );
   }
   return client;
 }

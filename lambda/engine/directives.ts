@@ -17,6 +17,12 @@ export interface Directives {
 }
 
 const DIRECTIVE = /^--\s*orion:(\S*)(.*)$/;
+/**
+ * Looks meant as a directive but is not one (`-- Orion: no-transaction`, `-- orion no-transaction`):
+ * an error, so it cannot be silently ignored. Prose that merely starts with "Orion" is a comment.
+ */
+const MISSPELT_DIRECTIVE =
+  /^--\s*orion(?:\s*:|[\s_-]+(?:no-transaction|lock-timeout|statement-timeout|allow|requires-extension)\b)/i;
 const UNITS: Record<string, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 };
 const IDENTIFIER = /^[a-z_][a-z0-9_$-]{0,62}$/;
 const RULE = /^[a-z][a-z0-9-]*$/;
@@ -36,21 +42,20 @@ export function parseDirectives(text: string, file: string): Directives {
     start = end + 1;
     if (line === '') continue;
     if (!line.startsWith('--')) break; // the header ends at the first statement
+    const where = { file, line: i + 1 };
+    const bad = (message: string) => new BadInputError(message, where);
     const m = DIRECTIVE.exec(line);
     if (!m) {
-      if (/^--\s*orion\b/i.test(line)) throw bad(`malformed directive "${line}" (expected "-- orion:<name> [value]")`);
+      if (MISSPELT_DIRECTIVE.test(line))
+        throw bad(`malformed directive "${line}" (expected "-- orion:<name> [value]")`);
       continue;
     }
     const [, name, rest] = m;
     const value = rest.trim();
-    const where = { file, line: i + 1 };
     const once = <T>(current: T | undefined, v: T): T => {
       if (current !== undefined) throw bad(`directive orion:${name} given twice`);
       return v;
     };
-    function bad(message: string) {
-      return new BadInputError(message, where);
-    }
     switch (name) {
       case 'no-transaction':
         if (value) throw bad(`orion:no-transaction takes no value, got "${value}"`);
@@ -63,7 +68,8 @@ export function parseDirectives(text: string, file: string): Directives {
         statementTimeoutMs = once(statementTimeoutMs, parseDuration(value, name, where));
         break;
       case 'allow':
-        if (!RULE.test(value)) throw bad(`orion:allow must name one lint rule (e.g. "-- orion:allow ban-drop-column"), got "${value}"`);
+        if (!RULE.test(value))
+          throw bad(`orion:allow must name one lint rule (e.g. "-- orion:allow ban-drop-column"), got "${value}"`);
         allow.push(value);
         break;
       case 'requires-extension':
@@ -83,8 +89,13 @@ export function parseDirectives(text: string, file: string): Directives {
 export function parseDuration(value: string, name: string, where: { file?: string; line?: number } = {}): number {
   if (value === '0') return 0;
   const m = /^(\d+)(ms|s|min|h)$/.exec(value);
-  if (!m) throw new BadInputError(`${where.file ? 'orion:' : '--'}${name} needs a duration like 500ms, 5s, 10min or 1h, got "${value}"`, where);
+  if (!m)
+    throw new BadInputError(
+      `${where.file ? 'orion:' : '--'}${name} needs a duration like 500ms, 5s, 10min or 1h, got "${value}"`,
+      where,
+    );
   const ms = Number(m[1]) * UNITS[m[2]];
-  if (ms > 24 * 3_600_000) throw new BadInputError(`${where.file ? 'orion:' : '--'}${name} of ${value} is over 24h`, where);
+  if (ms > 24 * 3_600_000)
+    throw new BadInputError(`${where.file ? 'orion:' : '--'}${name} of ${value} is over 24h`, where);
   return ms;
 }

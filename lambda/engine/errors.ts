@@ -105,7 +105,10 @@ export class LockTimeoutError extends OrionError {
 /** The database could not be reached or refused the login; nothing was run. */
 export class ConnectionError extends OrionError {
   readonly exitCode = 2 as const;
-  constructor(message: string, readonly sqlstate?: string) {
+  constructor(
+    message: string,
+    readonly sqlstate?: string,
+  ) {
     super(message);
     this.name = 'ConnectionError';
   }
@@ -135,5 +138,10 @@ export function formatPosition(p: SourcePosition): string {
 export function toErrorEntries(err: unknown): ErrorEntry[] {
   if (err instanceof OrionError) return err.toEntries();
   const e = err as { message?: unknown; code?: unknown };
-  return [{ sqlstate: typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined, message: String(e?.message ?? err) }];
+  return [
+    {
+      sqlstate: typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined,
+      message: String(e?.message ?? err),
+    },
+  ];
 }

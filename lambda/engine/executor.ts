@@ -13,16 +13,70 @@ import {
   deleteAttemptQuery,
   finishAttempt,
   insertAppliedQuery,
+  type LedgerRow,
   progressQuery,
   recordFailure,
   revertQuery,
   startAttempt,
   startIncomplete,
-  type LedgerRow,
 } from './ledger';
-import { maxVersion, type PendingMigration, type Plan } from './plan';
-import type { AppliedReport, RunOptions, RunResult } from './runner';
+import type { LockHolder } from './lock';
+import { maxVersion, type PendingMigration, type Plan, type PlanOptions } from './plan';
 import type { Statement } from './sql';
+
+export type RunEvent =
+  | { type: 'lock-wait'; holder?: LockHolder }
+  | { type: 'batch-start'; versions: bigint[] }
+  | { type: 'applied'; version: bigint; name: string; ms: number }
+  | { type: 'reverted'; version: bigint; name: string; ms: number }
+  | { type: 'retry'; attempt: number; delayMs: number; reason: string }
+  | { type: 'cleanup'; version: bigint; sql: string }
+  | { type: 'failed'; error: MigrationFailedError };
+
+export interface RunOptions extends PlanOptions {
+  /** Recorded in the ledger with every row. */
+  readonly deployId?: string;
+  /** How long to wait for another run's lock. @default 60 000 ms */
+  readonly lockWaitMs?: number;
+  /** `lock_timeout` of a migration without the directive. @default 5 000 ms */
+  readonly defaultLockTimeoutMs?: number;
+  /** `statement_timeout` of a migration without the directive. @default 0 (none) */
+  readonly defaultStatementTimeoutMs?: number;
+  /** Upper bound on any statement's time (e.g. the Lambda's remaining time). @default none */
+  readonly maxStatementTimeoutMs?: number;
+  /** Retries of a transactional batch that failed on a lock timeout (55P03). @default 3 */
+  readonly lockRetries?: number;
+  /** Run the migrations' SQL as this role (`SET ROLE`), so it owns what they create. */
+  readonly role?: string;
+  /** Run pending transactional migrations and roll them back. */
+  readonly dryRun?: boolean;
+  readonly onEvent?: (event: RunEvent) => void;
+}
+
+export interface AppliedReport {
+  readonly version: bigint;
+  readonly name: string;
+  readonly ms: number;
+}
+
+export interface RunResult {
+  readonly fromVersion: bigint | null;
+  readonly toVersion: bigint | null;
+  /** Migrations that committed (or, in a dry run, that would have). */
+  readonly applied: readonly AppliedReport[];
+  /** Migrations still pending after the run. */
+  readonly pending: readonly { version: bigint; name: string }[];
+  /** Set when a migration failed; the run stopped there. */
+  readonly error?: MigrationFailedError;
+  /** True when a failure happened after something had committed in this run. */
+  readonly partiallyApplied: boolean;
+  /**
+   * True when the run stopped because the connection was lost without a word from the server (the
+   * network, a failover): the last batch may or may not have committed, and only the ledger can tell.
+   */
+  readonly connectionLost: boolean;
+  readonly dryRun: boolean;
+}
 
 const BACKOFF_MS = 200;
 /**
@@ -54,7 +108,9 @@ export class Executor {
       fromVersion: plan.currentVersion,
       toVersion: dryRun ? plan.currentVersion : maxVersion(plan.currentVersion, this.applied),
       applied: this.applied,
-      pending: plan.pending.filter((p) => !done.has(p.migration.version)).map((p) => ({ version: p.migration.version, name: p.migration.name })),
+      pending: plan.pending
+        .filter((p) => !done.has(p.migration.version))
+        .map((p) => ({ version: p.migration.version, name: p.migration.name })),
       error,
       partiallyApplied: Boolean(error) && this.committed,
       connectionLost: error !== undefined && isConnectionLoss(error.cause),
@@ -62,7 +118,11 @@ export class Executor {
     };
   }
 
-  async revert(applied: readonly LedgerRow[], targets: readonly LedgerRow[], scripts: readonly MigrationScript[]): Promise<RunResult> {
+  async revert(
+    applied: readonly LedgerRow[],
+    targets: readonly LedgerRow[],
+    scripts: readonly MigrationScript[],
+  ): Promise<RunResult> {
     let error: MigrationFailedError | undefined;
     const reverted: AppliedReport[] = [];
     // Consecutive transactional down scripts revert together, atomically.
@@ -108,35 +168,50 @@ export class Executor {
     const first = group[0].migration;
     const attemptId = this.options.dryRun
       ? undefined
-      : await startAttempt(this.client, { version: first.version, name: first.name, checksum: first.checksum }, this.options.deployId ?? null);
-    return this.withRetries(true, async (lastTry) => {
-      let timings: AppliedReport[];
-      try {
-        timings = await this.runJoined(group);
-      } catch (err) {
-        // A server error in the joined run does not say which statement failed: run the batch
-        // again one statement at a time, which reports file and line (or succeeds, if it was transient).
-        if (!isSqlError(err)) throw err; // the session is gone (a socket error, or the server ended it)
-        if ((err as { code?: unknown }).code === '55P03' && !lastTry) throw err; // retried after a backoff; pinned down on the last try
-        await this.client.query('ROLLBACK');
-        timings = await this.runEach(
-          group.map(({ migration: m }) => ({ version: m.version, name: m.name, script: m.up })),
-          true,
+      : await startAttempt(
+          this.client,
+          { version: first.version, name: first.name, checksum: first.checksum },
+          this.options.deployId ?? null,
         );
-      }
-      const q = insertAppliedQuery(
-        group.map(({ migration: m }, i) => ({ version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null, executionMs: timings[i].ms })),
-        this.options.deployId ?? null,
-      );
-      await this.client.query(q.text, q.values);
-      if (attemptId !== undefined) await this.client.query(deleteAttemptQuery(attemptId));
-      await this.client.query(this.options.dryRun ? 'ROLLBACK' : 'COMMIT');
-      if (!this.options.dryRun) this.committed = true;
-      for (const t of timings) {
-        this.applied.push(t);
-        this.options.onEvent?.({ type: 'applied', ...t });
-      }
-    }, group, attemptId);
+    return this.withRetries(
+      true,
+      async (lastTry) => {
+        let timings: AppliedReport[];
+        try {
+          timings = await this.runJoined(group);
+        } catch (err) {
+          // A server error in the joined run does not say which statement failed: run the batch
+          // again one statement at a time, which reports file and line (or succeeds, if it was transient).
+          if (!isSqlError(err)) throw err; // the session is gone (a socket error, or the server ended it)
+          if ((err as { code?: unknown }).code === '55P03' && !lastTry) throw err; // retried after a backoff; pinned down on the last try
+          await this.client.query('ROLLBACK');
+          timings = await this.runEach(
+            group.map(({ migration: m }) => ({ version: m.version, name: m.name, script: m.up })),
+            true,
+          );
+        }
+        const q = insertAppliedQuery(
+          group.map(({ migration: m }, i) => ({
+            version: m.version,
+            name: m.name,
+            checksum: m.checksum,
+            downSql: m.down?.text ?? null,
+            executionMs: timings[i].ms,
+          })),
+          this.options.deployId ?? null,
+        );
+        await this.client.query(q.text, q.values);
+        if (attemptId !== undefined) await this.client.query(deleteAttemptQuery(attemptId));
+        await this.client.query(this.options.dryRun ? 'ROLLBACK' : 'COMMIT');
+        if (!this.options.dryRun) this.committed = true;
+        for (const t of timings) {
+          this.applied.push(t);
+          this.options.onEvent?.({ type: 'applied', ...t });
+        }
+      },
+      group,
+      attemptId,
+    );
   }
 
   /**
@@ -149,7 +224,10 @@ export class Executor {
     let settings = '';
     for (const { migration } of group) {
       const s = this.settingsSql(migration.up, 'SET LOCAL');
-      if (s !== settings) pieces.push((settings = s));
+      if (s !== settings) {
+        settings = s;
+        pieces.push(s);
+      }
       for (const st of migration.up.statements) pieces.push(st.sql);
       pieces.push(MARK);
     }
@@ -172,14 +250,21 @@ export class Executor {
       size += piece.length;
     }
     await flush();
-    return group.map(({ migration }, i) => ({ version: migration.version, name: migration.name, ms: marks[i + 1] - marks[i] }));
+    return group.map(({ migration }, i) => ({
+      version: migration.version,
+      name: migration.name,
+      ms: marks[i + 1] - marks[i],
+    }));
   }
 
   /**
    * The precise path (and the one for down scripts): each statement on its own, so a failure is
    * pinned to its file and line. In a transaction, it is begun here; the caller ends it.
    */
-  private async runEach(items: readonly { version: bigint; name: string; script: MigrationScript }[], inTransaction: boolean): Promise<AppliedReport[]> {
+  private async runEach(
+    items: readonly { version: bigint; name: string; script: MigrationScript }[],
+    inTransaction: boolean,
+  ): Promise<AppliedReport[]> {
     if (inTransaction) await this.client.query('BEGIN');
     const timings: AppliedReport[] = [];
     for (const { version, name, script } of items) {
@@ -207,7 +292,11 @@ export class Executor {
       const started = performance.now();
       const id =
         p.incompleteId ??
-        (await startIncomplete(this.client, { version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null }, this.options.deployId ?? null));
+        (await startIncomplete(
+          this.client,
+          { version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null },
+          this.options.deployId ?? null,
+        ));
       await this.runScript(m.version, m.up, p.resumeFrom, false, id);
       const ms = Math.round(performance.now() - started);
       await completeIncomplete(this.client, id, ms);
@@ -220,7 +309,13 @@ export class Executor {
    * Runs a script's statements from `from`. In a transaction, settings are SET LOCAL; outside one,
    * progress is written to the ledger after each statement (`incompleteId`).
    */
-  private async runScript(version: bigint, script: MigrationScript, from: number, inTransaction: boolean, incompleteId?: number): Promise<void> {
+  private async runScript(
+    version: bigint,
+    script: MigrationScript,
+    from: number,
+    inTransaction: boolean,
+    incompleteId?: number,
+  ): Promise<void> {
     const scope = inTransaction ? 'SET LOCAL' : 'SET';
     const role = this.roleSql(scope);
     await this.client.query(this.settingsSql(script, scope));
@@ -239,7 +334,8 @@ export class Executor {
         }
       }
     } finally {
-      if (!inTransaction) await this.client.query('RESET lock_timeout; RESET statement_timeout; RESET ROLE').catch(() => {});
+      if (!inTransaction)
+        await this.client.query('RESET lock_timeout; RESET statement_timeout; RESET ROLE').catch(() => {});
     }
     if (inTransaction && role) await this.client.query('RESET ROLE');
   }
@@ -314,12 +410,23 @@ export class Executor {
           continue;
         }
         // Only the reported failure says who holds the lock: no catalog query before each retry.
-        if (failure.sqlstate === '55P03' && err instanceof StatementError) failure = await this.withLockHolders(failure, err.statement);
+        if (failure.sqlstate === '55P03' && err instanceof StatementError)
+          failure = await this.withLockHolders(failure, err.statement);
         const failed = group.find((p) => p.migration.up.file === failure.file)?.migration;
         if (failed && !this.options.dryRun) {
-          const entry = { version: failed.version, name: failed.name, checksum: failed.checksum, line: failure.line, sqlstate: failure.sqlstate ?? null, message: failure.serverMessage };
+          const entry = {
+            version: failed.version,
+            name: failed.name,
+            checksum: failed.checksum,
+            line: failure.line,
+            sqlstate: failure.sqlstate ?? null,
+            message: failure.serverMessage,
+          };
           // The connection may be gone: then the attempt row says "interrupted", and the report has the failure.
-          await (attemptId !== undefined ? finishAttempt(this.client, attemptId, entry) : recordFailure(this.client, entry, this.options.deployId ?? null)).catch(() => {});
+          await (attemptId !== undefined
+            ? finishAttempt(this.client, attemptId, entry)
+            : recordFailure(this.client, entry, this.options.deployId ?? null)
+          ).catch(() => {});
         }
         this.options.onEvent?.({ type: 'failed', error: failure });
         return failure;
@@ -343,7 +450,10 @@ function isConnectionLoss(err: unknown): boolean {
   const e = err as { severity?: unknown; code?: unknown; message?: unknown };
   if (typeof e?.severity === 'string') return false;
   // node-pg's own errors ("Connection terminated unexpectedly", "… is not queryable") and socket errno codes.
-  return (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) || /connection|not queryable|socket/i.test(String(e?.message));
+  return (
+    (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) ||
+    /connection|not queryable|socket/i.test(String(e?.message))
+  );
 }
 
 /** A statement's error with its file and statement attached, before it becomes a MigrationFailedError. */
@@ -376,4 +486,3 @@ function toMigrationFailure(err: unknown, group: readonly PendingMigration[]): M
     { cause: err },
   );
 }
-

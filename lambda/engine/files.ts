@@ -4,11 +4,11 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
+import { type Dirent, readdirSync, readFileSync, statSync } from 'node:fs';
 import { sep } from 'node:path';
-import { parseDirectives, type Directives } from './directives';
+import { type Directives, parseDirectives } from './directives';
 import { BadInputError, BadInputErrors } from './errors';
-import { loadParser, parserLoaded, splitStatements, type Statement } from './sql';
+import { loadParser, parserLoaded, type Statement, splitStatements } from './sql';
 
 /**
  * One SQL file. Its statements are parsed on first use, so a run that applies nothing parses
@@ -25,7 +25,8 @@ export class MigrationScript {
 
   get statements(): readonly Statement[] {
     if (!parserLoaded()) throw new Error(`internal: ${this.file} parsed before prepareScripts()`);
-    return (this.parsed ??= parseAndValidate(this.file, this.text, this.directives));
+    this.parsed ??= parseAndValidate(this.file, this.text, this.directives);
+    return this.parsed;
   }
 }
 
@@ -82,7 +83,10 @@ export async function loadMigrations(dir: string, options: { parse?: boolean } =
     throw new BadInputError(`cannot read migrations folder ${dir}: ${err.code ?? err.message}`);
   }
   const errors: BadInputError[] = [];
-  const byVersion = new Map<bigint, { name: string; up?: MigrationScript; checksum?: string; down?: MigrationScript; files: string[] }>();
+  const byVersion = new Map<
+    bigint,
+    { name: string; up?: MigrationScript; checksum?: string; down?: MigrationScript; files: string[] }
+  >();
   for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const file = entry.name;
     if (!file.endsWith('.sql')) continue; // README.md and friends
@@ -98,15 +102,22 @@ export async function loadMigrations(dir: string, options: { parse?: boolean } =
       if (parsed.version > MAX_VERSION) throw new BadInputError(`version has more than 19 digits`, { file });
       const path = `${dir}${sep}${file}`;
       // The directory entry's type comes with the listing; only a symbolic link costs a stat.
-      if (!(entry.isFile() || (entry.isSymbolicLink() && statSync(path, { throwIfNoEntry: false })?.isFile()))) throw new BadInputError('not a regular file', { file });
+      if (!(entry.isFile() || (entry.isSymbolicLink() && statSync(path, { throwIfNoEntry: false })?.isFile())))
+        throw new BadInputError('not a regular file', { file });
       const bytes = readFileSync(path);
       const script = readScript(file, bytes);
       let slot = byVersion.get(parsed.version);
-      if (!slot) byVersion.set(parsed.version, (slot = { name: parsed.name, files: [] }));
+      if (!slot) {
+        slot = { name: parsed.name, files: [] };
+        byVersion.set(parsed.version, slot);
+      }
       slot.files.push(file);
       const existing = parsed.direction === 'up' ? slot.up : slot.down;
       if (existing || slot.name !== parsed.name) {
-        throw new BadInputError(`duplicate version ${parsed.version}: also used by ${slot.files.filter((f) => f !== file).join(', ')}`, { file });
+        throw new BadInputError(
+          `duplicate version ${parsed.version}: also used by ${slot.files.filter((f) => f !== file).join(', ')}`,
+          { file },
+        );
       }
       if (parsed.direction === 'up') {
         slot.up = script;
@@ -171,7 +182,10 @@ function splitWithMetaCommandHint(text: string, file: string): Statement[] {
   } catch (err) {
     const line = err instanceof BadInputError ? err.position.line : undefined;
     if (line && /^\s*\\/.test(text.split('\n')[line - 1] ?? '')) {
-      throw new BadInputError('psql meta-commands (\\i, \\set, …) are not SQL: orion-db sends each file to the server as it is', { file, line });
+      throw new BadInputError(
+        'psql meta-commands (\\i, \\set, …) are not SQL: orion-db sends each file to the server as it is',
+        { file, line },
+      );
     }
     throw err;
   }

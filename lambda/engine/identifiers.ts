@@ -13,7 +13,8 @@ export function validateIdentifier(value: unknown, setting: string): string {
       `${setting} must be a lower-case PostgreSQL identifier (letters, digits, "_", not starting with a digit), got ${JSON.stringify(value)}`,
     );
   }
-  if (Buffer.byteLength(value) > 63) throw new BadInputError(`${setting} is longer than PostgreSQL's 63-byte limit: "${value}"`);
+  if (Buffer.byteLength(value) > 63)
+    throw new BadInputError(`${setting} is longer than PostgreSQL's 63-byte limit: "${value}"`);
   if (value.startsWith('pg_') || value === 'public' || value === 'postgres' || value.startsWith('rds_')) {
     throw new BadInputError(`${setting} "${value}" is reserved by PostgreSQL or RDS`);
   }

@@ -98,7 +98,10 @@ export async function readDownScripts(client: ClientBase, ids: readonly number[]
 }
 
 /** One INSERT for a whole batch, so a batch costs one round trip of bookkeeping. */
-export function insertAppliedQuery(entries: readonly AppliedEntry[], deployId: string | null): { text: string; values: unknown[] } {
+export function insertAppliedQuery(
+  entries: readonly AppliedEntry[],
+  deployId: string | null,
+): { text: string; values: unknown[] } {
   // One array per column: five parameters whatever the batch size (a VALUES list of 300 rows took
   // the server longer to parse and plan than to insert).
   return {
@@ -128,7 +131,11 @@ export async function recordFailure(client: ClientBase, f: FailureEntry, deployI
 }
 
 /** Starts tracking a non-transactional migration; returns the row id. */
-export async function startIncomplete(client: ClientBase, m: Omit<AppliedEntry, 'executionMs'>, deployId: string | null): Promise<number> {
+export async function startIncomplete(
+  client: ClientBase,
+  m: Omit<AppliedEntry, 'executionMs'>,
+  deployId: string | null,
+): Promise<number> {
   const { rows } = await client.query(
     `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, down_sql, statements_done, deploy_id)
      VALUES ($1::bigint, $2, 'incomplete', $3, $4, 0, $5) RETURNING id`,
@@ -142,10 +149,10 @@ export function progressQuery(id: number, statementsDone: number): string {
 }
 
 export async function completeIncomplete(client: ClientBase, id: number, executionMs: number): Promise<void> {
-  await client.query(`UPDATE ${LEDGER_TABLE} SET status = 'applied', execution_ms = $2, applied_at = clock_timestamp() WHERE id = $1`, [
-    id,
-    executionMs,
-  ]);
+  await client.query(
+    `UPDATE ${LEDGER_TABLE} SET status = 'applied', execution_ms = $2, applied_at = clock_timestamp() WHERE id = $1`,
+    [id, executionMs],
+  );
 }
 
 /** Marks applied rows reverted (inside the down transaction). */
@@ -156,10 +163,15 @@ export function revertQuery(ids: readonly number[]): { text: string; values: unk
   };
 }
 
-const INTERRUPTED = 'interrupted: the run stopped (process killed, connection lost) before this batch committed or rolled back';
+const INTERRUPTED =
+  'interrupted: the run stopped (process killed, connection lost) before this batch committed or rolled back';
 
 /** A batch's attempt, written before it starts as an interrupted failure; its commit deletes it. */
-export async function startAttempt(client: ClientBase, m: { version: bigint; name: string; checksum: string }, deployId: string | null): Promise<number> {
+export async function startAttempt(
+  client: ClientBase,
+  m: { version: bigint; name: string; checksum: string },
+  deployId: string | null,
+): Promise<number> {
   const { rows } = await client.query(
     `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, message, deploy_id) VALUES ($1::bigint, $2, 'failed', $3, $4, $5) RETURNING id`,
     [m.version.toString(), m.name, m.checksum, INTERRUPTED, deployId],

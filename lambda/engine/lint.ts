@@ -6,9 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { BadInputError } from './errors';
-import { loadMigrations, prepareScripts, readScript, type MigrationScript } from './files';
 import { findEnumValueUse } from './batches';
+import { BadInputError } from './errors';
+import { loadMigrations, type MigrationScript, prepareScripts, readScript } from './files';
 import type { Statement } from './sql';
 
 export interface Diagnostic {
@@ -36,18 +36,38 @@ const SQUAWK_EXCLUDED = [
 ];
 
 const SQUAWK_RULES = [
-  'adding-field-with-default', 'adding-foreign-key-constraint', 'adding-not-nullable-field', 'adding-required-field',
-  'adding-serial-primary-key-field', 'ban-alter-domain-with-add-constraint', 'ban-char-field', 'ban-concurrent-index-creation-in-transaction',
-  'ban-create-domain-with-constraint', 'ban-drop-column', 'ban-drop-database', 'ban-drop-not-null', 'ban-drop-table', 'ban-truncate-cascade',
-  'ban-uncommitted-transaction', 'changing-column-type', 'constraint-missing-not-valid', 'disallowed-unique-constraint', 'prefer-timestamptz',
-  'renaming-column', 'renaming-table', 'require-concurrent-index-creation', 'require-concurrent-index-deletion', 'transaction-nesting',
+  'adding-field-with-default',
+  'adding-foreign-key-constraint',
+  'adding-not-nullable-field',
+  'adding-required-field',
+  'adding-serial-primary-key-field',
+  'ban-alter-domain-with-add-constraint',
+  'ban-char-field',
+  'ban-concurrent-index-creation-in-transaction',
+  'ban-create-domain-with-constraint',
+  'ban-drop-column',
+  'ban-drop-database',
+  'ban-drop-not-null',
+  'ban-drop-table',
+  'ban-truncate-cascade',
+  'ban-uncommitted-transaction',
+  'changing-column-type',
+  'constraint-missing-not-valid',
+  'disallowed-unique-constraint',
+  'prefer-timestamptz',
+  'renaming-column',
+  'renaming-table',
+  'require-concurrent-index-creation',
+  'require-concurrent-index-deletion',
+  'transaction-nesting',
   ...SQUAWK_EXCLUDED,
 ];
 
 export const ORION_RULES = {
   'ban-truncate': 'TRUNCATE deletes every row and takes an ACCESS EXCLUSIVE lock',
   'ban-drop-schema': 'Dropping a schema drops everything in it',
-  'enum-value-used-in-same-transaction': 'An enum value added with ALTER TYPE … ADD VALUE cannot be used until that transaction commits',
+  'enum-value-used-in-same-transaction':
+    'An enum value added with ALTER TYPE … ADD VALUE cannot be used until that transaction commits',
   'non-transactional-multiple-statements': 'A non-transactional file with several statements can stop part-way',
   'non-transactional-not-retryable': 'A statement in a non-transactional file must be safe to run again',
   'missing-down': 'The migration has no .down.sql, so `orion-db down` and a stack rollback cannot revert it',
@@ -81,21 +101,34 @@ export async function lintMigrations(dir: string, files?: readonly string[]): Pr
     });
     await prepareScripts(scripts.map((s) => s.script));
   } else {
-    scripts = (await loadMigrations(dir)).map((m) => ({ script: m.up, hasDown: Boolean(m.down), path: join(dir, m.up.file) }));
+    scripts = (await loadMigrations(dir)).map((m) => ({
+      script: m.up,
+      hasDown: Boolean(m.down),
+      path: join(dir, m.up.file),
+    }));
   }
   for (const { script } of scripts) {
     for (const rule of script.directives.allow) {
-      if (!KNOWN_RULES.has(rule)) throw new BadInputError(`orion:allow names an unknown lint rule "${rule}"`, { file: script.file });
+      if (!KNOWN_RULES.has(rule))
+        throw new BadInputError(`orion:allow names an unknown lint rule "${rule}"`, { file: script.file });
     }
   }
   const squawk = [
-    ...runSquawk(scripts.filter((s) => !s.script.directives.noTransaction), true),
-    ...runSquawk(scripts.filter((s) => s.script.directives.noTransaction), false),
+    ...runSquawk(
+      scripts.filter((s) => !s.script.directives.noTransaction),
+      true,
+    ),
+    ...runSquawk(
+      scripts.filter((s) => s.script.directives.noTransaction),
+      false,
+    ),
   ];
   const diagnostics: Diagnostic[] = [];
   for (const { script, hasDown } of scripts) {
     const fresh = tablesCreatedBefore(script.statements);
-    const mine = squawk.filter((d) => d.file === script.file).filter((d) => !fresh(statementAt(script.statements, d.line)));
+    const mine = squawk
+      .filter((d) => d.file === script.file)
+      .filter((d) => !fresh(statementAt(script.statements, d.line)));
     const found = [...mine, ...orionRules(script, hasDown)];
     const allowed = new Set([...script.directives.allow, ...projectAllow]);
     diagnostics.push(...found.filter((d) => !allowed.has(d.rule)));
@@ -115,7 +148,9 @@ function readProjectAllow(dir: string): string[] {
   }
   const allow = config?.allow ?? [];
   if (!Array.isArray(allow) || allow.some((r: unknown) => typeof r !== 'string' || !KNOWN_RULES.has(r))) {
-    throw new BadInputError(`"allow" must be a list of known lint rule names, got ${JSON.stringify(allow)}`, { file: LINT_CONFIG_FILE });
+    throw new BadInputError(`"allow" must be a list of known lint rule names, got ${JSON.stringify(allow)}`, {
+      file: LINT_CONFIG_FILE,
+    });
   }
   return allow;
 }
@@ -137,10 +172,19 @@ function squawkBinary(): string {
 /** One squawk process for a group of files. */
 function runSquawk(group: readonly { script: MigrationScript; path: string }[], inTransaction: boolean): Diagnostic[] {
   if (group.length === 0) return [];
-  const args = ['--reporter', 'json', '--pg-version', '16', `--exclude=${SQUAWK_EXCLUDED.join(',')}`, ...(inTransaction ? ['--assume-in-transaction'] : []), ...group.map((g) => g.path)];
+  const args = [
+    '--reporter',
+    'json',
+    '--pg-version',
+    '16',
+    `--exclude=${SQUAWK_EXCLUDED.join(',')}`,
+    ...(inTransaction ? ['--assume-in-transaction'] : []),
+    ...group.map((g) => g.path),
+  ];
   const result = spawnSync(squawkBinary(), args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (result.error) throw new Error(`could not run squawk: ${result.error.message}`);
-  if (result.status !== 0 && result.status !== 1) throw new Error(`squawk failed (exit ${result.status}): ${result.stderr.trim().slice(0, 500)}`);
+  if (result.status !== 0 && result.status !== 1)
+    throw new Error(`squawk failed (exit ${result.status}): ${result.stderr.trim().slice(0, 500)}`);
   let findings: any[];
   try {
     findings = JSON.parse(result.stdout || '[]');
@@ -170,7 +214,8 @@ function statementAt(statements: readonly Statement[], line: number): Statement 
 function tablesCreatedBefore(statements: readonly Statement[]): (s: Statement | undefined) => boolean {
   const createdAt = new Map<string, number>();
   for (const s of statements) {
-    if (s.kind === 'CreateStmt' && s.node.relation?.relname && !createdAt.has(s.node.relation.relname)) createdAt.set(s.node.relation.relname, s.line);
+    if (s.kind === 'CreateStmt' && s.node.relation?.relname && !createdAt.has(s.node.relation.relname))
+      createdAt.set(s.node.relation.relname, s.line);
   }
   return (s) => {
     if (!s || s.kind === 'CreateStmt') return false;
@@ -182,25 +227,62 @@ function tablesCreatedBefore(statements: readonly Statement[]): (s: Statement | 
 
 function orionRules(script: MigrationScript, hasDown: boolean): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const add = (s: Statement | undefined, rule: keyof typeof ORION_RULES, help: string, severity: Diagnostic['severity'] = 'error', detail?: string) =>
-    out.push({ file: script.file, line: s?.line ?? 1, rule, severity, message: detail ? `${ORION_RULES[rule]}: ${detail}` : ORION_RULES[rule], help });
+  const add = (
+    s: Statement | undefined,
+    rule: keyof typeof ORION_RULES,
+    help: string,
+    severity: Diagnostic['severity'] = 'error',
+    detail?: string,
+  ) =>
+    out.push({
+      file: script.file,
+      line: s?.line ?? 1,
+      rule,
+      severity,
+      message: detail ? `${ORION_RULES[rule]}: ${detail}` : ORION_RULES[rule],
+      help,
+    });
   for (const s of script.statements) {
-    if (s.kind === 'TruncateStmt') add(s, 'ban-truncate', 'Delete in batches, or stop using the table and drop it in a later release');
-    if (s.kind === 'DropStmt' && s.node.removeType === 'OBJECT_SCHEMA') add(s, 'ban-drop-schema', 'Drop the objects one by one in a later release, once nothing uses them');
-    for (const name of longIdentifiers(s.node)) add(s, 'identifier-too-long', 'Choose a name of at most 63 bytes', 'error', `"${name}" is ${Buffer.byteLength(name)} bytes`);
+    if (s.kind === 'TruncateStmt')
+      add(s, 'ban-truncate', 'Delete in batches, or stop using the table and drop it in a later release');
+    if (s.kind === 'DropStmt' && s.node.removeType === 'OBJECT_SCHEMA')
+      add(s, 'ban-drop-schema', 'Drop the objects one by one in a later release, once nothing uses them');
+    for (const name of longIdentifiers(s.node))
+      add(
+        s,
+        'identifier-too-long',
+        'Choose a name of at most 63 bytes',
+        'error',
+        `"${name}" is ${Buffer.byteLength(name)} bytes`,
+      );
   }
   if (script.directives.noTransaction) {
     if (script.statements.length > 1) {
-      add(script.statements[1], 'non-transactional-multiple-statements', 'Put each non-transactional statement in its own migration file');
+      add(
+        script.statements[1],
+        'non-transactional-multiple-statements',
+        'Put each non-transactional statement in its own migration file',
+      );
     }
     for (const s of script.statements) {
-      if (!retryable(s)) add(s, 'non-transactional-not-retryable', 'Add IF NOT EXISTS / IF EXISTS so a re-run after a partial failure succeeds');
+      if (!retryable(s))
+        add(
+          s,
+          'non-transactional-not-retryable',
+          'Add IF NOT EXISTS / IF EXISTS so a re-run after a partial failure succeeds',
+        );
     }
   } else {
     const use = findEnumValueUse([script]);
     if (use) {
       const s = script.statements.find((x) => x.line === use.line);
-      add(s, 'enum-value-used-in-same-transaction', 'Add the value in its own migration marked "-- orion:no-transaction", then use it in a later one', 'error', `'${use.value}' added at ${use.addedAt}`);
+      add(
+        s,
+        'enum-value-used-in-same-transaction',
+        'Add the value in its own migration marked "-- orion:no-transaction", then use it in a later one',
+        'error',
+        `'${use.value}' added at ${use.addedAt}`,
+      );
     }
   }
   if (!hasDown) add(undefined, 'missing-down', `Add ${script.file.replace(/\.up\.sql$/, '.down.sql')}`, 'warning');
@@ -209,12 +291,29 @@ function orionRules(script: MigrationScript, hasDown: boolean): Diagnostic[] {
 
 /** CREATE … IF NOT EXISTS / DROP … IF EXISTS, or a statement that is naturally repeatable. */
 function retryable(s: Statement): boolean {
-  if (s.kind === 'IndexStmt' || s.kind === 'CreateStmt' || s.kind === 'CreateSchemaStmt' || s.kind === 'CreateExtensionStmt') return Boolean(s.node.if_not_exists);
+  if (
+    s.kind === 'IndexStmt' ||
+    s.kind === 'CreateStmt' ||
+    s.kind === 'CreateSchemaStmt' ||
+    s.kind === 'CreateExtensionStmt'
+  )
+    return Boolean(s.node.if_not_exists);
   if (s.kind === 'DropStmt') return Boolean(s.node.missing_ok);
   return true; // VACUUM, REINDEX, ALTER SYSTEM … can simply run again
 }
 
-const NAME_KEYS = new Set(['relname', 'idxname', 'colname', 'conname', 'schemaname', 'newname', 'subname', 'trigname', 'funcname', 'defname']);
+const NAME_KEYS = new Set([
+  'relname',
+  'idxname',
+  'colname',
+  'conname',
+  'schemaname',
+  'newname',
+  'subname',
+  'trigname',
+  'funcname',
+  'defname',
+]);
 
 function longIdentifiers(node: unknown, found: string[] = []): string[] {
   if (Array.isArray(node)) for (const n of node) longIdentifiers(n, found);

@@ -22,7 +22,9 @@ export async function acquireMigrationLock(
   const started = Date.now();
   let told = false;
   for (;;) {
-    const { rows } = await client.query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [MIGRATION_LOCK_KEY.toString()]);
+    const { rows } = await client.query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [
+      MIGRATION_LOCK_KEY.toString(),
+    ]);
     if (rows[0].ok) return;
     const holder = await migrationLockHolder(client);
     if (!told) {

@@ -30,15 +30,26 @@ const APP_TABLE_PRIVILEGES = 'SELECT, INSERT, UPDATE, DELETE';
 
 /** The app role and, when multi-user rotation created it, its clone. */
 export async function loginRoles(client: ClientBase, app: string): Promise<string[]> {
-  const { rows } = await client.query(`SELECT rolname FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`, [[app, `${app}_clone`]]);
+  const { rows } = await client.query(`SELECT rolname FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`, [
+    [app, `${app}_clone`],
+  ]);
   return rows.map((r) => r.rolname);
 }
 
 export async function lockdown(client: ClientBase, roles: LockdownRoles): Promise<LockdownReport> {
   const logins = await loginRoles(client, roles.app);
   const memberships = await otherMemberships(client, roles, logins);
-  const corrected = [...memberships.map((m) => `${m.member} was a member of ${m.role}`), ...(await findDrift(client, roles, logins))];
-  await correct(client, roles, logins, memberships, corrected.some((d) => d.includes(' owned ')));
+  const corrected = [
+    ...memberships.map((m) => `${m.member} was a member of ${m.role}`),
+    ...(await findDrift(client, roles, logins)),
+  ];
+  await correct(
+    client,
+    roles,
+    logins,
+    memberships,
+    corrected.some((d) => d.includes(' owned ')),
+  );
   const checks = await readBack(client, roles, logins);
   return { ok: checks.every((c) => c.ok), checks, corrected };
 }
@@ -46,7 +57,10 @@ export async function lockdown(client: ClientBase, roles: LockdownRoles): Promis
 /** What differs from the locked-down state, in words, before anything is changed. */
 async function findDrift(client: ClientBase, roles: LockdownRoles, logins: string[]): Promise<string[]> {
   const drift: string[] = [];
-  const attrs = await client.query(`SELECT rolname, ${FORBIDDEN_ATTRIBUTES.join(', ')} FROM pg_roles WHERE rolname = ANY($1)`, [logins]);
+  const attrs = await client.query(
+    `SELECT rolname, ${FORBIDDEN_ATTRIBUTES.join(', ')} FROM pg_roles WHERE rolname = ANY($1)`,
+    [logins],
+  );
   for (const r of attrs.rows) {
     for (const a of FORBIDDEN_ATTRIBUTES) if (r[a]) drift.push(`${r.rolname} had ${ATTRIBUTE_NAMES[a]}`);
   }
@@ -78,7 +92,11 @@ async function findDrift(client: ClientBase, roles: LockdownRoles, logins: strin
 }
 
 /** Roles the app (or its clone) belongs to besides the group role: each is drift. */
-async function otherMemberships(client: ClientBase, roles: LockdownRoles, logins: string[]): Promise<{ member: string; role: string }[]> {
+async function otherMemberships(
+  client: ClientBase,
+  roles: LockdownRoles,
+  logins: string[],
+): Promise<{ member: string; role: string }[]> {
   const { rows } = await client.query(
     `SELECT m.rolname AS member, g.rolname AS role FROM pg_auth_members am
        JOIN pg_roles m ON m.oid = am.member JOIN pg_roles g ON g.oid = am.roleid
@@ -124,7 +142,8 @@ async function correct(
     `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${group}`,
   );
   const ledgerExists = (await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS e`)).rows[0].e;
-  if (ledgerExists) statements.push(`REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC, ${group}, ${logins.map(q).join(', ') || group}`);
+  if (ledgerExists)
+    statements.push(`REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC, ${group}, ${logins.map(q).join(', ') || group}`);
   await client.query('BEGIN');
   try {
     for (const s of statements) await client.query(s);
@@ -165,10 +184,21 @@ async function readBack(client: ClientBase, roles: LockdownRoles, logins: string
     );
     const r = rows[0];
     const granted = FORBIDDEN_ATTRIBUTES.filter((a) => r[a]).map((a) => ATTRIBUTE_NAMES[a]);
-    checks.push({ name: `${login} has no SUPERUSER/CREATEDB/CREATEROLE/REPLICATION/BYPASSRLS`, ok: granted.length === 0, detail: granted.join(', ') || undefined });
+    checks.push({
+      name: `${login} has no SUPERUSER/CREATEDB/CREATEROLE/REPLICATION/BYPASSRLS`,
+      ok: granted.length === 0,
+      detail: granted.join(', ') || undefined,
+    });
     checks.push({ name: `${login} is a member of ${roles.group}`, ok: r.in_group });
-    checks.push({ name: `${login} cannot create in database ${roles.database} or schema public`, ok: !r.db_create && !r.schema_create });
-    checks.push({ name: `${login} owns nothing in schema public`, ok: r.owned === 0, detail: r.owned ? `${r.owned} object(s)` : undefined });
+    checks.push({
+      name: `${login} cannot create in database ${roles.database} or schema public`,
+      ok: !r.db_create && !r.schema_create,
+    });
+    checks.push({
+      name: `${login} owns nothing in schema public`,
+      ok: r.owned === 0,
+      detail: r.owned ? `${r.owned} object(s)` : undefined,
+    });
     checks.push({ name: `${login} cannot read the ledger`, ok: !r.ledger_select });
   }
   const missing = await client.query(
@@ -188,7 +218,10 @@ async function readBack(client: ClientBase, roles: LockdownRoles, logins: string
       WHERE r.rolname = $1 AND d.defaclnamespace = 'public'::regnamespace`,
     [roles.owner],
   );
-  checks.push({ name: `tables created later by ${roles.owner} are granted to ${roles.group}`, ok: defaults.rows[0].n >= 2 });
+  checks.push({
+    name: `tables created later by ${roles.owner} are granted to ${roles.group}`,
+    ok: defaults.rows[0].n >= 2,
+  });
   return checks;
 }
 
@@ -204,7 +237,11 @@ export async function probeAppRole(app: ClientBase, database: string): Promise<L
       await app.query(sql);
       checks.push({ name, ok: false, detail: 'was allowed' });
     } catch (err: any) {
-      checks.push({ name, ok: err.code === '42501', detail: err.code === '42501' ? undefined : `${err.code}: ${err.message}` });
+      checks.push({
+        name,
+        ok: err.code === '42501',
+        detail: err.code === '42501' ? undefined : `${err.code}: ${err.message}`,
+      });
     } finally {
       await app.query('ROLLBACK').catch(() => {});
     }
@@ -215,10 +252,17 @@ export async function probeAppRole(app: ClientBase, database: string): Promise<L
     checks.push({ name: 'app connection is refused CREATE DATABASE', ok: false, detail: 'was allowed' });
     await app.query(`DROP DATABASE ${q(`orion_probe_${process.pid}`)}`).catch(() => {});
   } catch (err: any) {
-    checks.push({ name: 'app connection is refused CREATE DATABASE', ok: err.code === '42501', detail: err.code === '42501' ? undefined : err.message });
+    checks.push({
+      name: 'app connection is refused CREATE DATABASE',
+      ok: err.code === '42501',
+      detail: err.code === '42501' ? undefined : err.message,
+    });
   }
   await refused('app connection is refused CREATE ROLE', `CREATE ROLE ${q(`orion_probe_${process.pid}`)}`);
-  await refused('app connection is refused CREATE TABLE', `CREATE TABLE public.${q(`orion_probe_${process.pid}`)} (id int)`);
+  await refused(
+    'app connection is refused CREATE TABLE',
+    `CREATE TABLE public.${q(`orion_probe_${process.pid}`)} (id int)`,
+  );
   await refused('app connection is refused reading the ledger', `SELECT 1 FROM ${LEDGER_TABLE} LIMIT 0`);
   // One writable column per table: statements that match no rows still pass the privilege checks.
   const tables = await app.query(
@@ -235,7 +279,9 @@ export async function probeAppRole(app: ClientBase, database: string): Promise<L
       await app.query('BEGIN');
       await app.query(`SELECT 1 FROM public.${t} LIMIT 1`);
       if (col) {
-        await app.query(`INSERT INTO public.${t} (${col}) OVERRIDING SYSTEM VALUE SELECT ${col} FROM public.${t} WHERE false`);
+        await app.query(
+          `INSERT INTO public.${t} (${col}) OVERRIDING SYSTEM VALUE SELECT ${col} FROM public.${t} WHERE false`,
+        );
         await app.query(`UPDATE public.${t} SET ${col} = ${col} WHERE false`);
       }
       await app.query(`DELETE FROM public.${t} WHERE false`);
@@ -245,6 +291,10 @@ export async function probeAppRole(app: ClientBase, database: string): Promise<L
       await app.query('ROLLBACK').catch(() => {});
     }
   }
-  checks.push({ name: `app connection reads and writes the ${tables.rows.length} application table(s) of ${database}`, ok: failures.length === 0, detail: failures.join('; ') || undefined });
+  checks.push({
+    name: `app connection reads and writes the ${tables.rows.length} application table(s) of ${database}`,
+    ok: failures.length === 0,
+    detail: failures.join('; ') || undefined,
+  });
   return checks;
 }

@@ -3,7 +3,7 @@
  * between them (edited, missing or out-of-order files) is an error here, before anything runs.
  */
 import { BadInputError, BadInputErrors } from './errors';
-import { sha256, type Migration } from './files';
+import { type Migration, sha256 } from './files';
 import type { LedgerRow } from './ledger';
 
 export interface PendingMigration {
@@ -28,7 +28,11 @@ export interface PlanOptions {
   readonly to?: bigint;
 }
 
-export function planMigrations(migrations: readonly Migration[], ledger: readonly LedgerRow[], options: PlanOptions = {}): Plan {
+export function planMigrations(
+  migrations: readonly Migration[],
+  ledger: readonly LedgerRow[],
+  options: PlanOptions = {},
+): Plan {
   const files = new Map(migrations.map((m) => [m.version, m]));
   const errors: BadInputError[] = [];
   const applied = ledger.filter((r) => r.status === 'applied');

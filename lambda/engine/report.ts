@@ -2,7 +2,7 @@
  * The report document every command prints with `--json` (DESIGN.md's CLI contract), and that the
  * deploy lifecycle returns. Versions are strings: they may exceed JavaScript's safe integers.
  */
-import { toErrorEntries, type ErrorEntry } from './errors';
+import { type ErrorEntry, toErrorEntries } from './errors';
 import type { RunResult } from './runner';
 
 export interface LockdownReport {

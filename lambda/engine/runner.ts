@@ -6,73 +6,23 @@
  */
 import type { ClientBase } from 'pg';
 import { checkEnumValueUse } from './batches';
-import { BadInputError, type MigrationFailedError, type OrionError } from './errors';
-import { Executor } from './executor';
-import { prepareScripts, readScript, type Migration } from './files';
-import { ensureLedger, readDownScripts, readLedger, type LedgerRow } from './ledger';
-import { acquireMigrationLock, releaseMigrationLock, type LockHolder } from './lock';
-import { planMigrations, type Plan, type PlanOptions } from './plan';
+import { BadInputError, type OrionError } from './errors';
+import { Executor, type RunOptions, type RunResult } from './executor';
+import { type Migration, prepareScripts, readScript } from './files';
+import { ensureLedger, type LedgerRow, readDownScripts, readLedger } from './ledger';
+import { acquireMigrationLock, releaseMigrationLock } from './lock';
+import { type Plan, type PlanOptions, planMigrations } from './plan';
 
-export type RunEvent =
-  | { type: 'lock-wait'; holder?: LockHolder }
-  | { type: 'batch-start'; versions: bigint[] }
-  | { type: 'applied'; version: bigint; name: string; ms: number }
-  | { type: 'reverted'; version: bigint; name: string; ms: number }
-  | { type: 'retry'; attempt: number; delayMs: number; reason: string }
-  | { type: 'cleanup'; version: bigint; sql: string }
-  | { type: 'failed'; error: MigrationFailedError };
-
-export interface RunOptions extends PlanOptions {
-  /** Recorded in the ledger with every row. */
-  readonly deployId?: string;
-  /** How long to wait for another run's lock. @default 60 000 ms */
-  readonly lockWaitMs?: number;
-  /** `lock_timeout` of a migration without the directive. @default 5 000 ms */
-  readonly defaultLockTimeoutMs?: number;
-  /** `statement_timeout` of a migration without the directive. @default 0 (none) */
-  readonly defaultStatementTimeoutMs?: number;
-  /** Upper bound on any statement's time (e.g. the Lambda's remaining time). @default none */
-  readonly maxStatementTimeoutMs?: number;
-  /** Retries of a transactional batch that failed on a lock timeout (55P03). @default 3 */
-  readonly lockRetries?: number;
-  /** Run the migrations' SQL as this role (`SET ROLE`), so it owns what they create. */
-  readonly role?: string;
-  /** Run pending transactional migrations and roll them back. */
-  readonly dryRun?: boolean;
-  readonly onEvent?: (event: RunEvent) => void;
-}
-
-export interface AppliedReport {
-  readonly version: bigint;
-  readonly name: string;
-  readonly ms: number;
-}
-
-export interface RunResult {
-  readonly fromVersion: bigint | null;
-  readonly toVersion: bigint | null;
-  /** Migrations that committed (or, in a dry run, that would have). */
-  readonly applied: readonly AppliedReport[];
-  /** Migrations still pending after the run. */
-  readonly pending: readonly { version: bigint; name: string }[];
-  /** Set when a migration failed; the run stopped there. */
-  readonly error?: MigrationFailedError;
-  /** True when a failure happened after something had committed in this run. */
-  readonly partiallyApplied: boolean;
-  /**
-   * True when the run stopped because the connection was lost without a word from the server (the
-   * network, a failover): the last batch may or may not have committed, and only the ledger can tell.
-   */
-  readonly connectionLost: boolean;
-  readonly dryRun: boolean;
-}
+export type { AppliedReport, RunEvent, RunOptions, RunResult } from './executor';
 
 /** Holds the migration lock around `fn`. */
 export async function withMigrationLock<T>(client: ClientBase, options: RunOptions, fn: () => Promise<T>): Promise<T> {
   // If this process dies mid-statement, the server notices within a second and rolls back,
   // instead of running the statement to its end with the lock held.
   await client.query(`SET client_connection_check_interval = '1s'`);
-  await acquireMigrationLock(client, options.lockWaitMs ?? 60_000, (holder) => options.onEvent?.({ type: 'lock-wait', holder }));
+  await acquireMigrationLock(client, options.lockWaitMs ?? 60_000, (holder) =>
+    options.onEvent?.({ type: 'lock-wait', holder }),
+  );
   try {
     return await fn();
   } finally {
@@ -81,12 +31,20 @@ export async function withMigrationLock<T>(client: ClientBase, options: RunOptio
 }
 
 /** Reads the ledger and plans, without changing anything (no lock, no ledger creation). */
-export async function readPlan(client: ClientBase, migrations: readonly Migration[], options: PlanOptions = {}): Promise<Plan> {
+export async function readPlan(
+  client: ClientBase,
+  migrations: readonly Migration[],
+  options: PlanOptions = {},
+): Promise<Plan> {
   return planMigrations(migrations, await readLedger(client), options);
 }
 
 /** Applies pending migrations. Throws only for problems found before anything ran. */
-export async function migrate(client: ClientBase, migrations: readonly Migration[], options: RunOptions = {}): Promise<RunResult> {
+export async function migrate(
+  client: ClientBase,
+  migrations: readonly Migration[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   return withMigrationLock(client, options, async () => {
     const plan = await readPlan(client, migrations, options);
     // Only what will run is parsed; any problem in it stops the run before the ledger is even created.
@@ -110,22 +68,33 @@ export async function revertDeploy(client: ClientBase, deployId: string, options
   return revertWhere(client, options, (r) => r.deployId === deployId, `revert deploy ${deployId}`);
 }
 
-async function revertWhere(client: ClientBase, options: RunOptions, select: (r: LedgerRow) => boolean, what: string): Promise<RunResult> {
+async function revertWhere(
+  client: ClientBase,
+  options: RunOptions,
+  select: (r: LedgerRow) => boolean,
+  what: string,
+): Promise<RunResult> {
   return withMigrationLock(client, options, async () => {
     await ensureLedger(client);
     const ledger = await readLedger(client);
     const applied = ledger.filter((r) => r.status === 'applied');
     const targets = applied.filter(select).sort((a, b) => (a.version > b.version ? -1 : 1));
-    const downSql = await readDownScripts(client, targets.map((r) => r.id));
+    const downSql = await readDownScripts(
+      client,
+      targets.map((r) => r.id),
+    );
     const missing = targets.filter((r) => !downSql.get(r.id));
     if (missing.length) {
-      throw new BadInputError(`cannot ${what}: no down script was stored for ${missing.map((r) => `${r.version} (${r.name})`).join(', ')}`);
+      throw new BadInputError(
+        `cannot ${what}: no down script was stored for ${missing.map((r) => `${r.version} (${r.name})`).join(', ')}`,
+      );
     }
-    const scripts = targets.map((r) => readScript(`${r.version}_${r.name}.down.sql (stored)`, Buffer.from(downSql.get(r.id)!, 'utf8')));
+    const scripts = targets.map((r) =>
+      readScript(`${r.version}_${r.name}.down.sql (stored)`, Buffer.from(downSql.get(r.id)!, 'utf8')),
+    );
     await prepareScripts(scripts);
     return new Executor(client, options).revert(applied, targets, scripts);
   });
 }
 
 export type { OrionError };
-

@@ -1,8 +1,9 @@
 /**
  * Splits and inspects SQL with the real PostgreSQL parser (libpg-query, WASM).
  */
-import type * as LibPgQuery from 'libpg-query';
+
 import { setFlagsFromString } from 'node:v8';
+import type * as LibPgQuery from 'libpg-query';
 import { BadInputError } from './errors';
 
 export interface Statement {
@@ -73,7 +74,10 @@ export function splitStatements(text: string, file: string): Statement[] {
       const err = parsed.error as any;
       // libpg-query reports a 0-based character offset (the input's length for "at end of input").
       const cursor = err?.sqlDetails?.cursorPosition;
-      const at = lineAndColumn(text, start + (typeof cursor === 'number' && cursor >= 0 ? Math.min(cursor, piece.length) : piece.length));
+      const at = lineAndColumn(
+        text,
+        start + (typeof cursor === 'number' && cursor >= 0 ? Math.min(cursor, piece.length) : piece.length),
+      );
       throw new BadInputError(`syntax error: ${err?.message ?? err}`, { file, ...at });
     }
     const toChar = offsets(piece);
@@ -139,7 +143,13 @@ function endsAt(piece: string, raw: any): boolean {
   return offsets(piece)((raw.stmt_location ?? 0) + raw.stmt_len) === piece.length - 1;
 }
 
-function toStatement(piece: string, pieceStart: number, raw: any, lines: LineCounter, toChar: (b: number) => number): Statement {
+function toStatement(
+  piece: string,
+  pieceStart: number,
+  raw: any,
+  lines: LineCounter,
+  toChar: (b: number) => number,
+): Statement {
   const from = toChar(raw.stmt_location ?? 0);
   const to = raw.stmt_len ? toChar((raw.stmt_location ?? 0) + raw.stmt_len) : piece.length;
   const rawSql = piece.slice(from, to);
@@ -148,7 +158,13 @@ function toStatement(piece: string, pieceStart: number, raw: any, lines: LineCou
   const kind = Object.keys(raw.stmt)[0];
   const full = raw.stmt[kind];
   const node = rawSql.length > FULL_NODE_MAX_CHARS ? topLevelFields(full) : full;
-  return { sql: rawSql.trim(), line: lines.lineAt(pieceStart + from + lead), kind, node, nonTransactionalReason: nonTransactionalReason(kind, full) };
+  return {
+    sql: rawSql.trim(),
+    line: lines.lineAt(pieceStart + from + lead),
+    kind,
+    node,
+    nonTransactionalReason: nonTransactionalReason(kind, full),
+  };
 }
 
 function topLevelFields(node: Record<string, any>): Record<string, any> {
@@ -167,7 +183,8 @@ class LineCounter {
       this.offset = 0;
       this.line = 1;
     }
-    for (let i = this.text.indexOf('\n', this.offset); i !== -1 && i < charOffset; i = this.text.indexOf('\n', i + 1)) this.line++;
+    for (let i = this.text.indexOf('\n', this.offset); i !== -1 && i < charOffset; i = this.text.indexOf('\n', i + 1))
+      this.line++;
     this.offset = charOffset;
     return this.line;
   }
@@ -194,7 +211,9 @@ function nonTransactionalReason(kind: string, node: any): string | undefined {
       return node.concurrent ? 'DROP INDEX CONCURRENTLY' : undefined;
     case 'ReindexStmt':
       if ((node.params ?? []).some((p: any) => p.DefElem?.defname === 'concurrently')) return 'REINDEX CONCURRENTLY';
-      return node.kind === 'REINDEX_OBJECT_SYSTEM' || node.kind === 'REINDEX_OBJECT_DATABASE' ? 'REINDEX SYSTEM/DATABASE' : undefined;
+      return node.kind === 'REINDEX_OBJECT_SYSTEM' || node.kind === 'REINDEX_OBJECT_DATABASE'
+        ? 'REINDEX SYSTEM/DATABASE'
+        : undefined;
     case 'VacuumStmt':
       return node.is_vacuumcmd ? 'VACUUM' : undefined;
     case 'AlterSystemStmt':

@@ -57,13 +57,17 @@ export async function compareDatabases(
   from: ClientBase,
   to: ClientBase,
   options: { tables?: readonly string[]; sample?: number } = {},
-): Promise<{ tables: Record<string, { from: TableDigest | null; to: TableDigest | null }>; differences: TableDifference[] }> {
+): Promise<{
+  tables: Record<string, { from: TableDigest | null; to: TableDigest | null }>;
+  differences: TableDifference[];
+}> {
   const sample = options.sample ?? 0.05;
   const fromTables = await applicationTables(from);
   const toTables = await applicationTables(to);
   const tables = options.tables ?? [...new Set([...fromTables, ...toTables])].sort();
   for (const t of options.tables ?? []) {
-    if (!fromTables.includes(t) && !toTables.includes(t)) throw new BadInputError(`--tables: table "${t}" exists in neither database`);
+    if (!fromTables.includes(t) && !toTables.includes(t))
+      throw new BadInputError(`--tables: table "${t}" exists in neither database`);
   }
   const result: Record<string, { from: TableDigest | null; to: TableDigest | null }> = {};
   const differences: TableDifference[] = [];
@@ -74,7 +78,8 @@ export async function compareDatabases(
     let problem: string | undefined;
     if (!a || !b) problem = `table ${t} is missing from the ${a ? '--to' : '--from'} database`;
     else if (a.rows !== b.rows) problem = `table ${t}: ${a.rows} rows in --from, ${b.rows} in --to`;
-    else if (a.sampleHash !== b.sampleHash) problem = `table ${t}: same row count (${a.rows}) but the sampled rows differ`;
+    else if (a.sampleHash !== b.sampleHash)
+      problem = `table ${t}: same row count (${a.rows}) but the sampled rows differ`;
     if (problem) differences.push({ table: t, from: a, to: b, problem });
   }
   return { tables: result, differences };

@@ -22,17 +22,28 @@ export async function precheck(admin: ClientBase, migrations: readonly Migration
   const server = rows[0];
   const major = Math.floor(server.num / 10000);
   if (!SUPPORTED_MAJOR_VERSIONS.includes(major)) {
-    throw new BadInputError(`PostgreSQL ${server.version} is not supported: orion-db supports major versions ${SUPPORTED_MAJOR_VERSIONS.join(' and ')}`);
+    throw new BadInputError(
+      `PostgreSQL ${server.version} is not supported: orion-db supports major versions ${SUPPORTED_MAJOR_VERSIONS.join(' and ')}`,
+    );
   }
   if (!server.rolsuper && !(server.rolcreaterole && server.rolcreatedb)) {
-    throw new BadInputError('the master user needs CREATEDB and CREATEROLE (or superuser) to bootstrap the database and roles');
+    throw new BadInputError(
+      'the master user needs CREATEDB and CREATEROLE (or superuser) to bootstrap the database and roles',
+    );
   }
-  const wanted = migrations.flatMap((m) => m.up.directives.requiresExtensions.map((name) => ({ name, file: m.up.file })));
+  const wanted = migrations.flatMap((m) =>
+    m.up.directives.requiresExtensions.map((name) => ({ name, file: m.up.file })),
+  );
   if (wanted.length) {
-    const available = await admin.query(`SELECT name FROM pg_available_extensions WHERE name = ANY($1)`, [wanted.map((w) => w.name)]);
+    const available = await admin.query(`SELECT name FROM pg_available_extensions WHERE name = ANY($1)`, [
+      wanted.map((w) => w.name),
+    ]);
     const have = new Set(available.rows.map((r) => r.name));
     const missing = wanted.find((w) => !have.has(w.name));
-    if (missing) throw new BadInputError(`requires extension "${missing.name}", which this server does not offer`, { file: missing.file });
+    if (missing)
+      throw new BadInputError(`requires extension "${missing.name}", which this server does not offer`, {
+        file: missing.file,
+      });
   }
   return server.version;
 }
@@ -44,7 +55,9 @@ export async function precheck(admin: ClientBase, migrations: readonly Migration
 export async function bootstrap(admin: ClientBase, roles: LockdownRoles, app: Credentials): Promise<string[]> {
   const done: string[] = [];
   if (app.username !== roles.app && app.username !== `${roles.app}_clone`) {
-    throw new BadInputError(`the application secret is for user "${app.username}", expected "${roles.app}" or "${roles.app}_clone"`);
+    throw new BadInputError(
+      `the application secret is for user "${app.username}", expected "${roles.app}" or "${roles.app}_clone"`,
+    );
   }
   const ignoreDuplicate = (err: any) => {
     if (err.code !== '42P04' && err.code !== '42710') throw err; // created by a concurrent run
@@ -70,7 +83,9 @@ export async function bootstrap(admin: ClientBase, roles: LockdownRoles, app: Cr
     await admin.query(`GRANT ${q(roles.owner)} TO CURRENT_USER`);
   }
   // A SCRAM verifier, so the password itself never reaches the server (or its statement log).
-  await admin.query(`ALTER ROLE ${q(app.username)} WITH LOGIN PASSWORD ${admin.escapeLiteral(scramVerifier(app.password))}`);
+  await admin.query(
+    `ALTER ROLE ${q(app.username)} WITH LOGIN PASSWORD ${admin.escapeLiteral(scramVerifier(app.password))}`,
+  );
   return done;
 }
 

@@ -6,16 +6,16 @@
  * that gets `waiting` (a snapshot still being taken) simply calls it again later.
  */
 import { createHash } from 'node:crypto';
-import { connect, withDatabase, withUser } from '../engine/db';
 import type { Client } from 'pg';
-import { BadInputError, OutcomeUnknownError, VerificationFailedError } from '../engine/errors';
-import { loadMigrations, prepareScripts, type Migration } from '../engine/files';
-import { readLedger } from '../engine/ledger';
-import { validateIdentifier } from '../engine/identifiers';
-import { lockdown, probeAppRole, type LockdownRoles } from '../engine/lockdown';
-import { addError, applyRunResult, emptyReport, versionString, type Report } from '../engine/report';
 import { checkEnumValueUse } from '../engine/batches';
-import { migrate, readPlan, type RunOptions, type RunResult } from '../engine/runner';
+import { connect, withDatabase, withUser } from '../engine/db';
+import { BadInputError, OutcomeUnknownError, VerificationFailedError } from '../engine/errors';
+import { loadMigrations, type Migration, prepareScripts } from '../engine/files';
+import { validateIdentifier } from '../engine/identifiers';
+import { readLedger } from '../engine/ledger';
+import { type LockdownRoles, lockdown, probeAppRole } from '../engine/lockdown';
+import { addError, applyRunResult, emptyReport, type Report, versionString } from '../engine/report';
+import { migrate, type RunOptions, type RunResult, readPlan } from '../engine/runner';
 import { rowCounts } from '../engine/verify';
 import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import type { SecretsPort, SnapshotPort } from './ports';
@@ -49,8 +49,16 @@ const PREFIX = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$/;
 
 /** Deterministic: re-running the same deploy finds the same snapshot. Valid as an RDS identifier. */
 export function snapshotId(prefix: string, deployId: string): string {
-  if (!PREFIX.test(prefix) || prefix.length > 60) throw new BadInputError(`snapshot prefix "${prefix}" must be lower-case letters, digits and single hyphens, starting with a letter`);
-  const slug = deployId.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
+  if (!PREFIX.test(prefix) || prefix.length > 60)
+    throw new BadInputError(
+      `snapshot prefix "${prefix}" must be lower-case letters, digits and single hyphens, starting with a letter`,
+    );
+  const slug = deployId
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40)
+    .replace(/-+$/, '');
   const hash = createHash('sha256').update(deployId).digest('hex').slice(0, 8);
   return `${prefix}-pre-${slug ? `${slug}-` : ''}${hash}`;
 }
@@ -64,7 +72,10 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   const master = await ports.secrets.master();
   const app = await ports.secrets.app();
   const as = (database: string, who = master) =>
-    connect(withDatabase(withUser(config.serverUrl, who.username), database), { password: who.password, applicationName: `orion-db deploy ${config.deployId}` });
+    connect(withDatabase(withUser(config.serverUrl, who.username), database), {
+      password: who.password,
+      applicationName: `orion-db deploy ${config.deployId}`,
+    });
 
   // A restore started by an earlier invocation of this deploy: finish it, report the failure again.
   const prior = await ports.snapshots.restoreStatus(id);
@@ -131,12 +142,23 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
     const appClient = await as(roles.database, app);
     try {
       const probes = await probeAppRole(appClient, roles.database);
-      report.lockdown = { ...report.lockdown, ok: report.lockdown.ok && probes.every((p) => p.ok), checks: [...report.lockdown.checks, ...probes] };
+      report.lockdown = {
+        ...report.lockdown,
+        ok: report.lockdown.ok && probes.every((p) => p.ok),
+        checks: [...report.lockdown.checks, ...probes],
+      };
     } finally {
       await appClient.end();
     }
     if (!report.lockdown.ok) {
-      addError(report, new VerificationFailedError(report.lockdown.checks.filter((c) => !c.ok).map((c) => `lockdown check failed: ${c.name}${c.detail ? ` (${c.detail})` : ''}`)));
+      addError(
+        report,
+        new VerificationFailedError(
+          report.lockdown.checks
+            .filter((c) => !c.ok)
+            .map((c) => `lockdown check failed: ${c.name}${c.detail ? ` (${c.detail})` : ''}`),
+        ),
+      );
     }
     (report.row_counts as Record<string, unknown>).after = await rowCounts(target);
     return { status: 'complete', report };
@@ -153,13 +175,24 @@ function outcomeUnknown(what: string): OutcomeUnknownError {
 }
 
 /** The second run after a lost connection, reported as one run: what this deploy applied is read from the ledger. */
-async function rerun(client: Client, migrations: Migration[], options: RunOptions, first: RunResult): Promise<RunResult> {
+async function rerun(
+  client: Client,
+  migrations: Migration[],
+  options: RunOptions,
+  first: RunResult,
+): Promise<RunResult> {
   const second = await migrate(client, migrations, options);
-  if (second.error && second.connectionLost) throw outcomeUnknown(`${first.error!.message}; then, on the second run: ${second.error.message}`);
+  if (second.error && second.connectionLost)
+    throw outcomeUnknown(`${first.error!.message}; then, on the second run: ${second.error.message}`);
   const applied = (await readLedger(client))
     .filter((r) => r.status === 'applied' && r.deployId === options.deployId)
     .map((r) => ({ version: r.version, name: r.name, ms: r.executionMs ?? 0 }));
-  return { ...second, fromVersion: first.fromVersion, applied, partiallyApplied: Boolean(second.error) && applied.length > 0 };
+  return {
+    ...second,
+    fromVersion: first.fromVersion,
+    applied,
+    partiallyApplied: Boolean(second.error) && applied.length > 0,
+  };
 }
 
 /**
@@ -183,7 +216,12 @@ async function finishRestore(
   try {
     const version = versionString((await readPlan(restored, migrations, { allowOutOfOrder: true })).currentVersion);
     if (report.from_version !== undefined && report.from_version !== null && version !== report.from_version) {
-      addError(report, new VerificationFailedError([`the restored database is at version ${version}, expected ${report.from_version}`]));
+      addError(
+        report,
+        new VerificationFailedError([
+          `the restored database is at version ${version}, expected ${report.from_version}`,
+        ]),
+      );
     }
     report.from_version ??= version;
     report.to_version = version;
@@ -203,7 +241,8 @@ export function validateRoles(roles: LockdownRoles): LockdownRoles {
     group: validateIdentifier(roles.group, 'group role'),
     app: validateIdentifier(roles.app, 'app role'),
   };
-  if (new Set(Object.values(checked)).size !== 4) throw new BadInputError(`database, owner, group and app role names must differ: ${JSON.stringify(checked)}`);
+  if (new Set(Object.values(checked)).size !== 4)
+    throw new BadInputError(`database, owner, group and app role names must differ: ${JSON.stringify(checked)}`);
   return checked;
 }
 

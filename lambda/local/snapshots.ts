@@ -27,7 +27,9 @@ export class TemplateDatabaseSnapshots implements SnapshotPort {
     if (await this.exists(name)) return 'available';
     await this.disconnectOthers(this.database);
     await this.admin.query(`CREATE DATABASE ${q(name)} TEMPLATE ${q(this.database)}`);
-    await this.admin.query(`COMMENT ON DATABASE ${q(name)} IS ${this.admin.escapeLiteral(JSON.stringify({ snapshotOf: this.database, id, createdAt: new Date().toISOString(), ...tags }))}`);
+    await this.admin.query(
+      `COMMENT ON DATABASE ${q(name)} IS ${this.admin.escapeLiteral(JSON.stringify({ snapshotOf: this.database, id, createdAt: new Date().toISOString(), ...tags }))}`,
+    );
     return 'available';
   }
 
@@ -51,7 +53,9 @@ export class TemplateDatabaseSnapshots implements SnapshotPort {
     if (!(await this.exists(failed))) {
       await this.disconnectOthers(this.database);
       await this.admin.query(`ALTER DATABASE ${q(this.database)} RENAME TO ${q(failed)}`);
-      await this.admin.query(`COMMENT ON DATABASE ${q(failed)} IS ${this.admin.escapeLiteral(JSON.stringify({ failedDeployOf: this.database, snapshot: id, reason }))}`);
+      await this.admin.query(
+        `COMMENT ON DATABASE ${q(failed)} IS ${this.admin.escapeLiteral(JSON.stringify({ failedDeployOf: this.database, snapshot: id, reason }))}`,
+      );
     }
     if (!(await this.exists(this.database))) {
       await this.admin.query(`CREATE DATABASE ${q(this.database)} TEMPLATE ${q(snapshot)}`);
@@ -61,7 +65,10 @@ export class TemplateDatabaseSnapshots implements SnapshotPort {
   }
 
   async restoreStatus(id: string): Promise<RestoreStatus> {
-    const { rows } = await this.admin.query(`SELECT shobj_description(oid, 'pg_database') AS meta FROM pg_database WHERE datname = $1`, [this.keptAs(id)]);
+    const { rows } = await this.admin.query(
+      `SELECT shobj_description(oid, 'pg_database') AS meta FROM pg_database WHERE datname = $1`,
+      [this.keptAs(id)],
+    );
     if (rows.length === 0) return { state: 'none' };
     const meta = safeJson(rows[0].meta);
     return { state: (await this.exists(this.database)) ? 'done' : 'in-progress', reason: meta?.reason };
@@ -78,7 +85,10 @@ export class TemplateDatabaseSnapshots implements SnapshotPort {
 
   /** Copying or renaming a database needs it idle; locally we may end other sessions. */
   private async disconnectOthers(database: string): Promise<void> {
-    await this.admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [database]);
+    await this.admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+      [database],
+    );
   }
 }
 

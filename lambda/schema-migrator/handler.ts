@@ -8,9 +8,9 @@ import { connect, withDatabase, withUser } from '../engine/db';
 import { LockTimeoutError, OrionError, OutcomeUnknownError } from '../engine/errors';
 import type { Report } from '../engine/report';
 import { revertDeploy } from '../engine/runner';
-import { runDeploy, snapshotId, type DeployOutcome } from '../lifecycle/deploy';
+import { type DeployOutcome, runDeploy, snapshotId } from '../lifecycle/deploy';
 import type { SecretsPort, SnapshotPort } from '../lifecycle/ports';
-import { parseProperties, type MigrationSettings } from './properties';
+import { type MigrationSettings, parseProperties } from './properties';
 
 export interface Logger {
   info(message: string, extra?: Record<string, unknown>): void;
@@ -52,20 +52,29 @@ export function createHandlers(deps: HandlerDeps) {
   const { logger, metrics } = deps;
 
   async function onEvent(event: ProviderEvent): Promise<{ PhysicalResourceId: string }> {
-    logger.info('event', { requestType: event.RequestType, logicalResourceId: event.LogicalResourceId, physicalResourceId: event.PhysicalResourceId });
+    logger.info('event', {
+      requestType: event.RequestType,
+      logicalResourceId: event.LogicalResourceId,
+      physicalResourceId: event.PhysicalResourceId,
+    });
     if (event.RequestType === 'Delete') {
       // Never drops data: the instance's removal policy takes the final snapshot.
       return { PhysicalResourceId: event.PhysicalResourceId! };
     }
-    if (event.RequestType === 'Update' && (await rollingBack(event))) return { PhysicalResourceId: event.PhysicalResourceId! };
+    if (event.RequestType === 'Update' && (await rollingBack(event)))
+      return { PhysicalResourceId: event.PhysicalResourceId! };
     const settings = parseProperties(event.ResourceProperties);
     return { PhysicalResourceId: `${settings.instanceIdentifier}/${settings.roles.database}` };
   }
 
-  async function isComplete(event: ProviderEvent, context: InvocationContext): Promise<{ IsComplete: boolean; Data?: Record<string, string> }> {
+  async function isComplete(
+    event: ProviderEvent,
+    context: InvocationContext,
+  ): Promise<{ IsComplete: boolean; Data?: Record<string, string> }> {
     try {
       if (event.RequestType === 'Delete') return { IsComplete: true };
-      if (event.RequestType === 'Update' && (await rollingBack(event))) return { IsComplete: await rollback(event, context) };
+      if (event.RequestType === 'Update' && (await rollingBack(event)))
+        return { IsComplete: await rollback(event, context) };
       return await deploy(event, context);
     } finally {
       metrics.flush();
@@ -87,8 +96,11 @@ export function createHandlers(deps: HandlerDeps) {
       }
       metrics.add('MigrationFailures', 1);
       // Thrown after migrations began only when the connection was lost for good: not "nothing was changed".
-      if (err instanceof OutcomeUnknownError) throw new Error(await scrub(target, `Schema migration failed: ${err.message}.`));
-      throw new Error(await scrub(target, `Schema migrations did not start: ${describeError(err)}. Nothing was changed.`));
+      if (err instanceof OutcomeUnknownError)
+        throw new Error(await scrub(target, `Schema migration failed: ${err.message}.`));
+      throw new Error(
+        await scrub(target, `Schema migrations did not start: ${describeError(err)}. Nothing was changed.`),
+      );
     }
     if (outcome.status === 'waiting') {
       logger.info('waiting', { reason: outcome.reason });
@@ -105,11 +117,21 @@ export function createHandlers(deps: HandlerDeps) {
     }
     return {
       IsComplete: true,
-      Data: { FromVersion: report.from_version ?? 'none', ToVersion: report.to_version ?? 'none', Applied: String(report.applied.length), Snapshot: report.snapshot ?? 'none' },
+      Data: {
+        FromVersion: report.from_version ?? 'none',
+        ToVersion: report.to_version ?? 'none',
+        Applied: String(report.applied.length),
+        Snapshot: report.snapshot ?? 'none',
+      },
     };
   }
 
-  function runLifecycle(settings: MigrationSettings, target: DeployTarget, context: InvocationContext, deployId = settings.deployId) {
+  function runLifecycle(
+    settings: MigrationSettings,
+    target: DeployTarget,
+    context: InvocationContext,
+    deployId = settings.deployId,
+  ) {
     const remaining = context.getRemainingTimeInMillis();
     return runDeploy(
       { snapshots: target.snapshots, secrets: target.secrets },
@@ -142,11 +164,17 @@ export function createHandlers(deps: HandlerDeps) {
       const target = await deps.target(settings, event.StackId);
       const failedSnapshot = snapshotId(settings.snapshotPrefix, failedDeployId || 'unknown');
       const status = failedDeployId ? await target.snapshots.restoreStatus(failedSnapshot) : { state: 'none' as const };
-      if (status.state === 'in-progress') return (await target.snapshots.restore(failedSnapshot, status.reason ?? 'stack rollback')) === 'done' && (await lockdownOnly(settings, target, context));
+      if (status.state === 'in-progress')
+        return (
+          (await target.snapshots.restore(failedSnapshot, status.reason ?? 'stack rollback')) === 'done' &&
+          (await lockdownOnly(settings, target, context))
+        );
       if (status.state === 'none' && failedDeployId) {
         const reverted = await revertFailedDeploy(settings, target, failedDeployId);
         if (!reverted) {
-          logger.warn('rollback: a migration of the failed deploy has no down script; restoring its snapshot', { snapshot: failedSnapshot });
+          logger.warn('rollback: a migration of the failed deploy has no down script; restoring its snapshot', {
+            snapshot: failedSnapshot,
+          });
           metrics.add('Restores', 1);
           const state = await target.snapshots.restore(failedSnapshot, `stack rollback of deploy ${failedDeployId}`);
           if (state === 'in-progress') return false;
@@ -154,7 +182,10 @@ export function createHandlers(deps: HandlerDeps) {
       }
       return await lockdownOnly(settings, target, context);
     } catch (err) {
-      logger.error('rollback could not restore the previous schema; the stack rollback goes on, fix the database by hand (see README, "On call")', { error: describeError(err) });
+      logger.error(
+        'rollback could not restore the previous schema; the stack rollback goes on, fix the database by hand (see README, "On call")',
+        { error: describeError(err) },
+      );
       metrics.add('RollbackProblems', 1);
       metrics.add('MigrationFailures', 1);
       return true;
@@ -162,13 +193,22 @@ export function createHandlers(deps: HandlerDeps) {
   }
 
   /** Reverts what the failed deploy applied, with the stored down scripts. False when one is missing. */
-  async function revertFailedDeploy(settings: MigrationSettings, target: DeployTarget, failedDeployId: string): Promise<boolean> {
+  async function revertFailedDeploy(
+    settings: MigrationSettings,
+    target: DeployTarget,
+    failedDeployId: string,
+  ): Promise<boolean> {
     const master = await target.secrets.master();
-    const client = await connect(withDatabase(withUser(target.serverUrl, master.username), settings.roles.database), { password: master.password, applicationName: 'orion-db rollback' });
+    const client = await connect(withDatabase(withUser(target.serverUrl, master.username), settings.roles.database), {
+      password: master.password,
+      applicationName: 'orion-db rollback',
+    });
     try {
       const result = await revertDeploy(client, failedDeployId, { role: settings.roles.owner });
       if (result.error) throw result.error;
-      logger.info('rollback: reverted the failed deploy', { reverted: result.applied.map((a) => `${a.version} ${a.name}`) });
+      logger.info('rollback: reverted the failed deploy', {
+        reverted: result.applied.map((a) => `${a.version} ${a.name}`),
+      });
       return true;
     } catch (err) {
       if (err instanceof OrionError && err.exitCode === 2) return false; // no down script stored
@@ -179,7 +219,11 @@ export function createHandlers(deps: HandlerDeps) {
   }
 
   /** With the previous properties, the lifecycle has nothing to apply: it re-asserts the lockdown. */
-  async function lockdownOnly(settings: MigrationSettings, target: DeployTarget, context: InvocationContext): Promise<boolean> {
+  async function lockdownOnly(
+    settings: MigrationSettings,
+    target: DeployTarget,
+    context: InvocationContext,
+  ): Promise<boolean> {
     const outcome = await runLifecycle(settings, target, context, `${settings.deployId}-rollback`);
     if (outcome.status === 'waiting') return false;
     if (!outcome.report.ok) {

@@ -2,14 +2,15 @@
  * The Lambda entry points: real AWS clients, Powertools logs and metrics, the migrations shipped
  * in the bundle. Everything else is in handler.ts.
  */
+
+import { resolve } from 'node:path';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { resolve } from 'node:path';
-import { RdsSnapshots } from '../aws/snapshots';
 import { SecretsManagerSecrets } from '../aws/secrets';
+import { RdsSnapshots } from '../aws/snapshots';
 import { isStackRollingBack } from '../aws/stack-status';
 import { createHandlers, type InvocationContext, type ProviderEvent } from './handler';
 
@@ -35,12 +36,19 @@ const handlers = createHandlers({
   async target(settings, stackId) {
     const secrets = new SecretsManagerSecrets(secretsManager, settings.masterSecretArn, settings.appSecretArn);
     const master = await secrets.master();
-    if (!master.host || !master.port) throw new Error(`the master secret ${settings.masterSecretArn} has no host/port: is it attached to the instance?`);
+    if (!master.host || !master.port)
+      throw new Error(
+        `the master secret ${settings.masterSecretArn} has no host/port: is it attached to the instance?`,
+      );
     return {
       // TLS verified against the RDS CA bundle (NODE_EXTRA_CA_CERTS); rds.force_ssl refuses anything else.
       serverUrl: `postgres://${master.host}:${master.port}/postgres?sslmode=verify-full`,
       secrets,
-      snapshots: new RdsSnapshots(rds, { instanceIdentifier: settings.instanceIdentifier, restore: settings.restore, tags: { 'orion:stack': stackId.split('/')[1] ?? stackId } }),
+      snapshots: new RdsSnapshots(rds, {
+        instanceIdentifier: settings.instanceIdentifier,
+        restore: settings.restore,
+        tags: { 'orion:stack': stackId.split('/')[1] ?? stackId },
+      }),
     };
   },
 });

@@ -63,17 +63,20 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
   const p = raw ?? {};
   const str = (key: keyof SchemaMigrationsProperties): string => {
     const v = p[key];
-    if (typeof v !== 'string' || v === '') throw new BadInputError(`Custom::SchemaMigrations property ${key} is missing or not a string`);
+    if (typeof v !== 'string' || v === '')
+      throw new BadInputError(`Custom::SchemaMigrations property ${key} is missing or not a string`);
     return v;
   };
   const bool = (key: keyof SchemaMigrationsProperties): boolean => {
     const v = str(key);
-    if (v !== 'true' && v !== 'false') throw new BadInputError(`Custom::SchemaMigrations property ${key} must be "true" or "false", got "${v}"`);
+    if (v !== 'true' && v !== 'false')
+      throw new BadInputError(`Custom::SchemaMigrations property ${key} must be "true" or "false", got "${v}"`);
     return v === 'true';
   };
   const int = (key: keyof SchemaMigrationsProperties): number => {
     const v = Number(str(key));
-    if (!Number.isInteger(v) || v < 0) throw new BadInputError(`Custom::SchemaMigrations property ${key} must be a whole number, got "${p[key]}"`);
+    if (!Number.isInteger(v) || v < 0)
+      throw new BadInputError(`Custom::SchemaMigrations property ${key} must be a whole number, got "${p[key]}"`);
     return v;
   };
   const groups = p.RestoreSecurityGroupIds;

@@ -101,7 +101,9 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, Omit<EnvironmentConf
 export function selectEnvironments(envContext: unknown): EnvironmentName[] {
   if (envContext === undefined || envContext === '') return [...ENVIRONMENT_NAMES];
   if (typeof envContext !== 'string' || !(ENVIRONMENT_NAMES as readonly string[]).includes(envContext)) {
-    throw new BadInputError(`unknown environment ${JSON.stringify(envContext)} (-c env=...): expected one of ${ENVIRONMENT_NAMES.join(', ')}`);
+    throw new BadInputError(
+      `unknown environment ${JSON.stringify(envContext)} (-c env=...): expected one of ${ENVIRONMENT_NAMES.join(', ')}`,
+    );
   }
   return [envContext as EnvironmentName];
 }
@@ -112,7 +114,13 @@ export function environmentConfig(
   overrides: Partial<EnvironmentConfig> = {},
   env: { account?: string; region?: string } = {},
 ): EnvironmentConfig {
-  const config: EnvironmentConfig = { ...ENVIRONMENTS[name], account: env.account, region: env.region, ...overrides, name };
+  const config: EnvironmentConfig = {
+    ...ENVIRONMENTS[name],
+    account: env.account,
+    region: env.region,
+    ...overrides,
+    name,
+  };
   validateEnvironment(config);
   return config;
 }
@@ -120,27 +128,44 @@ export function environmentConfig(
 export function validateEnvironment(c: EnvironmentConfig): void {
   const errors: string[] = [];
   const at = (setting: string, message: string) => errors.push(`${c.name}.${setting}: ${message}`);
-  if (c.account !== undefined && !/^\d{12}$/.test(c.account)) at('account', `must be a 12-digit AWS account id, got "${c.account}"`);
-  if (c.region !== undefined && !/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/.test(c.region)) at('region', `must be an AWS region like eu-west-1, got "${c.region}"`);
-  if (!/^db\.[a-z0-9]+\.[a-z0-9]+$/.test(c.instanceClass)) at('instanceClass', `must look like db.t3.medium, got "${c.instanceClass}"`);
-  if (!/^1[56]\.\d+$/.test(c.engineVersion)) at('engineVersion', `must be a PostgreSQL 16.x or 15.x version like 16.13, got "${c.engineVersion}"`);
-  if (!(c.allocatedStorageGiB >= 20 && c.allocatedStorageGiB <= 65536)) at('allocatedStorageGiB', `must be 20..65536, got ${c.allocatedStorageGiB}`);
-  if (!(c.maxAllocatedStorageGiB >= c.allocatedStorageGiB)) at('maxAllocatedStorageGiB', `must be at least allocatedStorageGiB (${c.allocatedStorageGiB}), got ${c.maxAllocatedStorageGiB}`);
-  if (!(Number.isInteger(c.backupRetentionDays) && c.backupRetentionDays >= 0 && c.backupRetentionDays <= 35)) at('backupRetentionDays', `must be 0..35, got ${c.backupRetentionDays}`);
-  if (!(Number.isInteger(c.port) && c.port >= 1150 && c.port <= 65535)) at('port', `must be 1150..65535 (the RDS range), got ${c.port}`);
-  if (!(Number.isInteger(c.snapshotRetention) && c.snapshotRetention >= 1 && c.snapshotRetention <= 100)) at('snapshotRetention', `must be 1..100, got ${c.snapshotRetention}`);
-  if (c.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(c.alarmEmail)) at('alarmEmail', `is not an e-mail address: "${c.alarmEmail}"`);
-  for (const sg of c.applicationSecurityGroupIds) if (!/^sg-[0-9a-f]{8,17}$/.test(sg)) at('applicationSecurityGroupIds', `"${sg}" is not a security group id`);
+  if (c.account !== undefined && !/^\d{12}$/.test(c.account))
+    at('account', `must be a 12-digit AWS account id, got "${c.account}"`);
+  if (c.region !== undefined && !/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/.test(c.region))
+    at('region', `must be an AWS region like eu-west-1, got "${c.region}"`);
+  if (!/^db\.[a-z0-9]+\.[a-z0-9]+$/.test(c.instanceClass))
+    at('instanceClass', `must look like db.t3.medium, got "${c.instanceClass}"`);
+  if (!/^1[56]\.\d+$/.test(c.engineVersion))
+    at('engineVersion', `must be a PostgreSQL 16.x or 15.x version like 16.13, got "${c.engineVersion}"`);
+  if (!(c.allocatedStorageGiB >= 20 && c.allocatedStorageGiB <= 65536))
+    at('allocatedStorageGiB', `must be 20..65536, got ${c.allocatedStorageGiB}`);
+  if (!(c.maxAllocatedStorageGiB >= c.allocatedStorageGiB))
+    at(
+      'maxAllocatedStorageGiB',
+      `must be at least allocatedStorageGiB (${c.allocatedStorageGiB}), got ${c.maxAllocatedStorageGiB}`,
+    );
+  if (!(Number.isInteger(c.backupRetentionDays) && c.backupRetentionDays >= 0 && c.backupRetentionDays <= 35))
+    at('backupRetentionDays', `must be 0..35, got ${c.backupRetentionDays}`);
+  if (!(Number.isInteger(c.port) && c.port >= 1150 && c.port <= 65535))
+    at('port', `must be 1150..65535 (the RDS range), got ${c.port}`);
+  if (!(Number.isInteger(c.snapshotRetention) && c.snapshotRetention >= 1 && c.snapshotRetention <= 100))
+    at('snapshotRetention', `must be 1..100, got ${c.snapshotRetention}`);
+  if (c.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(c.alarmEmail))
+    at('alarmEmail', `is not an e-mail address: "${c.alarmEmail}"`);
+  for (const sg of c.applicationSecurityGroupIds)
+    if (!/^sg-[0-9a-f]{8,17}$/.test(sg)) at('applicationSecurityGroupIds', `"${sg}" is not a security group id`);
   if (c.existingVpc) {
     const v = c.existingVpc;
     if (!/^vpc-[0-9a-f]{8,17}$/.test(v.vpcId)) at('existingVpc.vpcId', `"${v.vpcId}" is not a VPC id`);
-    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(v.cidrBlock)) at('existingVpc.cidrBlock', `"${v.cidrBlock}" is not an IPv4 CIDR`);
-    if (v.subnetIds.length < 2 || v.subnetIds.length !== v.availabilityZones.length) at('existingVpc.subnetIds', 'needs one subnet per availability zone, in at least two zones (Multi-AZ)');
+    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(v.cidrBlock))
+      at('existingVpc.cidrBlock', `"${v.cidrBlock}" is not an IPv4 CIDR`);
+    if (v.subnetIds.length < 2 || v.subnetIds.length !== v.availabilityZones.length)
+      at('existingVpc.subnetIds', 'needs one subnet per availability zone, in at least two zones (Multi-AZ)');
   }
   if (c.name === 'prod') {
     if (!c.multiAz) at('multiAz', 'prod must be Multi-AZ');
     if (!c.deletionProtection) at('deletionProtection', 'prod must have deletion protection');
-    if (c.backupRetentionDays < 7) at('backupRetentionDays', `prod needs at least 7 days of backups, got ${c.backupRetentionDays}`);
+    if (c.backupRetentionDays < 7)
+      at('backupRetentionDays', `prod needs at least 7 days of backups, got ${c.backupRetentionDays}`);
   }
   for (const [setting, value] of [
     ['databaseName', c.databaseName],

@@ -36,10 +36,17 @@ export const EXAMPLE_PIPELINE_CONFIG: PipelineConfig = {
 
 export function validatePipelineConfig(c: PipelineConfig): PipelineConfig {
   const errors: string[] = [];
-  if (!/^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection\/[0-9a-f-]{36}$/.test(c.connectionArn)) errors.push(`connectionArn: not a connection ARN: "${c.connectionArn}"`);
-  if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(c.repository)) errors.push(`repository: must be owner/name, got "${c.repository}"`);
+  if (
+    !/^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection\/[0-9a-f-]{36}$/.test(
+      c.connectionArn,
+    )
+  )
+    errors.push(`connectionArn: not a connection ARN: "${c.connectionArn}"`);
+  if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(c.repository))
+    errors.push(`repository: must be owner/name, got "${c.repository}"`);
   if (!c.branch) errors.push('branch: must not be empty');
-  if (!/^sg-[0-9a-f]{8,17}$/.test(c.checkSecurityGroupId)) errors.push(`checkSecurityGroupId: not a security group id: "${c.checkSecurityGroupId}"`);
+  if (!/^sg-[0-9a-f]{8,17}$/.test(c.checkSecurityGroupId))
+    errors.push(`checkSecurityGroupId: not a security group id: "${c.checkSecurityGroupId}"`);
   if (errors.length) throw new BadInputError(`invalid pipeline configuration:\n  ${errors.join('\n  ')}`);
   return c;
 }

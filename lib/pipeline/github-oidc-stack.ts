@@ -6,7 +6,7 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { NagSuppressions } from 'cdk-nag';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 
 export interface GitHubOidcStackProps extends StackProps {
   /** `owner/name`. */
@@ -24,27 +24,46 @@ export class GitHubOidcStack extends Stack {
     super(scope, id, props);
     const providerArn =
       props.existingProviderArn ??
-      new iam.OpenIdConnectProvider(this, 'GitHub', { url: 'https://token.actions.githubusercontent.com', clientIds: ['sts.amazonaws.com'] }).openIdConnectProviderArn;
+      new iam.OpenIdConnectProvider(this, 'GitHub', {
+        url: 'https://token.actions.githubusercontent.com',
+        clientIds: ['sts.amazonaws.com'],
+      }).openIdConnectProviderArn;
     for (const [environment, suffix] of Object.entries(props.environments)) {
       const role = new iam.Role(this, `Deploy-${suffix}`, {
         roleName: `orion-github-deploy-${suffix}`,
         // A snapshot of a large database plus migrations can take well over the default hour.
         maxSessionDuration: Duration.hours(4),
         assumedBy: new iam.WebIdentityPrincipal(providerArn, {
-          StringEquals: { 'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com', 'token.actions.githubusercontent.com:sub': `repo:${props.repository}:environment:${environment}` },
+          StringEquals: {
+            'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com',
+            'token.actions.githubusercontent.com:sub': `repo:${props.repository}:environment:${environment}`,
+          },
         }),
       });
       role.addToPolicy(
         new iam.PolicyStatement({
           actions: ['sts:AssumeRole'],
-          resources: [`arn:${this.partition}:iam::${this.account}:role/cdk-hnb659fds-*-role-${this.account}-${this.region}`],
+          resources: [
+            `arn:${this.partition}:iam::${this.account}:role/cdk-hnb659fds-*-role-${this.account}-${this.region}`,
+          ],
         }),
       );
       this.roles[environment] = role;
-      NagSuppressions.addResourceSuppressions(role, [
-        { id: 'AwsSolutions-IAM5', reason: 'cdk deploy assumes the CDK bootstrap roles of this account (deploy, file/image publishing, lookup), which share this name pattern' },
-      ], true);
-      new CfnOutput(this, `RoleArn${suffix}`, { value: role.roleArn, description: `Set as vars.${suffix.toUpperCase()}_DEPLOY_ROLE_ARN in the GitHub environment "${environment}"` });
+      NagSuppressions.addResourceSuppressions(
+        role,
+        [
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              'cdk deploy assumes the CDK bootstrap roles of this account (deploy, file/image publishing, lookup), which share this name pattern',
+          },
+        ],
+        true,
+      );
+      new CfnOutput(this, `RoleArn${suffix}`, {
+        value: role.roleArn,
+        description: `Set as vars.${suffix.toUpperCase()}_DEPLOY_ROLE_ARN in the GitHub environment "${environment}"`,
+      });
     }
   }
 }

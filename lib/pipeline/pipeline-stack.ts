@@ -3,14 +3,15 @@
  * → a manual approval that lists the migrations prod will receive → prod. Only a commit that passed
  * staging reaches prod; the pipeline updates itself first (self-mutation).
  */
-import { ArnFormat, Stack, Stage, type StackProps, type StageProps } from 'aws-cdk-lib';
+
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ArnFormat, Stack, type StackProps, Stage, type StageProps } from 'aws-cdk-lib';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as pipelines from 'aws-cdk-lib/pipelines';
-import { Construct } from 'constructs';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import type { Construct } from 'constructs';
 import { parseFileName } from '../../lambda/engine/files';
 import type { EnvironmentConfig } from '../config/environments';
 import { DatabaseStack } from '../database-stack';
@@ -86,14 +87,25 @@ export class PipelineStack extends Stack {
       rolePolicyStatements: [
         new iam.PolicyStatement({
           actions: ['secretsmanager:GetSecretValue'],
-          resources: [Stack.of(this).formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `orion/${props.staging.name}/master-*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME, account: props.staging.account, region: props.staging.region })],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 'secretsmanager',
+              resource: 'secret',
+              resourceName: `orion/${props.staging.name}/master-*`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+              account: props.staging.account,
+              region: props.staging.region,
+            }),
+          ],
         }),
       ],
     });
     this.pipeline.addStage(this.staging, { post: [check] });
 
     this.prod = new OrionStage(this, 'Prod', { config: props.prod, env: envOf(props.prod) });
-    const approval = new pipelines.ManualApprovalStep('ApproveProd', { comment: approvalComment(props.migrationsDir ?? join(__dirname, '..', '..', 'migrations')) });
+    const approval = new pipelines.ManualApprovalStep('ApproveProd', {
+      comment: approvalComment(props.migrationsDir ?? join(__dirname, '..', '..', 'migrations')),
+    });
     this.pipeline.addStage(this.prod, { pre: [approval] });
   }
 }
@@ -107,7 +119,10 @@ export function approvalComment(migrationsDir: string): string {
   const latest = ups.at(-1)?.parsed?.version ?? 'none';
   const names = ups.map((x) => x.f.replace(/\.up\.sql$/, ''));
   const shown = names.length > 12 ? [...names.slice(0, 2), `… ${names.length - 6} more …`, ...names.slice(-4)] : names;
-  return `Promote to prod. Staging passed at schema version ${latest}. orion-db will bring prod to version ${latest}, applying those of these it has not applied yet, in one transaction where possible and behind a snapshot: ${shown.join(', ')}.`.slice(0, 1000);
+  return `Promote to prod. Staging passed at schema version ${latest}. orion-db will bring prod to version ${latest}, applying those of these it has not applied yet, in one transaction where possible and behind a snapshot: ${shown.join(', ')}.`.slice(
+    0,
+    1000,
+  );
 }
 
 function envOf(c: EnvironmentConfig) {

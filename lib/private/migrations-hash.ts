@@ -5,8 +5,14 @@ import { join } from 'node:path';
 /** sha256 over the names and bytes of a migrations folder's `.sql` files, in name order. */
 export function hashMigrations(dir: string): string {
   const hash = createHash('sha256');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
-    hash.update(file).update('\0').update(readFileSync(join(dir, file))).update('\0');
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()) {
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(join(dir, file)))
+      .update('\0');
   }
   return hash.digest('hex');
 }

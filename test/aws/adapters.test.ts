@@ -5,13 +5,13 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import {
   AddTagsToResourceCommand,
   CreateDBSnapshotCommand,
+  type DBInstance,
   DeleteDBSnapshotCommand,
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   ModifyDBInstanceCommand,
   RDSClient,
   RestoreDBInstanceFromDBSnapshotCommand,
-  type DBInstance,
 } from '@aws-sdk/client-rds';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -40,7 +40,12 @@ const RESTORE = {
 const SNAP = 'orion-prod-pre-d2-abcdef12';
 
 function snapshots() {
-  return new RdsSnapshots(new RDSClient({ region: 'eu-west-1' }), { instanceIdentifier: 'orion-prod', restore: RESTORE, tags: { 'orion:stack': 'Orion-prod' }, retry: noSleep });
+  return new RdsSnapshots(new RDSClient({ region: 'eu-west-1' }), {
+    instanceIdentifier: 'orion-prod',
+    restore: RESTORE,
+    tags: { 'orion:stack': 'Orion-prod' },
+    retry: noSleep,
+  });
 }
 
 /** The instances RDS knows, by identifier; absent ones answer DBInstanceNotFoundFault. */
@@ -48,13 +53,28 @@ function instances(state: Record<string, Partial<DBInstance> | undefined>) {
   rds.on(DescribeDBInstancesCommand).callsFake(({ DBInstanceIdentifier }) => {
     const found = state[DBInstanceIdentifier];
     if (!found) throw fault('DBInstanceNotFoundFault');
-    return { DBInstances: [{ DBInstanceIdentifier, DBInstanceArn: `arn:aws:rds:eu-west-1:123456789012:db:${DBInstanceIdentifier}`, ...found }] };
+    return {
+      DBInstances: [
+        {
+          DBInstanceIdentifier,
+          DBInstanceArn: `arn:aws:rds:eu-west-1:123456789012:db:${DBInstanceIdentifier}`,
+          ...found,
+        },
+      ],
+    };
   });
 }
 
 function snapshotExists(tags: { Key: string; Value: string }[] = []) {
   rds.on(DescribeDBSnapshotsCommand, { DBSnapshotIdentifier: SNAP }).resolves({
-    DBSnapshots: [{ DBSnapshotIdentifier: SNAP, Status: 'available', DBSnapshotArn: `arn:aws:rds:eu-west-1:123456789012:snapshot:${SNAP}`, TagList: tags }],
+    DBSnapshots: [
+      {
+        DBSnapshotIdentifier: SNAP,
+        Status: 'available',
+        DBSnapshotArn: `arn:aws:rds:eu-west-1:123456789012:snapshot:${SNAP}`,
+        TagList: tags,
+      },
+    ],
   });
 }
 
@@ -68,7 +88,9 @@ describe('RdsSnapshots', () => {
   test('ensure starts a tagged snapshot when there is none, then reports its status', async () => {
     rds.on(DescribeDBSnapshotsCommand).rejectsOnce(fault('DBSnapshotNotFoundFault'));
     rds.on(CreateDBSnapshotCommand).resolves({});
-    expect(await snapshots().ensure(SNAP, { 'orion:deploy-id': 'd2', 'orion:from-version': '2', 'orion:to-version': '3' })).toBe('creating');
+    expect(
+      await snapshots().ensure(SNAP, { 'orion:deploy-id': 'd2', 'orion:from-version': '2', 'orion:to-version': '3' }),
+    ).toBe('creating');
     expect(rds.commandCalls(CreateDBSnapshotCommand)[0].args[0].input).toEqual({
       DBInstanceIdentifier: 'orion-prod',
       DBSnapshotIdentifier: SNAP,
@@ -85,7 +107,9 @@ describe('RdsSnapshots', () => {
     expect(await snapshots().ensure(SNAP, {})).toBe('available');
     expect(rds.commandCalls(CreateDBSnapshotCommand)).toHaveLength(1); // re-running the deploy finds it
     rds.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [{ DBSnapshotIdentifier: SNAP, Status: 'failed' }] });
-    await expect(snapshots().ensure(SNAP, {})).rejects.toThrow(`snapshot ${SNAP} is failed: it cannot protect this deploy`);
+    await expect(snapshots().ensure(SNAP, {})).rejects.toThrow(
+      `snapshot ${SNAP} is failed: it cannot protect this deploy`,
+    );
   });
 
   test('ensure waits (instead of failing) while the instance is busy', async () => {
@@ -96,7 +120,11 @@ describe('RdsSnapshots', () => {
 
   test('throttled calls are retried with backoff', async () => {
     rds.on(DescribeDBSnapshotsCommand).rejects(fault('DBSnapshotNotFoundFault'));
-    rds.on(CreateDBSnapshotCommand).rejectsOnce(fault('ThrottlingException')).rejectsOnce(fault('Throttling')).resolves({});
+    rds
+      .on(CreateDBSnapshotCommand)
+      .rejectsOnce(fault('ThrottlingException'))
+      .rejectsOnce(fault('Throttling'))
+      .resolves({});
     expect(await snapshots().ensure(SNAP, {})).toBe('creating');
     expect(rds.commandCalls(CreateDBSnapshotCommand)).toHaveLength(3);
   });
@@ -104,7 +132,10 @@ describe('RdsSnapshots', () => {
   test('list follows pagination; delete ignores a snapshot already gone', async () => {
     rds
       .on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: 'orion-prod', SnapshotType: 'manual', Marker: undefined })
-      .resolves({ DBSnapshots: [{ DBSnapshotIdentifier: 'a', SnapshotCreateTime: new Date('2026-01-01') }], Marker: 'm1' })
+      .resolves({
+        DBSnapshots: [{ DBSnapshotIdentifier: 'a', SnapshotCreateTime: new Date('2026-01-01') }],
+        Marker: 'm1',
+      })
       .on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: 'orion-prod', SnapshotType: 'manual', Marker: 'm1' })
       .resolves({ DBSnapshots: [{ DBSnapshotIdentifier: 'b', SnapshotCreateTime: new Date('2026-01-02') }] });
     expect((await snapshots().list()).map((s) => s.id)).toEqual(['a', 'b']);
@@ -166,19 +197,31 @@ describe('RdsSnapshots', () => {
       ResourceName: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
       Tags: [{ Key: TAG_FAILED_DEPLOY, Value: SNAP }],
     });
-    expect(rds.commandCalls(ModifyDBInstanceCommand)[0].args[0].input).toEqual({ DBInstanceIdentifier: 'orion-prod', NewDBInstanceIdentifier: failed, ApplyImmediately: true });
+    expect(rds.commandCalls(ModifyDBInstanceCommand)[0].args[0].input).toEqual({
+      DBInstanceIdentifier: 'orion-prod',
+      NewDBInstanceIdentifier: failed,
+      ApplyImmediately: true,
+    });
 
     // 4. The failed one is renamed: give the copy the original name (the endpoint stays the same).
     rds.resetHistory();
     instances({ [failed]: { DBInstanceStatus: 'available' }, [temporary]: { DBInstanceStatus: 'available' } });
     expect(await s.restore(SNAP, 'x')).toBe('in-progress');
     expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
-      { DBInstanceIdentifier: temporary, NewDBInstanceIdentifier: 'orion-prod', DeletionProtection: true, ApplyImmediately: true },
+      {
+        DBInstanceIdentifier: temporary,
+        NewDBInstanceIdentifier: 'orion-prod',
+        DeletionProtection: true,
+        ApplyImmediately: true,
+      },
     ]);
 
     // 5. Renamed and available: done, and a later call (a retry) changes nothing.
     rds.resetHistory();
-    instances({ [failed]: { DBInstanceStatus: 'available' }, 'orion-prod': { DBInstanceStatus: 'available', TagList: [{ Key: TAG_RESTORED_FROM, Value: SNAP }] } });
+    instances({
+      [failed]: { DBInstanceStatus: 'available' },
+      'orion-prod': { DBInstanceStatus: 'available', TagList: [{ Key: TAG_RESTORED_FROM, Value: SNAP }] },
+    });
     expect(await s.restore(SNAP, 'x')).toBe('done');
     expect(await s.restoreStatus(SNAP)).toEqual({ state: 'done', reason: 'x' });
     expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
@@ -195,15 +238,31 @@ describe('RdsSnapshots', () => {
 describe('SecretsManagerSecrets', () => {
   const MASTER = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:master';
   const APP = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:app';
-  const secrets = () => new SecretsManagerSecrets(new SecretsManagerClient({ region: 'eu-west-1' }), MASTER, APP, noSleep);
+  const secrets = () =>
+    new SecretsManagerSecrets(new SecretsManagerClient({ region: 'eu-west-1' }), MASTER, APP, noSleep);
 
   test('reads each secret once per invocation, retrying throttling', async () => {
     sm.on(GetSecretValueCommand, { SecretId: MASTER })
       .rejectsOnce(fault('ThrottlingException'))
-      .resolves({ SecretString: JSON.stringify({ username: 'orion_admin', password: 'm-Secret-1', host: 'db.example', port: 5433 }) });
-    sm.on(GetSecretValueCommand, { SecretId: APP }).resolves({ SecretString: JSON.stringify({ username: 'orion_app_clone', password: 'a-Secret-2' }) });
+      .resolves({
+        SecretString: JSON.stringify({
+          username: 'orion_admin',
+          password: 'm-Secret-1',
+          host: 'db.example',
+          port: 5433,
+        }),
+      });
+    sm.on(GetSecretValueCommand, { SecretId: APP }).resolves({
+      SecretString: JSON.stringify({ username: 'orion_app_clone', password: 'a-Secret-2' }),
+    });
     const s = secrets();
-    expect(await s.master()).toEqual({ username: 'orion_admin', password: 'm-Secret-1', host: 'db.example', port: 5433, dbname: undefined });
+    expect(await s.master()).toEqual({
+      username: 'orion_admin',
+      password: 'm-Secret-1',
+      host: 'db.example',
+      port: 5433,
+      dbname: undefined,
+    });
     await s.master();
     expect(await s.app()).toMatchObject({ username: 'orion_app_clone', password: 'a-Secret-2' });
     expect(sm.commandCalls(GetSecretValueCommand, { SecretId: MASTER })).toHaveLength(2); // one throttled + one
@@ -211,10 +270,14 @@ describe('SecretsManagerSecrets', () => {
 
   test('a malformed secret is an error that does not quote its value', async () => {
     sm.on(GetSecretValueCommand).resolves({ SecretString: 'not-json-but-a-Secret-3' });
-    const err = await secrets().master().catch((e) => e);
+    const err = await secrets()
+      .master()
+      .catch((e) => e);
     expect(err.message).toBe(`the master secret ${MASTER} is not JSON`);
     sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ password: 'only-Secret-4' }) });
-    const err2 = await secrets().app().catch((e) => e);
+    const err2 = await secrets()
+      .app()
+      .catch((e) => e);
     expect(err2.message).toBe(`the app secret ${APP} has no username/password`);
   });
 });
@@ -227,7 +290,9 @@ describe('isStackRollingBack', () => {
     ['UPDATE_IN_PROGRESS', false],
     ['CREATE_IN_PROGRESS', false],
   ])('%s → %s', async (status, expected) => {
-    cfn.on(DescribeStacksCommand, { StackName: 'arn:stack' }).resolves({ Stacks: [{ StackName: 's', StackStatus: status as any, CreationTime: new Date() }] });
+    cfn
+      .on(DescribeStacksCommand, { StackName: 'arn:stack' })
+      .resolves({ Stacks: [{ StackName: 's', StackStatus: status as any, CreationTime: new Date() }] });
     expect(await isStackRollingBack(new CloudFormationClient({ region: 'eu-west-1' }), 'arn:stack')).toBe(expected);
   });
 });

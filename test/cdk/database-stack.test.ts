@@ -1,9 +1,9 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, ENVIRONMENTS } from '../../lib/config/environments';
 import { RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
+import { ENVIRONMENT_NAMES, ENVIRONMENTS } from '../../lib/config/environments';
+import { type SynthesizedStack, synthStack } from '../helpers/cdk';
 import { migrationsDir } from '../helpers/db';
-import { synthStack, type SynthesizedStack } from '../helpers/cdk';
 
 const stacks = {} as Record<(typeof ENVIRONMENT_NAMES)[number], SynthesizedStack>;
 beforeAll(() => {
@@ -38,7 +38,10 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       EnableCloudwatchLogsExports: ['postgresql', 'upgrade'],
       DBSubnetGroupName: { Ref: 'SubnetGroup' },
     });
-    stacks[name].template.hasResource('AWS::RDS::DBInstance', { DeletionPolicy: 'Snapshot', UpdateReplacePolicy: 'Snapshot' });
+    stacks[name].template.hasResource('AWS::RDS::DBInstance', {
+      DeletionPolicy: 'Snapshot',
+      UpdateReplacePolicy: 'Snapshot',
+    });
   });
 
   test('forces TLS and logs slow statements and lock waits', () => {
@@ -50,8 +53,13 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
 
   test('generates the master and app secrets and rotates both (single- and multi-user)', () => {
     const t = stacks[name].template;
-    t.hasResourceProperties('AWS::SecretsManager::Secret', { Name: `orion/${name}/master`, GenerateSecretString: Match.objectLike({ SecretStringTemplate: '{"username":"orion_admin"}' }) });
-    const app = Object.values(t.findResources('AWS::SecretsManager::Secret', { Properties: { Name: `orion/${name}/app` } }));
+    t.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Name: `orion/${name}/master`,
+      GenerateSecretString: Match.objectLike({ SecretStringTemplate: '{"username":"orion_admin"}' }),
+    });
+    const app = Object.values(
+      t.findResources('AWS::SecretsManager::Secret', { Properties: { Name: `orion/${name}/app` } }),
+    );
     expect(app).toHaveLength(1);
     expect(JSON.stringify(app[0].Properties.GenerateSecretString.SecretStringTemplate)).toContain(
       `{\\"username\\":\\"orion_app\\",\\"dbname\\":\\"${config.databaseName}\\",\\"masterarn\\":\\"`,
@@ -59,8 +67,13 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     t.resourceCountIs('AWS::SecretsManager::RotationSchedule', 2);
     t.resourceCountIs('AWS::SecretsManager::SecretTargetAttachment', 2);
     t.resourceCountIs('AWS::Serverless::Application', 2);
-    const apps = Object.values(t.toJSON().Mappings as Record<string, { aws: { applicationId: string } }>).map((m) => m.aws.applicationId.split('/').pop());
-    expect(apps.sort()).toEqual(['SecretsManagerRDSPostgreSQLRotationMultiUser', 'SecretsManagerRDSPostgreSQLRotationSingleUser']);
+    const apps = Object.values(t.toJSON().Mappings as Record<string, { aws: { applicationId: string } }>).map((m) =>
+      m.aws.applicationId.split('/').pop(),
+    );
+    expect(apps.sort()).toEqual([
+      'SecretsManagerRDSPostgreSQLRotationMultiUser',
+      'SecretsManagerRDSPostgreSQLRotationSingleUser',
+    ]);
   });
 
   test('declares Custom::SchemaMigrations with every property the handler reads', () => {
@@ -68,9 +81,27 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     const [props] = Object.values(resources).map((r) => r.Properties);
     expect(Object.keys(props).sort()).toEqual(
       [
-        'ServiceToken', 'DeployId', 'MigrationsHash', 'DatabaseName', 'OwnerRole', 'GroupRole', 'AppRole', 'MasterSecretArn', 'AppSecretArn',
-        'InstanceIdentifier', 'SnapshotPrefix', 'SnapshotRetention', 'RestoreSubnetGroupName', 'RestoreSecurityGroupIds', 'RestoreParameterGroupName',
-        'RestoreMultiAz', 'RestoreInstanceClass', 'RestoreKmsKeyId', 'RestoreStorageType', 'RestoreDeletionProtection', 'RestorePort',
+        'ServiceToken',
+        'DeployId',
+        'MigrationsHash',
+        'DatabaseName',
+        'OwnerRole',
+        'GroupRole',
+        'AppRole',
+        'MasterSecretArn',
+        'AppSecretArn',
+        'InstanceIdentifier',
+        'SnapshotPrefix',
+        'SnapshotRetention',
+        'RestoreSubnetGroupName',
+        'RestoreSecurityGroupIds',
+        'RestoreParameterGroupName',
+        'RestoreMultiAz',
+        'RestoreInstanceClass',
+        'RestoreKmsKeyId',
+        'RestoreStorageType',
+        'RestoreDeletionProtection',
+        'RestorePort',
       ].sort(),
     );
     expect(props).toMatchObject({
@@ -98,14 +129,24 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       Handler: 'index.onEvent',
       Timeout: 900,
       VpcConfig: { SubnetIds: Match.anyValue(), SecurityGroupIds: Match.anyValue() },
-      Environment: { Variables: Match.objectLike({ NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem', POWERTOOLS_SERVICE_NAME: 'schema-migrator' }) },
+      Environment: {
+        Variables: Match.objectLike({
+          NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
+          POWERTOOLS_SERVICE_NAME: 'schema-migrator',
+        }),
+      },
     });
-    stacks[name].template.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x', Handler: 'index.isComplete' });
+    stacks[name].template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Handler: 'index.isComplete',
+    });
   });
 
   test('scopes the migration role to this instance, its snapshots, its secrets and this stack — no Resource "*" of ours', () => {
     const t = stacks[name].template;
-    const policies = t.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: Match.stringLikeRegexp('^SchemaMigrationsRole') }] } });
+    const policies = t.findResources('AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: Match.stringLikeRegexp('^SchemaMigrationsRole') }] },
+    });
     const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement);
     const resources = statements.flatMap((s: any) => [s.Resource].flat());
     expect(resources).not.toContain('*');
@@ -114,13 +155,23 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     expect(text).toContain(`:db:orion-${name}"`);
     expect(text).toContain(`:stack/Orion-${name}/*`);
     const actions = statements.flatMap((s: any) => [s.Action].flat());
-    expect(actions).toEqual(expect.arrayContaining(['rds:CreateDBSnapshot', 'rds:RestoreDBInstanceFromDBSnapshot', 'rds:ModifyDBInstance', 'secretsmanager:GetSecretValue', 'cloudformation:DescribeStacks']));
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        'rds:CreateDBSnapshot',
+        'rds:RestoreDBInstanceFromDBSnapshot',
+        'rds:ModifyDBInstance',
+        'secretsmanager:GetSecretValue',
+        'cloudformation:DescribeStacks',
+      ]),
+    );
     expect(actions).not.toContain('rds:DeleteDBInstance');
   });
 
   test('admits only the migration Lambda and configured application security groups to the database', () => {
     const t = stacks[name].template;
-    const ingress = Object.values(t.findResources('AWS::EC2::SecurityGroupIngress')).filter((r) => r.Properties.GroupId?.['Fn::GetAtt']?.[0]?.startsWith('DatabaseSecurityGroup'));
+    const ingress = Object.values(t.findResources('AWS::EC2::SecurityGroupIngress')).filter((r) =>
+      r.Properties.GroupId?.['Fn::GetAtt']?.[0]?.startsWith('DatabaseSecurityGroup'),
+    );
     expect(ingress.length).toBeGreaterThanOrEqual(1);
     const sources = ingress.map((r) => {
       expect(r.Properties.CidrIp).toBeUndefined();
@@ -128,22 +179,42 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       return r.Properties.SourceSecurityGroupId['Fn::GetAtt'][0];
     });
     // The migration Lambda and the two rotation Lambdas, nothing else.
-    expect(sources.map((s: string) => s.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['DatabaseAppRotationSecurityGroup', 'DatabaseRotationSingleUserSecurityGroup', 'SchemaMigrationsSecurityGroup']);
+    expect(sources.map((s: string) => s.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'DatabaseAppRotationSecurityGroup',
+      'DatabaseRotationSingleUserSecurityGroup',
+      'SchemaMigrationsSecurityGroup',
+    ]);
   });
 
   test('alarms on CPU, storage, memory, connections and migration failures, to an encrypted SNS topic', () => {
     const t = stacks[name].template;
     t.resourceCountIs('AWS::CloudWatch::Alarm', 5);
     for (const metric of ['CPUUtilization', 'FreeStorageSpace', 'FreeableMemory', 'DatabaseConnections']) {
-      t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: metric, Namespace: 'AWS/RDS', AlarmActions: [{ Ref: Match.stringLikeRegexp('^Alarms') }] });
+      t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: metric,
+        Namespace: 'AWS/RDS',
+        AlarmActions: [{ Ref: Match.stringLikeRegexp('^Alarms') }],
+      });
     }
-    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'MigrationFailures', Namespace: 'Orion/SchemaMigrations', Threshold: 1, TreatMissingData: 'notBreaching' });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'MigrationFailures',
+      Namespace: 'Orion/SchemaMigrations',
+      Threshold: 1,
+      TreatMissingData: 'notBreaching',
+    });
     t.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
   });
 
   test('outputs endpoint, port, database, secret ARNs and a DATABASE_URL template without the password', () => {
     const outputs = stacks[name].template.findOutputs('*');
-    expect(Object.keys(outputs).sort()).toEqual(['AppSecretArn', 'DatabaseName', 'DatabaseUrlTemplate', 'Endpoint', 'MasterSecretArn', 'Port']);
+    expect(Object.keys(outputs).sort()).toEqual([
+      'AppSecretArn',
+      'DatabaseName',
+      'DatabaseUrlTemplate',
+      'Endpoint',
+      'MasterSecretArn',
+      'Port',
+    ]);
     const url = JSON.stringify(outputs.DatabaseUrlTemplate.Value);
     expect(url).toContain('postgres://orion_app:<password from AppSecretArn>@');
     expect(url).toContain(`/${config.databaseName}?sslmode=require`);
@@ -154,7 +225,10 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     t.resourceCountIs('AWS::EC2::NatGateway', 0);
     t.resourceCountIs('AWS::EC2::FlowLog', 1);
     for (const service of ['secretsmanager', 'rds', 'cloudformation']) {
-      t.hasResourceProperties('AWS::EC2::VPCEndpoint', { ServiceName: `com.amazonaws.eu-west-1.${service}`, PrivateDnsEnabled: true });
+      t.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+        ServiceName: `com.amazonaws.eu-west-1.${service}`,
+        PrivateDnsEnabled: true,
+      });
     }
   });
 
@@ -172,23 +246,33 @@ describe('schema migrations wiring', () => {
   test('the migrations hash follows the folder contents', () => {
     const a = synthStack('dev', {}, { migrationsDir: migrationsDir({ '1_a.up.sql': 'SELECT 1;' }) });
     const b = synthStack('dev', {}, { migrationsDir: migrationsDir({ '1_a.up.sql': 'SELECT 2;' }) });
-    const hash = (s: SynthesizedStack) => Object.values(s.template.findResources(RESOURCE_TYPE))[0].Properties.MigrationsHash;
+    const hash = (s: SynthesizedStack) =>
+      Object.values(s.template.findResources(RESOURCE_TYPE))[0].Properties.MigrationsHash;
     expect(hash(a)).not.toBe(hash(b));
   });
 
   test('configured application security groups are admitted on the database port', () => {
     const { template } = synthStack('dev', { applicationSecurityGroupIds: ['sg-0123456789abcdef0'] });
     template.hasResourceProperties('AWS::EC2::SecurityGroup', {
-      SecurityGroupIngress: Match.arrayWith([Match.objectLike({ SourceSecurityGroupId: 'sg-0123456789abcdef0', FromPort: 5433 })]),
+      SecurityGroupIngress: Match.arrayWith([
+        Match.objectLike({ SourceSecurityGroupId: 'sg-0123456789abcdef0', FromPort: 5433 }),
+      ]),
     });
   });
 
   test('an existing VPC is used as given, without lookups', () => {
     const { template, errors } = synthStack('staging', {
-      existingVpc: { vpcId: 'vpc-0123456789abcdef0', cidrBlock: '10.9.0.0/16', availabilityZones: ['eu-west-1a', 'eu-west-1b'], subnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'subnet-0aaaaaaaaaaaaaaa2'] },
+      existingVpc: {
+        vpcId: 'vpc-0123456789abcdef0',
+        cidrBlock: '10.9.0.0/16',
+        availabilityZones: ['eu-west-1a', 'eu-west-1b'],
+        subnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'subnet-0aaaaaaaaaaaaaaa2'],
+      },
     });
     template.resourceCountIs('AWS::EC2::VPC', 0);
-    template.hasResourceProperties('AWS::RDS::DBSubnetGroup', { SubnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'subnet-0aaaaaaaaaaaaaaa2'] });
+    template.hasResourceProperties('AWS::RDS::DBSubnetGroup', {
+      SubnetIds: ['subnet-0aaaaaaaaaaaaaaa1', 'subnet-0aaaaaaaaaaaaaaa2'],
+    });
     expect(errors.filter((e) => !e.includes('VPC7'))).toEqual([]);
   });
 });

@@ -1,8 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { lintMigrations } from '../../lambda/engine/lint';
-import { runCli } from '../helpers/cli';
-import { migrationsDir, SHIPPED_MIGRATIONS } from '../helpers/db';
+import { lintErrorsForSynth } from '../../lib/private/lint-at-synth';
 import { synthStack } from '../helpers/cdk';
+import { runCli } from '../helpers/cli';
+import { migrationsDir, SHIPPED_MIGRATIONS, SOP_MIGRATIONS } from '../helpers/db';
 
 const NO_TX = '-- orion:no-transaction\n';
 
@@ -16,28 +17,80 @@ async function rulesFor(up: string, options: { down?: boolean; extra?: Record<st
 
 // Each rule: a migration that triggers it, and the safe alternative that does not.
 const RULES: [rule: string, dangerous: string, safe: string][] = [
-  ['require-concurrent-index-creation', 'CREATE INDEX i ON activities (title);', `${NO_TX}CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON activities (title);`],
-  ['adding-foreign-key-constraint', 'ALTER TABLE activities ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y (id);', 'ALTER TABLE activities ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y (id) NOT VALID;'],
-  ['constraint-missing-not-valid', 'ALTER TABLE activities ADD CONSTRAINT ck CHECK (x > 0);', 'ALTER TABLE activities ADD CONSTRAINT ck CHECK (x > 0) NOT VALID;'],
-  ['adding-not-nullable-field', 'ALTER TABLE activities ALTER COLUMN title SET NOT NULL;', 'ALTER TABLE activities ADD CONSTRAINT title_nn CHECK (title IS NOT NULL) NOT VALID;'],
-  ['adding-required-field', 'ALTER TABLE activities ADD COLUMN z bigint NOT NULL;', 'ALTER TABLE activities ADD COLUMN z bigint NOT NULL DEFAULT 0;'],
-  ['adding-field-with-default', 'ALTER TABLE activities ADD COLUMN v uuid DEFAULT gen_random_uuid();', 'ALTER TABLE activities ADD COLUMN v uuid;'],
-  ['changing-column-type', 'ALTER TABLE activities ALTER COLUMN title TYPE varchar(10);', 'ALTER TABLE activities ADD COLUMN title_short text;'],
-  ['disallowed-unique-constraint', 'ALTER TABLE activities ADD CONSTRAINT u UNIQUE (title);', 'ALTER TABLE activities ADD CONSTRAINT u UNIQUE USING INDEX u_idx;'],
-  ['adding-serial-primary-key-field', 'ALTER TABLE activities ADD COLUMN pk serial PRIMARY KEY;', 'ALTER TABLE activities ADD CONSTRAINT activities_pk PRIMARY KEY USING INDEX activities_pk_idx;'],
-  ['ban-drop-table', 'DROP TABLE old_things;', 'COMMENT ON TABLE old_things IS \'unused, dropped in a later release\';'],
-  ['ban-drop-column', 'ALTER TABLE activities DROP COLUMN speaker;', 'COMMENT ON COLUMN activities.speaker IS \'unused\';'],
-  ['ban-truncate', 'TRUNCATE activities;', 'DELETE FROM activities WHERE created_at < now() - interval \'1 year\';'],
-  ['ban-drop-schema', 'DROP SCHEMA legacy;', 'COMMENT ON SCHEMA legacy IS \'unused\';'],
+  [
+    'require-concurrent-index-creation',
+    'CREATE INDEX i ON activities (title);',
+    `${NO_TX}CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON activities (title);`,
+  ],
+  [
+    'adding-foreign-key-constraint',
+    'ALTER TABLE activities ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y (id);',
+    'ALTER TABLE activities ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y (id) NOT VALID;',
+  ],
+  [
+    'constraint-missing-not-valid',
+    'ALTER TABLE activities ADD CONSTRAINT ck CHECK (x > 0);',
+    'ALTER TABLE activities ADD CONSTRAINT ck CHECK (x > 0) NOT VALID;',
+  ],
+  [
+    'adding-not-nullable-field',
+    'ALTER TABLE activities ALTER COLUMN title SET NOT NULL;',
+    'ALTER TABLE activities ADD CONSTRAINT title_nn CHECK (title IS NOT NULL) NOT VALID;',
+  ],
+  [
+    'adding-required-field',
+    'ALTER TABLE activities ADD COLUMN z bigint NOT NULL;',
+    'ALTER TABLE activities ADD COLUMN z bigint NOT NULL DEFAULT 0;',
+  ],
+  [
+    'adding-field-with-default',
+    'ALTER TABLE activities ADD COLUMN v uuid DEFAULT gen_random_uuid();',
+    'ALTER TABLE activities ADD COLUMN v uuid;',
+  ],
+  [
+    'changing-column-type',
+    'ALTER TABLE activities ALTER COLUMN title TYPE varchar(10);',
+    'ALTER TABLE activities ADD COLUMN title_short text;',
+  ],
+  [
+    'disallowed-unique-constraint',
+    'ALTER TABLE activities ADD CONSTRAINT u UNIQUE (title);',
+    'ALTER TABLE activities ADD CONSTRAINT u UNIQUE USING INDEX u_idx;',
+  ],
+  [
+    'adding-serial-primary-key-field',
+    'ALTER TABLE activities ADD COLUMN pk serial PRIMARY KEY;',
+    'ALTER TABLE activities ADD CONSTRAINT activities_pk PRIMARY KEY USING INDEX activities_pk_idx;',
+  ],
+  ['ban-drop-table', 'DROP TABLE old_things;', "COMMENT ON TABLE old_things IS 'unused, dropped in a later release';"],
+  [
+    'ban-drop-column',
+    'ALTER TABLE activities DROP COLUMN speaker;',
+    "COMMENT ON COLUMN activities.speaker IS 'unused';",
+  ],
+  ['ban-truncate', 'TRUNCATE activities;', "DELETE FROM activities WHERE created_at < now() - interval '1 year';"],
+  ['ban-drop-schema', 'DROP SCHEMA legacy;', "COMMENT ON SCHEMA legacy IS 'unused';"],
   ['renaming-table', 'ALTER TABLE activities RENAME TO events;', 'CREATE VIEW events AS SELECT * FROM activities;'],
-  ['renaming-column', 'ALTER TABLE activities RENAME COLUMN title TO name;', 'ALTER TABLE activities ADD COLUMN name text;'],
-  ['enum-value-used-in-same-transaction', "ALTER TYPE mood ADD VALUE 'sad';\nUPDATE people SET m = 'sad';", `${NO_TX}ALTER TYPE mood ADD VALUE IF NOT EXISTS 'sad';`],
+  [
+    'renaming-column',
+    'ALTER TABLE activities RENAME COLUMN title TO name;',
+    'ALTER TABLE activities ADD COLUMN name text;',
+  ],
+  [
+    'enum-value-used-in-same-transaction',
+    "ALTER TYPE mood ADD VALUE 'sad';\nUPDATE people SET m = 'sad';",
+    `${NO_TX}ALTER TYPE mood ADD VALUE IF NOT EXISTS 'sad';`,
+  ],
   [
     'non-transactional-multiple-statements',
     `${NO_TX}CREATE INDEX CONCURRENTLY IF NOT EXISTS a ON t (x);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS b ON t (y);`,
     `${NO_TX}CREATE INDEX CONCURRENTLY IF NOT EXISTS a ON t (x);`,
   ],
-  ['non-transactional-not-retryable', `${NO_TX}CREATE INDEX CONCURRENTLY a ON t (x);`, `${NO_TX}CREATE INDEX CONCURRENTLY IF NOT EXISTS a ON t (x);`],
+  [
+    'non-transactional-not-retryable',
+    `${NO_TX}CREATE INDEX CONCURRENTLY a ON t (x);`,
+    `${NO_TX}CREATE INDEX CONCURRENTLY IF NOT EXISTS a ON t (x);`,
+  ],
   ['identifier-too-long', `CREATE TABLE ${'t'.repeat(64)} (id bigint);`, `CREATE TABLE ${'t'.repeat(63)} (id bigint);`],
 ];
 
@@ -76,13 +129,19 @@ describe('lint rules', () => {
     expect(await rulesFor('-- orion:allow ban-drop-column\nALTER TABLE activities DROP COLUMN speaker;')).toEqual([]);
     const other = await rulesFor('-- orion:allow ban-drop-table\nALTER TABLE activities DROP COLUMN speaker;');
     expect(other.map((x) => x.rule)).toEqual(['ban-drop-column']);
-    await expect(rulesFor('-- orion:allow ban-drop-colum\nSELECT 1;')).rejects.toThrow(/unknown lint rule "ban-drop-colum"/);
+    await expect(rulesFor('-- orion:allow ban-drop-colum\nSELECT 1;')).rejects.toThrow(
+      /unknown lint rule "ban-drop-colum"/,
+    );
     await expect(rulesFor('-- orion:allow\nSELECT 1;')).rejects.toThrow(/must name one lint rule/);
   });
 
   test('orion-lint.json opts the project out of rules', async () => {
-    expect(await rulesFor('SELECT 1;', { down: false, extra: { 'orion-lint.json': '{ "allow": ["missing-down"] }' } })).toEqual([]);
-    await expect(rulesFor('SELECT 1;', { extra: { 'orion-lint.json': '{ "allow": ["no-such-rule"] }' } })).rejects.toThrow(/orion-lint\.json: "allow" must be a list of known lint rule names/);
+    expect(
+      await rulesFor('SELECT 1;', { down: false, extra: { 'orion-lint.json': '{ "allow": ["missing-down"] }' } }),
+    ).toEqual([]);
+    await expect(
+      rulesFor('SELECT 1;', { extra: { 'orion-lint.json': '{ "allow": ["no-such-rule"] }' } }),
+    ).rejects.toThrow(/orion-lint\.json: "allow" must be a list of known lint rule names/);
   });
 
   test('the shipped migrations lint clean', async () => {
@@ -92,7 +151,10 @@ describe('lint rules', () => {
 
 describe('orion-db lint', () => {
   test('a FOREIGN KEY without NOT VALID exits 1 naming rule, file and line; with NOT VALID it passes', async () => {
-    const bad = migrationsDir({ '000003_fk.up.sql': 'ALTER TABLE activities ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y(id);', '000003_fk.down.sql': 'SELECT 1;' });
+    const bad = migrationsDir({
+      '000003_fk.up.sql': 'ALTER TABLE activities ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y(id);',
+      '000003_fk.down.sql': 'SELECT 1;',
+    });
     const run = await runCli(['lint', '--json', '--migrations', bad]);
     expect(run.code).toBe(1);
     const report = run.json();
@@ -106,11 +168,20 @@ describe('orion-db lint', () => {
       message: expect.stringMatching(/SHARE ROW EXCLUSIVE/),
       help: expect.stringMatching(/NOT VALID/),
     });
-    expect(report.errors).toContainEqual(expect.objectContaining({ file: '000003_fk.up.sql', line: 1, message: expect.stringMatching(/^adding-foreign-key-constraint: /) }));
+    expect(report.errors).toContainEqual(
+      expect.objectContaining({
+        file: '000003_fk.up.sql',
+        line: 1,
+        message: expect.stringMatching(/^adding-foreign-key-constraint: /),
+      }),
+    );
     const text = await runCli(['lint', '--migrations', bad]);
     expect(text.stderr).toMatch(/000003_fk\.up\.sql:1: error adding-foreign-key-constraint: .*\n {4}help: .*NOT VALID/);
 
-    const good = migrationsDir({ '000003_fk.up.sql': 'ALTER TABLE activities ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y(id) NOT VALID;', '000003_fk.down.sql': 'SELECT 1;' });
+    const good = migrationsDir({
+      '000003_fk.up.sql': 'ALTER TABLE activities ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y(id) NOT VALID;',
+      '000003_fk.down.sql': 'SELECT 1;',
+    });
     const ok = await runCli(['lint', '--json', '--migrations', good]);
     expect(ok.code).toBe(0);
     expect(ok.json()).toMatchObject({ ok: true, diagnostics: [], errors: [] });
@@ -128,9 +199,25 @@ describe('orion-db lint', () => {
 
 describe('lint at synth time', () => {
   test('cdk synth refuses a migrations folder with an unallowed destructive statement, and accepts it allowed', () => {
-    const dangerous = migrationsDir({ '000001_drop.up.sql': 'ALTER TABLE activities DROP COLUMN speaker;', '000001_drop.down.sql': 'SELECT 1;' });
-    expect(() => synthStack('dev', {}, { migrationsDir: dangerous })).toThrow(/migration lint: 000001_drop\.up\.sql:1: ban-drop-column/);
-    const allowed = migrationsDir({ '000001_drop.up.sql': '-- orion:allow ban-drop-column\nALTER TABLE activities DROP COLUMN speaker;', '000001_drop.down.sql': 'SELECT 1;' });
+    const dangerous = migrationsDir({
+      '000001_drop.up.sql': 'ALTER TABLE activities DROP COLUMN speaker;',
+      '000001_drop.down.sql': 'SELECT 1;',
+    });
+    expect(() => synthStack('dev', {}, { migrationsDir: dangerous })).toThrow(
+      /migration lint: 000001_drop\.up\.sql:1: ban-drop-column/,
+    );
+    const allowed = migrationsDir({
+      '000001_drop.up.sql': '-- orion:allow ban-drop-column\nALTER TABLE activities DROP COLUMN speaker;',
+      '000001_drop.down.sql': 'SELECT 1;',
+    });
     expect(synthStack('dev', {}, { migrationsDir: allowed }).errors).toEqual([]);
+  });
+
+  test('a folder lint cannot read fails synth too: a syntax error, a missing folder', () => {
+    expect(lintErrorsForSynth(migrationsDir({ '000001_a.up.sql': 'SELEC 1;' }))).toEqual([
+      expect.stringMatching(/000001_a\.up\.sql:1: .*syntax error/),
+    ]);
+    expect(lintErrorsForSynth('/nonexistent/migrations')).toEqual([expect.stringMatching(/nonexistent/)]);
+    expect(lintErrorsForSynth(SOP_MIGRATIONS)).toEqual([]);
   });
 });

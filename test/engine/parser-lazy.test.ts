@@ -5,10 +5,10 @@
 import { expect, test } from 'vitest';
 import { loadMigrations, prepareScripts } from '../../lambda/engine/files';
 import { parserLoaded } from '../../lambda/engine/sql';
-import { SHIPPED_MIGRATIONS } from '../helpers/db';
+import { SOP_MIGRATIONS } from '../helpers/db';
 
 test('nothing to run loads no parser; something to run does', async () => {
-  const migrations = await loadMigrations(SHIPPED_MIGRATIONS, { parse: false });
+  const migrations = await loadMigrations(SOP_MIGRATIONS, { parse: false });
   await prepareScripts([]);
   expect(parserLoaded()).toBe(false);
   await prepareScripts([migrations[0].up]);

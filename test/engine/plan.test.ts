@@ -22,7 +22,9 @@ function row(version: bigint, text: string, extra: Partial<LedgerRow> = {}): Led
 
 describe('planMigrations', () => {
   test('pending are the unapplied versions in order; --to stops early', async () => {
-    const ms = await loadMigrations(migrationsDir({ '1_m1.up.sql': UP1, '2_m2.up.sql': 'SELECT 2;', '3_m3.up.sql': 'SELECT 3;' }));
+    const ms = await loadMigrations(
+      migrationsDir({ '1_m1.up.sql': UP1, '2_m2.up.sql': 'SELECT 2;', '3_m3.up.sql': 'SELECT 3;' }),
+    );
     const plan = planMigrations(ms, [row(1n, UP1)]);
     expect(plan.currentVersion).toBe(1n);
     expect(plan.pending.map((p) => p.migration.version)).toEqual([2n, 3n]);
@@ -31,7 +33,9 @@ describe('planMigrations', () => {
 
   test('an edited applied file is an error naming it', async () => {
     const ms = await loadMigrations(migrationsDir({ '1_m1.up.sql': 'CREATE TABLE a (id bigint);\n' }));
-    expect(() => planMigrations(ms, [row(1n, UP1)])).toThrow(/1_m1\.up\.sql: applied file was edited after it was applied/);
+    expect(() => planMigrations(ms, [row(1n, UP1)])).toThrow(
+      /1_m1\.up\.sql: applied file was edited after it was applied/,
+    );
   });
 
   test('a CRLF-only difference gets its own message', async () => {
@@ -45,9 +49,13 @@ describe('planMigrations', () => {
   });
 
   test('a pending version below the newest applied one is refused unless allowed', async () => {
-    const ms = await loadMigrations(migrationsDir({ '1_m1.up.sql': UP1, '2_m2.up.sql': 'SELECT 2;', '3_m3.up.sql': 'SELECT 3;' }));
+    const ms = await loadMigrations(
+      migrationsDir({ '1_m1.up.sql': UP1, '2_m2.up.sql': 'SELECT 2;', '3_m3.up.sql': 'SELECT 3;' }),
+    );
     const ledger = [row(1n, UP1), row(3n, 'SELECT 3;')];
-    expect(() => planMigrations(ms, ledger)).toThrow(/2_m2\.up\.sql: version 2 is pending but lower than the newest applied version 3/);
+    expect(() => planMigrations(ms, ledger)).toThrow(
+      /2_m2\.up\.sql: version 2 is pending but lower than the newest applied version 3/,
+    );
     expect(planMigrations(ms, ledger, { allowOutOfOrder: true }).pending.map((p) => p.migration.version)).toEqual([2n]);
   });
 

@@ -38,7 +38,8 @@ describe('splitStatements on large files (parsed in pieces)', () => {
     for (let i = 0; size < 900 * 1024; i++) {
       add(`INSERT INTO t VALUES (${i}, '${'v'.repeat(i % 50)}');`);
       if (i % 97 === 0) add(tricky[i % tricky.length]);
-      if (i % 1013 === 0) add(`INSERT INTO big VALUES ${Array.from({ length: 400 }, (_, k) => `(${k}, 'row;')`).join(',\n')};`);
+      if (i % 1013 === 0)
+        add(`INSERT INTO big VALUES ${Array.from({ length: 400 }, (_, k) => `(${k}, 'row;')`).join(',\n')};`);
     }
     const text = parts.join('\n') + '\n';
     const mine = splitStatements(text, 'big.sql').map((s) => ({ sql: s.sql, line: s.line }));
@@ -48,6 +49,8 @@ describe('splitStatements on large files (parsed in pieces)', () => {
   test('a syntax error deep in a large file is reported at its line', () => {
     const lines = Array.from({ length: 20_000 }, (_, i) => `INSERT INTO t VALUES (${i});`);
     lines[15_000] = 'INSERT INTO t VALUES (oops'; // PostgreSQL notices at the next token, on the next line
-    expect(() => splitStatements(lines.join('\n'), 'big.sql')).toThrow(/^big\.sql:15002:1: syntax error: syntax error at or near "INSERT"$/);
+    expect(() => splitStatements(lines.join('\n'), 'big.sql')).toThrow(
+      /^big\.sql:15002:1: syntax error: syntax error at or near "INSERT"$/,
+    );
   });
 });

@@ -31,7 +31,10 @@ async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: str
 }
 
 async function sleeping(database: string): Promise<boolean> {
-  const rows = await adminQuery(`SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(coalesce%' AND state = 'active' AND pid <> pg_backend_pid()`, [database]);
+  const rows = await adminQuery(
+    `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(coalesce%' AND state = 'active' AND pid <> pg_backend_pid()`,
+    [database],
+  );
   return rows.length > 0;
 }
 
@@ -53,14 +56,21 @@ describe('process killed mid-migration (a Lambda timing out)', () => {
   test('inside a transactional batch: pre-run version, lock freed, attempt on record, re-run succeeds', async () => {
     const { name, url } = await createDatabase();
     await adminQuery(`ALTER DATABASE "${name}" SET orion.test_sleep = '30'`);
-    const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '2_slow.up.sql': `CREATE TABLE b (id int);\n${SLEEP};` });
-    const child = spawn(process.execPath, [CLI, 'migrate', '--database-url', url, '--migrations', dir], { stdio: 'ignore' });
+    const dir = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE a (id int);',
+      '2_slow.up.sql': `CREATE TABLE b (id int);\n${SLEEP};`,
+    });
+    const child = spawn(process.execPath, [CLI, 'migrate', '--database-url', url, '--migrations', dir], {
+      stdio: 'ignore',
+    });
     await waitFor(() => sleeping(name), 'the batch to reach pg_sleep');
     child.kill('SIGKILL');
     await waitFor(async () => !(await sleeping(name)), 'the server to notice the dead client and roll back');
     expect(await tableNames(url)).toEqual(['orion_schema_history']);
     expect(await lockIsFree(url)).toBe(true);
-    expect(await ledger(url)).toEqual([{ version: 1, status: 'failed', statements_done: null, message: expect.stringMatching(/^interrupted/) }]);
+    expect(await ledger(url)).toEqual([
+      { version: 1, status: 'failed', statements_done: null, message: expect.stringMatching(/^interrupted/) },
+    ]);
 
     await adminQuery(`ALTER DATABASE "${name}" RESET orion.test_sleep`);
     const rerun = await runCli(['migrate', '--database-url', url, '--migrations', dir, '--json']);
@@ -76,19 +86,25 @@ describe('process killed mid-migration (a Lambda timing out)', () => {
     const dir = migrationsDir({
       '1_idx.up.sql': `-- orion:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);\n${SLEEP};\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_y ON t (y);`,
     });
-    const child = spawn(process.execPath, [CLI, 'migrate', '--database-url', url, '--migrations', dir], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, 'migrate', '--database-url', url, '--migrations', dir], {
+      stdio: 'ignore',
+    });
     await waitFor(() => sleeping(name), 'the second statement');
     child.kill('SIGKILL');
     await waitFor(async () => !(await sleeping(name)), 'the backend to go');
     expect(await ledger(url)).toEqual([{ version: 1, status: 'incomplete', statements_done: 1, message: null }]);
-    expect((await query(url, `SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1`)).map((r) => r.indexname)).toEqual(['t_x']);
+    expect(
+      (await query(url, `SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1`)).map((r) => r.indexname),
+    ).toEqual(['t_x']);
 
     await adminQuery(`ALTER DATABASE "${name}" RESET orion.test_sleep`);
     const status = await runCli(['status', '--database-url', url, '--migrations', dir, '--json']);
     expect(status.json().incomplete).toEqual([{ version: '1', name: 'idx', statements_done: 1 }]);
     const rerun = await runCli(['migrate', '--database-url', url, '--migrations', dir, '--json']);
     expect(rerun.code).toBe(0);
-    expect((await query(url, `SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1`)).map((r) => r.indexname)).toEqual(['t_x', 't_y']);
+    expect(
+      (await query(url, `SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1`)).map((r) => r.indexname),
+    ).toEqual(['t_x', 't_y']);
     expect((await ledger(url)).map((r) => r.status)).toEqual(['applied']);
   });
 });
@@ -108,13 +124,18 @@ describe('connection dropped (a proxy cuts it)', () => {
   test('mid-batch: a clear error, and the database is at the pre-run version', async () => {
     const { name, url } = await createDatabase();
     await adminQuery(`ALTER DATABASE "${name}" SET orion.test_sleep = '0.5'`);
-    const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '2_b.up.sql': `CREATE TABLE b (id int);\n${SLEEP};` });
+    const dir = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE a (id int);',
+      '2_b.up.sql': `CREATE TABLE b (id int);\n${SLEEP};`,
+    });
     const { proxy, client: c } = await throughProxy(url, /pg_sleep\(coalesce/);
     const result = await migrate(c, await loadMigrations(dir));
     await proxy.close();
     expect(proxy.cuts).toBe(1);
     expect(result.connectionLost).toBe(true);
-    expect(result.error!.message).toMatch(/^2_b\.up\.sql: Connection terminated unexpectedly — while running the batch 1_a\.up\.sql, 2_b\.up\.sql: it either committed whole or not at all/);
+    expect(result.error!.message).toMatch(
+      /^2_b\.up\.sql: Connection terminated unexpectedly — while running the batch 1_a\.up\.sql, 2_b\.up\.sql: it either committed whole or not at all/,
+    );
     await waitFor(async () => !(await sleeping(name)), 'the cut backend to go');
     expect(await tableNames(url)).toEqual(['orion_schema_history']);
     expect((await ledger(url)).map((r) => [r.status, r.message?.slice(0, 11)])).toEqual([['failed', 'interrupted']]);
@@ -126,7 +147,9 @@ describe('connection dropped (a proxy cuts it)', () => {
     const { proxy, client: c } = await throughProxy(url, /COMMIT/);
     const result = await migrate(c, await loadMigrations(dir));
     await proxy.close();
-    expect(result.error!.message).toMatch(/it either committed whole or not at all; run "orion-db status" to see which/);
+    expect(result.error!.message).toMatch(
+      /it either committed whole or not at all; run "orion-db status" to see which/,
+    );
     const tables = await tableNames(url);
     const applied = (await ledger(url)).filter((r) => r.status === 'applied').map((r) => r.version);
     if (applied.length) expect(tables).toEqual(['a', 'b', 'orion_schema_history']);
@@ -148,7 +171,7 @@ describe('server restarted mid-run', () => {
 
   test('the run fails clearly, nothing is half-applied, and the re-run succeeds', async () => {
     const options = { dataDir: join(base, 'data'), password: 'restart-pw', fast: false };
-    let server = await startEmbeddedServer(options, true);
+    let server = await startEmbeddedServer(options);
     stop = server.stop;
     const url = server.url.replace(/\/postgres$/, '/app');
     const admin = new Client({ connectionString: server.url });
@@ -156,7 +179,10 @@ describe('server restarted mid-run', () => {
     await admin.query(`CREATE DATABASE app`);
     await admin.query(`ALTER DATABASE app SET orion.test_sleep = '30'`);
     await admin.end();
-    const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '2_b.up.sql': `CREATE TABLE b (id int);\n${SLEEP};` });
+    const dir = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE a (id int);',
+      '2_b.up.sql': `CREATE TABLE b (id int);\n${SLEEP};`,
+    });
     const c = new Client({ connectionString: url });
     c.on('error', () => {});
     await c.connect();
@@ -164,17 +190,19 @@ describe('server restarted mid-run', () => {
     await waitFor(async () => {
       const probe = new Client({ connectionString: server.url });
       await probe.connect();
-      const { rows } = await probe.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(coalesce%' AND pid <> pg_backend_pid()`);
+      const { rows } = await probe.query(
+        `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(coalesce%' AND pid <> pg_backend_pid()`,
+      );
       await probe.end();
       return rows.length > 0;
     }, 'pg_sleep');
-    await server.stop();
+    await server.stop({ keepData: true });
     const result = await running;
     expect(result.error).toBeDefined();
     // The server's own words, not the broken connection's; and it said why, so nobody runs it again on their own.
     expect(result.error!.message).toMatch(/SQLSTATE 57P01: terminating connection due to administrator command/);
     expect(result.connectionLost).toBe(false);
-    server = await startEmbeddedServer({ ...options, port: server.port }, false);
+    server = await startEmbeddedServer({ ...options, port: server.port });
     stop = server.stop;
     expect(await tableNames(url)).toEqual(['orion_schema_history']);
     const fix = new Client({ connectionString: server.url });
@@ -190,8 +218,14 @@ describe('server restarted mid-run', () => {
 describe('concurrent deploys', () => {
   test('8 runners at once: each migration applied exactly once, the ledger intact', async () => {
     const { url } = await createDatabase();
-    const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);\nSELECT pg_sleep(0.3);', '2_b.up.sql': 'CREATE TABLE b (id int);', '3_c.up.sql': 'CREATE TABLE c (id int);' });
-    const runs = await Promise.all(Array.from({ length: 8 }, () => runCli(['migrate', '--database-url', url, '--migrations', dir, '--json'])));
+    const dir = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE a (id int);\nSELECT pg_sleep(0.3);',
+      '2_b.up.sql': 'CREATE TABLE b (id int);',
+      '3_c.up.sql': 'CREATE TABLE c (id int);',
+    });
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, () => runCli(['migrate', '--database-url', url, '--migrations', dir, '--json'])),
+    );
     expect(runs.map((r) => r.code)).toEqual(Array(8).fill(0));
     const applied = runs.flatMap((r) => r.json().applied.map((a: any) => a.version)).sort();
     expect(applied).toEqual(['1', '2', '3']);
@@ -205,11 +239,16 @@ describe('concurrent deploys', () => {
   test('with a short lock timeout the others exit 3 naming the holder, and nothing is applied twice', async () => {
     const { url } = await createDatabase();
     const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);\nSELECT pg_sleep(1);' });
-    const runs = await Promise.all(Array.from({ length: 8 }, () => runCli(['migrate', '--database-url', url, '--migrations', dir, '--lock-timeout', '200ms', '--json'])));
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        runCli(['migrate', '--database-url', url, '--migrations', dir, '--lock-timeout', '200ms', '--json']),
+      ),
+    );
     const codes = runs.map((r) => r.code).sort();
     expect(codes.filter((c) => c === 0).length).toBeGreaterThanOrEqual(1);
     expect(codes.every((c) => c === 0 || c === 3)).toBe(true);
-    for (const r of runs.filter((x) => x.code === 3)) expect(r.json().errors[0].message).toMatch(/held by pid \d+ \(application_name "orion-db migrate"\)/);
+    for (const r of runs.filter((x) => x.code === 3))
+      expect(r.json().errors[0].message).toMatch(/held by pid \d+ \(application_name "orion-db migrate"\)/);
     expect((await ledger(url)).filter((r) => r.status === 'applied')).toHaveLength(1);
   });
 });
@@ -223,7 +262,9 @@ describe('lock contention', () => {
     await holder.query('BEGIN; SELECT count(*) FROM activities'); // a long read holds ACCESS SHARE
     const app = await client(url);
     try {
-      const dir = migrationsDir({ '1_alter.up.sql': '-- orion:lock-timeout 300ms\nALTER TABLE activities ADD COLUMN note text;' });
+      const dir = migrationsDir({
+        '1_alter.up.sql': '-- orion:lock-timeout 300ms\nALTER TABLE activities ADD COLUMN note text;',
+      });
       const started = Date.now();
       const c = await client(url);
       const running = migrate(c, await loadMigrations(dir), { lockRetries: 2 }).finally(() => c.end());
@@ -236,9 +277,15 @@ describe('lock contention', () => {
       const took = Date.now() - started;
       expect(appWaited).toBeLessThan(2_000); // bounded by the lock timeout, not by the long transaction (which never ends here)
       expect(result.error).toMatchObject({ file: '1_alter.up.sql', line: 2, sqlstate: '55P03' });
-      expect(result.error!.message).toMatch(/lock timeout: waiting for a lock on activities held by pid \d+ "report-job" \(AccessShareLock\)/);
+      expect(result.error!.message).toMatch(
+        /lock timeout: waiting for a lock on activities held by pid \d+ "report-job" \(AccessShareLock\)/,
+      );
       expect(took).toBeLessThan(3 * 300 + 200 + 400 + 1500); // three attempts and two backoffs, bounded
-      expect((await query(url, `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'activities'`))[0].n).toBe(1);
+      expect(
+        (
+          await query(url, `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'activities'`)
+        )[0].n,
+      ).toBe(1);
     } finally {
       await holder.end();
       await app.end();

@@ -28,19 +28,29 @@ function files(specs: readonly Spec[]): Record<string, string> {
   const out: Record<string, string> = {};
   specs.forEach((s, i) => {
     const v = i + 1;
-    const work = s.transactional ? `CREATE TABLE t_${v} (id int)` : `CREATE INDEX CONCURRENTLY IF NOT EXISTS i_${v} ON base (id)`;
+    const work = s.transactional
+      ? `CREATE TABLE t_${v} (id int)`
+      : `CREATE INDEX CONCURRENTLY IF NOT EXISTS i_${v} ON base (id)`;
     const fault = FAULT_SQL[s.fault];
     const statements = fault ? (s.faultFirst ? [fault, work] : [work, fault]) : [work];
-    out[`${v}_m${v}.up.sql`] = (s.transactional ? '' : '-- orion:no-transaction\n') + statements.map((x) => `${x};`).join('\n');
+    out[`${v}_m${v}.up.sql`] =
+      (s.transactional ? '' : '-- orion:no-transaction\n') + statements.map((x) => `${x};`).join('\n');
   });
   return out;
 }
 
 /** The invariant: each migration's object exists exactly when the ledger says its statement ran. */
 async function checkInvariant(url: string, specs: readonly Spec[]): Promise<void> {
-  const ledger = await query(url, `SELECT version::int AS v, status, statements_done FROM orion_schema_history WHERE status IN ('applied', 'incomplete')`);
-  const tables = new Set((await query(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)).map((r) => r.tablename));
-  const indexes = new Set((await query(url, `SELECT indexname FROM pg_indexes WHERE schemaname = 'public'`)).map((r) => r.indexname));
+  const ledger = await query(
+    url,
+    `SELECT version::int AS v, status, statements_done FROM orion_schema_history WHERE status IN ('applied', 'incomplete')`,
+  );
+  const tables = new Set(
+    (await query(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)).map((r) => r.tablename),
+  );
+  const indexes = new Set(
+    (await query(url, `SELECT indexname FROM pg_indexes WHERE schemaname = 'public'`)).map((r) => r.indexname),
+  );
   specs.forEach((s, i) => {
     const v = i + 1;
     const row = ledger.find((r) => r.v === v);
@@ -68,7 +78,11 @@ async function run(url: string, dir: string) {
 
 describe('property: schema == ledger under random faults', () => {
   test('random sequences of good, failing and killing migrations', async () => {
-    const spec = fc.record({ transactional: fc.boolean(), fault: fc.constantFrom<Fault>('none', 'none', 'error', 'kill'), faultFirst: fc.boolean() });
+    const spec = fc.record({
+      transactional: fc.boolean(),
+      fault: fc.constantFrom<Fault>('none', 'none', 'error', 'kill'),
+      faultFirst: fc.boolean(),
+    });
     await fc.assert(
       fc.asyncProperty(fc.array(spec, { minLength: 1, maxLength: 6 }), async (specs) => {
         const { url } = await createDatabase('orion_prop');
@@ -82,7 +96,10 @@ describe('property: schema == ledger under random faults', () => {
         const final = await run(url, dir);
         expect(final.error).toBeUndefined();
         await checkInvariant(url, specs);
-        const applied = await query(url, `SELECT version::int AS v FROM orion_schema_history WHERE status = 'applied' ORDER BY v`);
+        const applied = await query(
+          url,
+          `SELECT version::int AS v FROM orion_schema_history WHERE status = 'applied' ORDER BY v`,
+        );
         expect(applied.map((r) => r.v)).toEqual(specs.map((_, i) => i + 1));
       }),
       { numRuns: 12 },

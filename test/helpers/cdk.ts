@@ -1,12 +1,13 @@
 /**
  * Builds a stack the way bin/orion.ts does, with cdk.json's context, bundling skipped and cdk-nag on.
  */
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { App, Aspects } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { environmentConfig, type EnvironmentConfig, type EnvironmentName } from '../../lib/config/environments';
+import { type EnvironmentConfig, type EnvironmentName, environmentConfig } from '../../lib/config/environments';
 import { DatabaseStack } from '../../lib/database-stack';
 import { acknowledgeNagFindings } from '../../lib/nag';
 
@@ -19,7 +20,11 @@ export interface SynthesizedStack {
   readonly errors: string[];
 }
 
-export function synthStack(name: EnvironmentName, overrides: Partial<EnvironmentConfig> = {}, options: { migrationsDir?: string } = {}): SynthesizedStack {
+export function synthStack(
+  name: EnvironmentName,
+  overrides: Partial<EnvironmentConfig> = {},
+  options: { migrationsDir?: string } = {},
+): SynthesizedStack {
   const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
   const config = environmentConfig(name, overrides, { account: '123456789012', region: 'eu-west-1' });
   const stack = new DatabaseStack(app, `Orion-${name}`, {

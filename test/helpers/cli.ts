@@ -14,7 +14,10 @@ export interface CliRun {
   json(): any;
 }
 
-export function runCli(args: readonly string[], options: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<CliRun> {
+export function runCli(
+  args: readonly string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string } = {},
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, DATABASE_URL: undefined, ...options.env };
     const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: env as NodeJS.ProcessEnv });

@@ -1,7 +1,7 @@
 /**
  * Per-test databases on the run's server, and temporary migration folders built from objects.
  */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -50,7 +50,10 @@ export async function query<T = any>(url: string, sql: string, params: unknown[]
 }
 
 export async function tableNames(url: string): Promise<string[]> {
-  const rows = await query<{ t: string }>(url, `SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`);
+  const rows = await query<{ t: string }>(
+    url,
+    `SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`,
+  );
   return rows.map((r) => r.t);
 }
 
@@ -62,4 +65,20 @@ export function migrationsDir(files: Record<string, string | Buffer>): string {
   return dir;
 }
 
+/** The product's migrations folder: only tests of properties that hold as it grows use it. */
 export const SHIPPED_MIGRATIONS = join(__dirname, '..', '..', 'migrations');
+/** A frozen copy of the SOP's two migrations, for tests of deploy semantics (test/fixtures/README.md). */
+export const SOP_MIGRATIONS = join(__dirname, '..', 'fixtures', 'orion-sop');
+
+/**
+ * An INSERT of activities the way the SOP's application writes them: every column it sets, its own
+ * ids and timestamps, no reliance on defaults the SOP's schema does not have.
+ */
+export function insertActivities(...rows: (string | { title: string; inputLanguage?: string })[]): string {
+  const values = rows.map((row) => {
+    const { title, inputLanguage = 'en' } = typeof row === 'string' ? { title: row } : row;
+    const lit = (v: string) => `'${v.replace(/'/g, "''")}'`;
+    return `(gen_random_uuid(), ${lit(title)}, 'Ada Lovelace', now(), ${lit(inputLanguage)}, '["fr","de"]', 'scheduled', now(), now())`;
+  });
+  return `INSERT INTO activities (id, title, speaker, start_time, input_language, target_languages, status, created_at, updated_at) VALUES ${values.join(', ')}`;
+}

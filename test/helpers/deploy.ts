@@ -5,7 +5,7 @@
 import type { Client } from 'pg';
 import { withDatabase } from '../../lambda/engine/db';
 import type { LockdownRoles } from '../../lambda/engine/lockdown';
-import { runDeploy, type DeployConfig } from '../../lambda/lifecycle/deploy';
+import { type DeployConfig, runDeploy } from '../../lambda/lifecycle/deploy';
 import type { Credentials, SecretsPort } from '../../lambda/lifecycle/ports';
 import { generatePassword } from '../../lambda/local/secrets';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
@@ -41,7 +41,12 @@ let deploys = 0;
 
 export function deployFixture(): DeployFixture {
   const base = uniqueName('o');
-  const roles: LockdownRoles = { database: `${base}_db`, owner: `${base}_owner`, group: `${base}_rw`, app: `${base}_app` };
+  const roles: LockdownRoles = {
+    database: `${base}_db`,
+    owner: `${base}_owner`,
+    group: `${base}_rw`,
+    app: `${base}_app`,
+  };
   const admin = new URL(adminUrl());
   const master = { username: decodeURIComponent(admin.username), password: decodeURIComponent(admin.password) };
   const secrets = new MemorySecrets(master, { username: roles.app, password: generatePassword() });
@@ -59,7 +64,14 @@ export function deployFixture(): DeployFixture {
       try {
         return await runDeploy(
           { secrets, snapshots: new TemplateDatabaseSnapshots(c, roles.database) },
-          { serverUrl: fixture.serverUrl, roles, migrationsDir, deployId: `test-${++deploys}-${Date.now()}`, snapshotPrefix: prefix, ...overrides },
+          {
+            serverUrl: fixture.serverUrl,
+            roles,
+            migrationsDir,
+            deployId: `test-${++deploys}-${Date.now()}`,
+            snapshotPrefix: prefix,
+            ...overrides,
+          },
         );
       } finally {
         await c.end();
@@ -72,7 +84,9 @@ export function deployFixture(): DeployFixture {
       return client(url.toString());
     },
     async snapshotDatabases() {
-      const rows = await adminQuery(`SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname`, [`${prefix.replace(/-/g, '_')}_pre_%`]);
+      const rows = await adminQuery(`SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname`, [
+        `${prefix.replace(/-/g, '_')}_pre_%`,
+      ]);
       return rows.map((r) => r.datname);
     },
     async cleanup() {

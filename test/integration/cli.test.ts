@@ -3,12 +3,20 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { MIGRATION_LOCK_KEY } from '../../lambda/engine/lock';
 import { runCli } from '../helpers/cli';
-import { client, createDatabase, migrationsDir, query, SHIPPED_MIGRATIONS, tableNames } from '../helpers/db';
+import {
+  client,
+  createDatabase,
+  insertActivities,
+  migrationsDir,
+  query,
+  SOP_MIGRATIONS,
+  tableNames,
+} from '../helpers/db';
 
 describe('orion-db migrate / status / plan / down', () => {
-  test('migrate --json applies the shipped migrations and prints one report; a second run applies nothing', async () => {
+  test('migrate --json applies the SOP migrations and prints one report; a second run applies nothing', async () => {
     const { url } = await createDatabase();
-    const first = await runCli(['migrate', '--database-url', url, '--migrations', SHIPPED_MIGRATIONS, '--json']);
+    const first = await runCli(['migrate', '--database-url', url, '--migrations', SOP_MIGRATIONS, '--json']);
     expect(first.code).toBe(0);
     const report = first.json();
     expect(report).toMatchObject({
@@ -28,7 +36,7 @@ describe('orion-db migrate / status / plan / down', () => {
     ]);
     expect(first.stderr).toMatch(/applied 1 init_schema/); // progress goes to stderr
 
-    const second = await runCli(['migrate', '--migrations', SHIPPED_MIGRATIONS, '--json'], { env: { DATABASE_URL: url } });
+    const second = await runCli(['migrate', '--migrations', SOP_MIGRATIONS, '--json'], { env: { DATABASE_URL: url } });
     expect(second.code).toBe(0);
     expect(second.json()).toMatchObject({ ok: true, from_version: '2', to_version: '2', applied: [] });
   });
@@ -38,21 +46,39 @@ describe('orion-db migrate / status / plan / down', () => {
     const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '2_b.up.sql': 'CREATE TABLE b (id int);' });
     const plan = await runCli(['plan', '--database-url', url, '--migrations', dir, '--json']);
     expect(plan.code).toBe(0);
-    expect(plan.json()).toMatchObject({ from_version: null, to_version: '2', pending: [{ version: '1' }, { version: '2' }] });
+    expect(plan.json()).toMatchObject({
+      from_version: null,
+      to_version: '2',
+      pending: [{ version: '1' }, { version: '2' }],
+    });
     expect(await tableNames(url)).toEqual([]); // not even the ledger
     await runCli(['migrate', '--database-url', url, '--migrations', dir, '--to', '1']);
     const status = await runCli(['status', '--database-url', url, '--migrations', dir, '--json']);
-    expect(status.json()).toMatchObject({ from_version: '1', to_version: '1', applied: [{ version: '1', name: 'a' }], pending: [{ version: '2', name: 'b' }] });
+    expect(status.json()).toMatchObject({
+      from_version: '1',
+      to_version: '1',
+      applied: [{ version: '1', name: 'a' }],
+      pending: [{ version: '2', name: 'b' }],
+    });
     const human = await runCli(['status', '--database-url', url, '--migrations', dir]);
     expect(human.stdout).toMatch(/current version: 1\n {2}applied {2}1 a\n {2}pending {2}2 b/);
   });
 
   test('a failing migration exits 1 with file, line and SQLSTATE, and the database stays at its version', async () => {
     const { url } = await createDatabase();
-    const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '2_b.up.sql': 'CREATE TABLE b (id int);\nSELECT 1/0;' });
+    const dir = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE a (id int);',
+      '2_b.up.sql': 'CREATE TABLE b (id int);\nSELECT 1/0;',
+    });
     const run = await runCli(['migrate', '--database-url', url, '--migrations', dir, '--json']);
     expect(run.code).toBe(1);
-    expect(run.json()).toMatchObject({ ok: false, from_version: null, to_version: null, applied: [], errors: [{ file: '2_b.up.sql', line: 2, sqlstate: '22012' }] });
+    expect(run.json()).toMatchObject({
+      ok: false,
+      from_version: null,
+      to_version: null,
+      applied: [],
+      errors: [{ file: '2_b.up.sql', line: 2, sqlstate: '22012' }],
+    });
     expect(await tableNames(url)).toEqual(['orion_schema_history']);
     const text = await runCli(['migrate', '--database-url', url, '--migrations', dir]);
     expect(text.stderr).toMatch(/error: 2_b\.up\.sql:2: SQLSTATE 22012: division by zero/);
@@ -67,11 +93,19 @@ describe('orion-db migrate / status / plan / down', () => {
     ['unknown directive', { '1_a.up.sql': '-- orion:yolo\nSELECT 1;' }, '1_a.up.sql'],
     ['bad directive value', { '1_a.up.sql': '-- orion:statement-timeout soon\nSELECT 1;' }, '1_a.up.sql'],
     ['syntax error', { '1_a.up.sql': 'CREATE TABLE ok (id int);\nSELEC 1;' }, '1_a.up.sql'],
-    ['unmarked CONCURRENTLY', { '1_a.up.sql': 'CREATE TABLE ok (id int);\nCREATE INDEX CONCURRENTLY i ON ok (id);' }, '1_a.up.sql'],
+    [
+      'unmarked CONCURRENTLY',
+      { '1_a.up.sql': 'CREATE TABLE ok (id int);\nCREATE INDEX CONCURRENTLY i ON ok (id);' },
+      '1_a.up.sql',
+    ],
     ['COMMIT', { '1_a.up.sql': 'CREATE TABLE ok (id int);\nCOMMIT;' }, '1_a.up.sql'],
   ])('bad input (%s) exits 2 naming the file, with the database untouched', async (_name, files, file) => {
     const { url } = await createDatabase();
-    const dir = migrationsDir({ '000_placeholder.txt': '', ...files, '3_ok.up.sql': 'CREATE TABLE would_be_created (id int);' });
+    const dir = migrationsDir({
+      '000_placeholder.txt': '',
+      ...files,
+      '3_ok.up.sql': 'CREATE TABLE would_be_created (id int);',
+    });
     const run = await runCli(['migrate', '--database-url', url, '--migrations', dir, '--json']);
     expect(run.code).toBe(2);
     const report = run.json();
@@ -84,15 +118,27 @@ describe('orion-db migrate / status / plan / down', () => {
     const { url } = await createDatabase();
     const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);\n' });
     await runCli(['migrate', '--database-url', url, '--migrations', dir]);
-    const tampered = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id bigint);\n', '2_b.up.sql': 'CREATE TABLE b (id int);' });
+    const tampered = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE a (id bigint);\n',
+      '2_b.up.sql': 'CREATE TABLE b (id int);',
+    });
     const run = await runCli(['migrate', '--database-url', url, '--migrations', tampered, '--json']);
     expect(run.code).toBe(2);
-    expect(run.json().errors[0]).toMatchObject({ file: '1_a.up.sql', message: expect.stringMatching(/edited after it was applied/) });
+    expect(run.json().errors[0]).toMatchObject({
+      file: '1_a.up.sql',
+      message: expect.stringMatching(/edited after it was applied/),
+    });
     expect(await tableNames(url)).toEqual(['a', 'orion_schema_history']);
     // status still shows the state beside the problem
     const status = await runCli(['status', '--database-url', url, '--migrations', tampered, '--json']);
     expect(status.code).toBe(2);
-    expect(status.json()).toMatchObject({ ok: false, to_version: '1', applied: [{ version: '1', name: 'a' }], pending: [{ version: '2', name: 'b' }], errors: [{ file: '1_a.up.sql' }] });
+    expect(status.json()).toMatchObject({
+      ok: false,
+      to_version: '1',
+      applied: [{ version: '1', name: 'a' }],
+      pending: [{ version: '2', name: 'b' }],
+      errors: [{ file: '1_a.up.sql' }],
+    });
   });
 
   test('exits 3 naming the holder when the migration lock is not free in time', async () => {
@@ -102,9 +148,20 @@ describe('orion-db migrate / status / plan / down', () => {
     await holder.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY.toString()]);
     try {
       const pid = (await holder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-      const run = await runCli(['migrate', '--database-url', url, '--migrations', SHIPPED_MIGRATIONS, '--lock-timeout', '500ms', '--json']);
+      const run = await runCli([
+        'migrate',
+        '--database-url',
+        url,
+        '--migrations',
+        SOP_MIGRATIONS,
+        '--lock-timeout',
+        '500ms',
+        '--json',
+      ]);
       expect(run.code).toBe(3);
-      expect(run.json().errors[0].message).toMatch(new RegExp(`held by pid ${pid} \\(application_name "deploy-from-laptop"\\)`));
+      expect(run.json().errors[0].message).toMatch(
+        new RegExp(`held by pid ${pid} \\(application_name "deploy-from-laptop"\\)`),
+      );
       expect(await tableNames(url)).toEqual([]); // nothing ran, not even the ledger's creation
     } finally {
       await holder.end();
@@ -113,12 +170,14 @@ describe('orion-db migrate / status / plan / down', () => {
 
   test('down --to reverts and reports; down without --to is a usage error', async () => {
     const { url } = await createDatabase();
-    await runCli(['migrate', '--database-url', url, '--migrations', SHIPPED_MIGRATIONS]);
-    await query(url, `INSERT INTO activities (title, source_language) VALUES ('kept', 'en')`);
-    const run = await runCli(['down', '--to', '1', '--database-url', url, '--migrations', SHIPPED_MIGRATIONS, '--json']);
+    await runCli(['migrate', '--database-url', url, '--migrations', SOP_MIGRATIONS]);
+    await query(url, insertActivities('kept'));
+    const run = await runCli(['down', '--to', '1', '--database-url', url, '--migrations', SOP_MIGRATIONS, '--json']);
     expect(run.code).toBe(0);
     expect(run.json()).toMatchObject({ from_version: '2', to_version: '1', applied: [{ version: '2' }] });
-    expect((await query(url, `SELECT count(*)::int AS n FROM pg_indexes WHERE indexname LIKE 'idx_activities_s%'`))[0].n).toBe(1);
+    expect(
+      (await query(url, `SELECT count(*)::int AS n FROM pg_indexes WHERE indexname LIKE 'idx_activities_s%'`))[0].n,
+    ).toBe(1);
     expect((await runCli(['down', '--database-url', url])).code).toBe(2);
   });
 
@@ -126,27 +185,43 @@ describe('orion-db migrate / status / plan / down', () => {
     const { url } = await createDatabase();
     const secret = 'S3cr3t-pa55word';
     const wrong = url.replace(/:[^:@/]+@/, `:${secret}@`);
-    const run = await runCli(['migrate', '--database-url', wrong, '--migrations', SHIPPED_MIGRATIONS, '--json']);
+    const run = await runCli(['migrate', '--database-url', wrong, '--migrations', SOP_MIGRATIONS, '--json']);
     expect(run.code).toBe(2);
     expect(run.json().errors[0].message).toMatch(/password authentication failed|cannot connect/);
     expect(run.stdout + run.stderr).not.toContain(secret);
     expect(run.stdout).toContain('***');
-    const text = await runCli(['status', '--database-url', wrong, '--migrations', SHIPPED_MIGRATIONS]);
+    const text = await runCli(['status', '--database-url', wrong, '--migrations', SOP_MIGRATIONS]);
     expect(text.stdout + text.stderr).not.toContain(secret);
   });
 
   test('sslmode in the URL is honoured: requiring TLS from a server without it is a clear error', async () => {
     const { url } = await createDatabase();
-    const run = await runCli(['status', '--database-url', `${url}?sslmode=require`, '--migrations', SHIPPED_MIGRATIONS, '--json']);
+    const run = await runCli([
+      'status',
+      '--database-url',
+      `${url}?sslmode=require`,
+      '--migrations',
+      SOP_MIGRATIONS,
+      '--json',
+    ]);
     expect(run.code).toBe(2);
     expect(run.json().errors[0].message).toMatch(/does not support SSL/);
   });
 
   test('an unreachable host fails within the connect timeout, not a hang', async () => {
     const started = Date.now();
-    const run = await runCli(['status', '--database-url', 'postgres://u:p@127.0.0.1:1/db', '--migrations', SHIPPED_MIGRATIONS, '--json']);
+    const run = await runCli([
+      'status',
+      '--database-url',
+      'postgres://u:p@127.0.0.1:1/db',
+      '--migrations',
+      SOP_MIGRATIONS,
+      '--json',
+    ]);
     expect(run.code).toBe(2);
-    expect(run.json().errors[0].message).toMatch(/cannot connect to postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db: .*ECONNREFUSED/);
+    expect(run.json().errors[0].message).toMatch(
+      /cannot connect to postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db: .*ECONNREFUSED/,
+    );
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
@@ -155,7 +230,7 @@ describe('orion-db migrate / status / plan / down', () => {
     const flag = await runCli(['migrate', '--databse-url', 'x']);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toMatch(/Unknown option '--databse-url'/);
-    const none = await runCli(['status', '--migrations', SHIPPED_MIGRATIONS, '--json']);
+    const none = await runCli(['status', '--migrations', SOP_MIGRATIONS, '--json']);
     expect(none.code).toBe(2);
     expect(none.json().errors[0].message).toMatch(/no database given/);
   });
@@ -165,7 +240,11 @@ describe('orion-db migrate / status / plan / down', () => {
     const run = await runCli(['new', 'add_users', '--migrations', dir, '--json']);
     expect(run.code).toBe(0);
     expect(run.json().files).toEqual(['000008_add_users.up.sql', '000008_add_users.down.sql']);
-    expect(readdirSync(dir).sort()).toEqual(['000007_a.up.sql', '000008_add_users.down.sql', '000008_add_users.up.sql']);
+    expect(readdirSync(dir).sort()).toEqual([
+      '000007_a.up.sql',
+      '000008_add_users.down.sql',
+      '000008_add_users.up.sql',
+    ]);
     expect(readFileSync(join(dir, '000008_add_users.up.sql'), 'utf8')).toMatch(/^-- add_users/);
     expect((await runCli(['new', 'Bad Name', '--migrations', dir])).code).toBe(2);
   });

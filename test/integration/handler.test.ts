@@ -2,10 +2,11 @@
  * The custom-resource handler through its whole event life cycle, on real PostgreSQL, with the
  * snapshot port backed by template databases and CloudFormation mocked at the SDK boundary.
  */
-import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { mockClient } from 'aws-sdk-client-mock';
+
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { mockClient } from 'aws-sdk-client-mock';
 import type { Client } from 'pg';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isStackRollingBack } from '../../lambda/aws/stack-status';
@@ -13,8 +14,17 @@ import { snapshotId } from '../../lambda/lifecycle/deploy';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
 import { createHandlers, type ProviderEvent } from '../../lambda/schema-migrator/handler';
 import type { SchemaMigrationsProperties } from '../../lambda/schema-migrator/properties';
-import { adminQuery, adminUrl, client, migrationsDir, query, SHIPPED_MIGRATIONS, tableNames } from '../helpers/db';
-import { deployFixture, type DeployFixture } from '../helpers/deploy';
+import {
+  adminQuery,
+  adminUrl,
+  client,
+  insertActivities,
+  migrationsDir,
+  query,
+  SOP_MIGRATIONS,
+  tableNames,
+} from '../helpers/db';
+import { type DeployFixture, deployFixture } from '../helpers/deploy';
 import { cuttingProxy } from '../helpers/proxy';
 
 const STACK_ID = 'arn:aws:cloudformation:eu-west-1:123456789012:stack/Orion-test/0a1b2c3d';
@@ -40,12 +50,15 @@ afterEach(async () => {
 });
 
 function stackStatus(status: string) {
-  cfn.on(DescribeStacksCommand, { StackName: STACK_ID }).resolves({ Stacks: [{ StackName: 'Orion-test', StackStatus: status as any, CreationTime: new Date() }] });
+  cfn
+    .on(DescribeStacksCommand, { StackName: STACK_ID })
+    .resolves({ Stacks: [{ StackName: 'Orion-test', StackStatus: status as any, CreationTime: new Date() }] });
 }
 
 /** A handler as one Lambda bundle would be: its own migrations folder. */
 function handlers(dir: string, serverUrl = fixture.serverUrl) {
-  const record = (level: string) => (message: string, extra?: Record<string, unknown>) => logs.push({ level, message, extra });
+  const record = (level: string) => (message: string, extra?: Record<string, unknown>) =>
+    logs.push({ level, message, extra });
   return createHandlers({
     migrationsDir: dir,
     logger: { info: record('info'), warn: record('warn'), error: record('error') },
@@ -55,7 +68,11 @@ function handlers(dir: string, serverUrl = fixture.serverUrl) {
       flush: () => {},
     },
     isRollingBack: (stackId) => isStackRollingBack(new CloudFormationClient({ region: 'eu-west-1' }), stackId),
-    target: async () => ({ serverUrl, secrets: fixture.secrets, snapshots: new TemplateDatabaseSnapshots(admin, fixture.roles.database) }),
+    target: async () => ({
+      serverUrl,
+      secrets: fixture.secrets,
+      snapshots: new TemplateDatabaseSnapshots(admin, fixture.roles.database),
+    }),
   });
 }
 
@@ -111,10 +128,15 @@ async function deploy(dir: string, e: ProviderEvent) {
   throw new Error('never completed');
 }
 
-function shipped(extra: Record<string, string> = {}): string {
+function sopPlus(extra: Record<string, string> = {}): string {
   const files: Record<string, string> = {};
-  for (const f of ['000001_init_schema.up.sql', '000001_init_schema.down.sql', '000002_activities_start_time_speaker_idx.up.sql', '000002_activities_start_time_speaker_idx.down.sql']) {
-    files[f] = readFileSync(join(SHIPPED_MIGRATIONS, f), 'utf8');
+  for (const f of [
+    '000001_init_schema.up.sql',
+    '000001_init_schema.down.sql',
+    '000002_activities_start_time_speaker_idx.up.sql',
+    '000002_activities_start_time_speaker_idx.down.sql',
+  ]) {
+    files[f] = readFileSync(join(SOP_MIGRATIONS, f), 'utf8');
   }
   return migrationsDir({ ...files, ...extra });
 }
@@ -125,17 +147,29 @@ async function ledger() {
 
 describe('Custom::SchemaMigrations handler', () => {
   test('Create applies the migrations; a no-op Update applies nothing and takes no snapshot; an Update with a new migration applies it', async () => {
-    const created = await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
-    expect(created).toMatchObject({ PhysicalResourceId: `orion-test/${fixture.roles.database}`, IsComplete: true, Data: { FromVersion: 'none', ToVersion: '2', Applied: '2' } });
+    const created = await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    expect(created).toMatchObject({
+      PhysicalResourceId: `orion-test/${fixture.roles.database}`,
+      IsComplete: true,
+      Data: { FromVersion: 'none', ToVersion: '2', Applied: '2' },
+    });
     expect(await tableNames(fixture.targetUrl)).toContain('activities');
 
-    const noop = await deploy(SHIPPED_MIGRATIONS, event('Update', 'd2', 'd1'));
+    const noop = await deploy(SOP_MIGRATIONS, event('Update', 'd2', 'd1'));
     expect(noop.Data).toEqual({ FromVersion: '2', ToVersion: '2', Applied: '0', Snapshot: 'none' });
     expect(await fixture.snapshotDatabases()).toHaveLength(1);
 
-    const dir = shipped({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int PRIMARY KEY);', '000003_speakers.down.sql': 'DROP TABLE speakers;' });
+    const dir = sopPlus({
+      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int PRIMARY KEY);',
+      '000003_speakers.down.sql': 'DROP TABLE speakers;',
+    });
     const updated = await deploy(dir, event('Update', 'd3', 'd2'));
-    expect(updated.Data).toEqual({ FromVersion: '2', ToVersion: '3', Applied: '1', Snapshot: snapshotId(fixture.prefix, 'd3') });
+    expect(updated.Data).toEqual({
+      FromVersion: '2',
+      ToVersion: '3',
+      Applied: '1',
+      Snapshot: snapshotId(fixture.prefix, 'd3'),
+    });
     expect(metrics.MigrationsApplied).toBe(3);
 
     // A retry of the same request (the Provider re-invoking) is idempotent.
@@ -145,8 +179,11 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a failing transactional migration fails the resource naming file, line and SQLSTATE, and leaves the database unchanged', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
-    const dir = shipped({ '000003_ok.up.sql': 'CREATE TABLE fine (id int);', '000004_broken.up.sql': 'SELECT 1;\nINSERT INTO nowhere VALUES (1);' });
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const dir = sopPlus({
+      '000003_ok.up.sql': 'CREATE TABLE fine (id int);',
+      '000004_broken.up.sql': 'SELECT 1;\nINSERT INTO nowhere VALUES (1);',
+    });
     await expect(deploy(dir, event('Update', 'd2', 'd1'))).rejects.toThrow(
       'Schema migration failed: 000004_broken.up.sql:2 SQLSTATE 42P01: relation "nowhere" does not exist. The database was left unchanged at version 2.',
     );
@@ -156,11 +193,12 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a failing non-transactional migration after a committed one restores the snapshot, and a retry says so again', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
-    await query(fixture.targetUrl, `INSERT INTO activities (title, source_language) VALUES ('dup', 'en'), ('dup', 'en')`);
-    const dir = shipped({
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    await query(fixture.targetUrl, insertActivities('dup', 'dup'));
+    const dir = sopPlus({
       '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
-      '000004_unique_title.up.sql': '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
+      '000004_unique_title.up.sql':
+        '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
     });
     const id = snapshotId(fixture.prefix, 'd2');
     const message = new RegExp(
@@ -176,13 +214,16 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a stack rollback after a later resource failed reverts the failed deploy with its stored down scripts', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
-    const next = shipped({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);', '000003_speakers.down.sql': 'DROP TABLE speakers;' });
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const next = sopPlus({
+      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+      '000003_speakers.down.sql': 'DROP TABLE speakers;',
+    });
     await deploy(next, event('Update', 'd2', 'd1'));
     expect(await tableNames(fixture.targetUrl)).toContain('speakers');
 
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS'); // a resource after ours failed
-    const rolledBack = await deploy(SHIPPED_MIGRATIONS, event('Update', 'd1', 'd2'));
+    const rolledBack = await deploy(SOP_MIGRATIONS, event('Update', 'd1', 'd2'));
     expect(rolledBack.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     expect((await ledger()).find((r) => r.version === 3)).toMatchObject({ status: 'reverted', deploy_id: 'd2' });
@@ -190,10 +231,10 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a stack rollback restores the failed deploy’s snapshot when a down script is missing', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
-    await deploy(shipped({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' }), event('Update', 'd2', 'd1'));
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    await deploy(sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' }), event('Update', 'd2', 'd1'));
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    const rolledBack = await deploy(SHIPPED_MIGRATIONS, event('Update', 'd1', 'd2'));
+    const rolledBack = await deploy(SOP_MIGRATIONS, event('Update', 'd1', 'd2'));
     expect(rolledBack.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     expect(metrics.Restores).toBe(1);
@@ -201,50 +242,64 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a rollback that left the database at the previous version only re-asserts the lockdown', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     await adminQuery(`ALTER ROLE "${fixture.roles.app}" CREATEDB`);
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    const rolledBack = await deploy(SHIPPED_MIGRATIONS, event('Update', 'd1', 'd2'));
+    const rolledBack = await deploy(SOP_MIGRATIONS, event('Update', 'd1', 'd2'));
     expect(rolledBack.IsComplete).toBe(true);
-    expect((await adminQuery(`SELECT rolcreatedb FROM pg_roles WHERE rolname = $1`, [fixture.roles.app]))[0].rolcreatedb).toBe(false);
+    expect(
+      (await adminQuery(`SELECT rolcreatedb FROM pg_roles WHERE rolname = $1`, [fixture.roles.app]))[0].rolcreatedb,
+    ).toBe(false);
     expect((await ledger()).map((r) => r.status)).toEqual(['applied', 'applied']);
   });
 
   test('a rollback never fails, even when it cannot do its work: it reports through logs and the metric', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
     fixture.secrets.masterCredentials = { ...fixture.secrets.masterCredentials, password: 'wrong-password-for-test' };
     const bad = { ...event('Update', 'd1', 'd2') };
-    const rolledBack = await deploy(SHIPPED_MIGRATIONS, bad);
+    const rolledBack = await deploy(SOP_MIGRATIONS, bad);
     expect(rolledBack.IsComplete).toBe(true);
     expect(metrics).toMatchObject({ RollbackProblems: 1, MigrationFailures: 1 });
     expect(JSON.stringify(logs)).not.toContain('wrong-password-for-test');
     // Malformed properties during a rollback: still no failure.
-    const h = handlers(SHIPPED_MIGRATIONS);
+    const h = handlers(SOP_MIGRATIONS);
     const malformed = { ...bad, ResourceProperties: { ServiceToken: 'x' } } as ProviderEvent;
     await expect(h.onEvent(malformed)).resolves.toBeDefined();
     await expect(h.isComplete(malformed, context)).resolves.toEqual({ IsComplete: true });
   });
 
   test('Delete never drops anything, including after a failed Create (the Provider framework’s marker id)', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
-    const h = handlers(SHIPPED_MIGRATIONS);
-    await expect(h.onEvent(event('Delete', 'd1'))).resolves.toEqual({ PhysicalResourceId: `orion-test/${fixture.roles.database}` });
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const h = handlers(SOP_MIGRATIONS);
+    await expect(h.onEvent(event('Delete', 'd1'))).resolves.toEqual({
+      PhysicalResourceId: `orion-test/${fixture.roles.database}`,
+    });
     await expect(h.isComplete(event('Delete', 'd1'), context)).resolves.toEqual({ IsComplete: true });
-    const afterFailedCreate = { ...event('Delete', 'd0'), PhysicalResourceId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED' } as ProviderEvent;
-    await expect(h.onEvent(afterFailedCreate)).resolves.toEqual({ PhysicalResourceId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED' });
+    const afterFailedCreate = {
+      ...event('Delete', 'd0'),
+      PhysicalResourceId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED',
+    } as ProviderEvent;
+    await expect(h.onEvent(afterFailedCreate)).resolves.toEqual({
+      PhysicalResourceId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED',
+    });
     expect(await tableNames(fixture.targetUrl)).toContain('activities');
   });
 
   test('malformed properties fail the resource with a message naming the property', async () => {
-    const e = { ...event('Create', 'd1'), ResourceProperties: { ServiceToken: 'x', ...properties('d1'), RestoreMultiAz: 'yes' } } as ProviderEvent;
-    await expect(handlers(SHIPPED_MIGRATIONS).onEvent(e)).rejects.toThrow('Custom::SchemaMigrations property RestoreMultiAz must be "true" or "false", got "yes"');
+    const e = {
+      ...event('Create', 'd1'),
+      ResourceProperties: { ServiceToken: 'x', ...properties('d1'), RestoreMultiAz: 'yes' },
+    } as ProviderEvent;
+    await expect(handlers(SOP_MIGRATIONS).onEvent(e)).rejects.toThrow(
+      'Custom::SchemaMigrations property RestoreMultiAz must be "true" or "false", got "yes"',
+    );
   });
 
   test('a Lambda killed mid-migration is re-invoked and completes, applying each migration once', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     await query(fixture.targetUrl, 'CREATE TABLE slow_marker (id int)');
-    const dir = shipped({
+    const dir = sopPlus({
       '000003_slow.up.sql': `CREATE TABLE speakers (id int);\nSELECT pg_sleep(CASE WHEN to_regclass('public.slow_marker') IS NULL THEN 0 ELSE 30 END);`,
     });
     const h = handlers(dir);
@@ -253,7 +308,9 @@ describe('Custom::SchemaMigrations handler', () => {
     const running = h.isComplete(e, context).catch((err) => err);
     // The invocation dies: its connection goes with it (as when Lambda times out).
     for (let i = 0; i < 50; i++) {
-      const killed = await adminQuery(`SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND pid <> pg_backend_pid()`);
+      const killed = await adminQuery(
+        `SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND pid <> pg_backend_pid()`,
+      );
       if (killed.length) break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -266,19 +323,21 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a connection lost for good mid-migration fails the resource without claiming nothing changed', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const server = new URL(adminUrl());
     const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
     try {
       const viaProxy = new URL(fixture.serverUrl);
       viaProxy.host = `127.0.0.1:${proxy.port}`;
       proxy.cutAfter(/CREATE TABLE cut_b/, 2); // the batch, and the run that follows the reconnection
-      const h = handlers(shipped({ '000003_cut.up.sql': 'CREATE TABLE cut_b (id int);' }), viaProxy.toString());
+      const h = handlers(sopPlus({ '000003_cut.up.sql': 'CREATE TABLE cut_b (id int);' }), viaProxy.toString());
       const e = event('Update', 'd2', 'd1');
       await h.onEvent(e);
       const err = await h.isComplete(e, context).catch((x) => x);
       expect(proxy.cuts).toBe(2);
-      expect(err.message).toMatch(/^Schema migration failed: the connection to the database was lost during the migration \(.*\): whether the last batch committed is unknown/);
+      expect(err.message).toMatch(
+        /^Schema migration failed: the connection to the database was lost during the migration \(.*\): whether the last batch committed is unknown/,
+      );
       expect(err.message).not.toMatch(/did not start|Nothing was changed/);
       expect(metrics.MigrationFailures).toBe(1);
     } finally {
@@ -287,9 +346,9 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('no secret appears in any log line or failure message', async () => {
-    await deploy(SHIPPED_MIGRATIONS, event('Create', 'd1'));
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const app = fixture.secrets.appCredentials.password;
-    const dir = shipped({ '000003_leak.up.sql': `SELECT 1/0 AS "${app}";` });
+    const dir = sopPlus({ '000003_leak.up.sql': `SELECT 1/0 AS "${app}";` });
     const err = await deploy(dir, event('Update', 'd2', 'd1')).catch((e) => e);
     expect(err.message).toMatch(/SQLSTATE 22012/);
     const text = JSON.stringify(logs) + err.message;

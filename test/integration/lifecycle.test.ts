@@ -1,10 +1,18 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { BadInputError, OutcomeUnknownError } from '../../lambda/engine/errors';
-import { snapshotId } from '../../lambda/lifecycle/deploy';
 import type { RunEvent } from '../../lambda/engine/runner';
-import { adminQuery, adminUrl, migrationsDir, query, SHIPPED_MIGRATIONS, tableNames } from '../helpers/db';
+import { snapshotId } from '../../lambda/lifecycle/deploy';
+import {
+  adminQuery,
+  adminUrl,
+  insertActivities,
+  migrationsDir,
+  query,
+  SOP_MIGRATIONS,
+  tableNames,
+} from '../helpers/db';
+import { type DeployFixture, deployFixture } from '../helpers/deploy';
 import { cuttingProxy } from '../helpers/proxy';
-import { deployFixture, type DeployFixture } from '../helpers/deploy';
 
 let fixture: DeployFixture;
 afterEach(async () => {
@@ -18,42 +26,77 @@ async function complete(f: DeployFixture, dir: string, overrides = {}) {
 }
 
 async function roleAttributes(role: string) {
-  return (await adminQuery(`SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = $1`, [role]))[0];
+  return (
+    await adminQuery(
+      `SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = $1`,
+      [role],
+    )
+  )[0];
 }
 
 describe('deploy lifecycle', () => {
   test('bootstraps, snapshots, migrates as the owner, locks down and verifies; a second run is a no-op', async () => {
     fixture = deployFixture();
     const { roles } = fixture;
-    const first = await complete(fixture, SHIPPED_MIGRATIONS);
+    const first = await complete(fixture, SOP_MIGRATIONS);
     expect(first).toMatchObject({ ok: true, from_version: null, to_version: '2', restored: false, errors: [] });
-    expect(first.bootstrap).toEqual([`created database ${roles.database}`, `created role ${roles.owner}`, `created role ${roles.group}`, `created role ${roles.app}`]);
+    expect(first.bootstrap).toEqual([
+      `created database ${roles.database}`,
+      `created role ${roles.owner}`,
+      `created role ${roles.group}`,
+      `created role ${roles.app}`,
+    ]);
     expect(first.snapshot).toMatch(new RegExp(`^${fixture.prefix}-pre-test-`));
     expect(await fixture.snapshotDatabases()).toHaveLength(1);
     expect(first.lockdown!.ok).toBe(true);
     expect(first.lockdown!.checks.length).toBeGreaterThanOrEqual(10);
     expect(first.row_counts).toEqual({ before: {}, after: { activities: 0, activity_tokens: 0, viewer_entries: 0 } });
-    const owners = await query(fixture.targetUrl, `SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'orion_schema_history'`);
+    const owners = await query(
+      fixture.targetUrl,
+      `SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'orion_schema_history'`,
+    );
     expect(owners).toEqual([{ tableowner: roles.owner }]);
-    expect(await roleAttributes(roles.app)).toEqual({ rolcanlogin: true, rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false });
+    expect(await roleAttributes(roles.app)).toEqual({
+      rolcanlogin: true,
+      rolsuper: false,
+      rolcreatedb: false,
+      rolcreaterole: false,
+      rolreplication: false,
+      rolbypassrls: false,
+    });
 
-    await query(fixture.targetUrl, `INSERT INTO activities (title, source_language) VALUES ('a', 'en'), ('b', 'de')`);
-    const second = await complete(fixture, SHIPPED_MIGRATIONS);
-    expect(second).toMatchObject({ ok: true, from_version: '2', to_version: '2', applied: [], snapshot: null, bootstrap: [] });
+    await query(fixture.targetUrl, insertActivities('a', { title: 'b', inputLanguage: 'de' }));
+    const second = await complete(fixture, SOP_MIGRATIONS);
+    expect(second).toMatchObject({
+      ok: true,
+      from_version: '2',
+      to_version: '2',
+      applied: [],
+      snapshot: null,
+      bootstrap: [],
+    });
     expect(second.lockdown!.corrected).toEqual([]);
-    expect(second.row_counts).toEqual({ before: { activities: 2, activity_tokens: 0, viewer_entries: 0 }, after: { activities: 2, activity_tokens: 0, viewer_entries: 0 } });
+    expect(second.row_counts).toEqual({
+      before: { activities: 2, activity_tokens: 0, viewer_entries: 0 },
+      after: { activities: 2, activity_tokens: 0, viewer_entries: 0 },
+    });
     expect(await fixture.snapshotDatabases()).toHaveLength(1); // a no-op deploy takes no snapshot
   });
 
   test('the app role is really refused CREATE DATABASE / ROLE / TABLE and the ledger, and can read and write', async () => {
     fixture = deployFixture();
-    await complete(fixture, SHIPPED_MIGRATIONS);
+    await complete(fixture, SOP_MIGRATIONS);
     const app = await fixture.appClient();
     try {
-      for (const sql of ['CREATE DATABASE nope', 'CREATE ROLE nope', 'CREATE TABLE public.nope (id int)', 'SELECT * FROM orion_schema_history']) {
+      for (const sql of [
+        'CREATE DATABASE nope',
+        'CREATE ROLE nope',
+        'CREATE TABLE public.nope (id int)',
+        'SELECT * FROM orion_schema_history',
+      ]) {
         await expect(app.query(sql), sql).rejects.toMatchObject({ code: '42501' });
       }
-      await app.query(`INSERT INTO activities (title, source_language) VALUES ('t', 'en')`);
+      await app.query(insertActivities('t'));
       await app.query(`UPDATE activities SET title = 'u'`);
       expect((await app.query('SELECT title FROM activities')).rows).toEqual([{ title: 'u' }]);
       await app.query('DELETE FROM activities');
@@ -65,10 +108,12 @@ describe('deploy lifecycle', () => {
 
   test('tables created by later migrations are covered by the default privileges', async () => {
     fixture = deployFixture();
-    await complete(fixture, SHIPPED_MIGRATIONS);
+    await complete(fixture, SOP_MIGRATIONS);
     const more = migrationsDir({
-      '000001_init_schema.up.sql': await readShipped('000001_init_schema.up.sql'),
-      '000002_activities_start_time_speaker_idx.up.sql': await readShipped('000002_activities_start_time_speaker_idx.up.sql'),
+      '000001_init_schema.up.sql': await readFixture('000001_init_schema.up.sql'),
+      '000002_activities_start_time_speaker_idx.up.sql': await readFixture(
+        '000002_activities_start_time_speaker_idx.up.sql',
+      ),
       '000003_later.up.sql': 'CREATE TABLE later (id serial primary key, v text);',
     });
     expect((await complete(fixture, more)).applied).toEqual([{ version: '3', name: 'later', ms: expect.any(Number) }]);
@@ -84,11 +129,14 @@ describe('deploy lifecycle', () => {
   test('hand-made drift is corrected on the next run and reported', async () => {
     fixture = deployFixture();
     const { roles } = fixture;
-    await complete(fixture, SHIPPED_MIGRATIONS);
+    await complete(fixture, SOP_MIGRATIONS);
     await adminQuery(`ALTER ROLE "${roles.app}" CREATEDB CREATEROLE`);
     await adminQuery(`GRANT pg_read_all_data TO "${roles.app}"`);
-    await query(fixture.targetUrl, `ALTER TABLE activities OWNER TO "${roles.app}"; GRANT TRUNCATE ON viewer_entries TO "${roles.app}"; GRANT SELECT ON orion_schema_history TO "${roles.group}"; GRANT CREATE ON SCHEMA public TO PUBLIC`);
-    const report = await complete(fixture, SHIPPED_MIGRATIONS);
+    await query(
+      fixture.targetUrl,
+      `ALTER TABLE activities OWNER TO "${roles.app}"; GRANT TRUNCATE ON viewer_entries TO "${roles.app}"; GRANT SELECT ON orion_schema_history TO "${roles.group}"; GRANT CREATE ON SCHEMA public TO PUBLIC`,
+    );
+    const report = await complete(fixture, SOP_MIGRATIONS);
     expect(report.lockdown!.ok).toBe(true);
     expect(report.lockdown!.corrected).toEqual(
       expect.arrayContaining([
@@ -101,37 +149,48 @@ describe('deploy lifecycle', () => {
         `${roles.app} was a member of pg_read_all_data`,
       ]),
     );
-    expect(await adminQuery(`SELECT pg_has_role($1, 'pg_read_all_data', 'MEMBER') AS m`, [roles.app])).toEqual([{ m: false }]);
+    expect(await adminQuery(`SELECT pg_has_role($1, 'pg_read_all_data', 'MEMBER') AS m`, [roles.app])).toEqual([
+      { m: false },
+    ]);
     expect(await roleAttributes(roles.app)).toMatchObject({ rolcreatedb: false, rolcreaterole: false });
-    expect(await query(fixture.targetUrl, `SELECT tableowner FROM pg_tables WHERE tablename = 'activities'`)).toEqual([{ tableowner: roles.owner }]);
-    const again = await complete(fixture, SHIPPED_MIGRATIONS);
+    expect(await query(fixture.targetUrl, `SELECT tableowner FROM pg_tables WHERE tablename = 'activities'`)).toEqual([
+      { tableowner: roles.owner },
+    ]);
+    const again = await complete(fixture, SOP_MIGRATIONS);
     expect(again.lockdown!.corrected).toEqual([]);
   });
 
   test('a failing transactional migration restores nothing and leaves the pre-deploy version', async () => {
     fixture = deployFixture();
-    await complete(fixture, SHIPPED_MIGRATIONS);
+    await complete(fixture, SOP_MIGRATIONS);
     const dir = migrationsDir({
-      '000001_init_schema.up.sql': await readShipped('000001_init_schema.up.sql'),
-      '000002_activities_start_time_speaker_idx.up.sql': await readShipped('000002_activities_start_time_speaker_idx.up.sql'),
+      '000001_init_schema.up.sql': await readFixture('000001_init_schema.up.sql'),
+      '000002_activities_start_time_speaker_idx.up.sql': await readFixture(
+        '000002_activities_start_time_speaker_idx.up.sql',
+      ),
       '000003_new_table.up.sql': 'CREATE TABLE speakers (id int);',
       '000004_broken.up.sql': 'ALTER TABLE activities ADD COLUMN x int;\nALTER TABLE nope ADD COLUMN y int;',
     });
     const report = await complete(fixture, dir);
     expect(report).toMatchObject({ ok: false, from_version: '2', to_version: '2', restored: false, lockdown: null });
-    expect(report.errors).toEqual([{ file: '000004_broken.up.sql', line: 2, sqlstate: '42P01', message: 'relation "nope" does not exist' }]);
+    expect(report.errors).toEqual([
+      { file: '000004_broken.up.sql', line: 2, sqlstate: '42P01', message: 'relation "nope" does not exist' },
+    ]);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
   });
 
   test('a failing non-transactional migration after a committed one restores the snapshot', async () => {
     fixture = deployFixture();
-    await complete(fixture, SHIPPED_MIGRATIONS);
-    await query(fixture.targetUrl, `INSERT INTO activities (title, source_language) VALUES ('before the deploy', 'en')`);
+    await complete(fixture, SOP_MIGRATIONS);
+    await query(fixture.targetUrl, insertActivities('before the deploy'));
     const dir = migrationsDir({
-      '000001_init_schema.up.sql': await readShipped('000001_init_schema.up.sql'),
-      '000002_activities_start_time_speaker_idx.up.sql': await readShipped('000002_activities_start_time_speaker_idx.up.sql'),
-      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);\nINSERT INTO activities (title, source_language) VALUES (\'during\', \'en\');',
-      '000004_unique_title.up.sql': '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_lang ON activities (source_language);',
+      '000001_init_schema.up.sql': await readFixture('000001_init_schema.up.sql'),
+      '000002_activities_start_time_speaker_idx.up.sql': await readFixture(
+        '000002_activities_start_time_speaker_idx.up.sql',
+      ),
+      '000003_speakers.up.sql': `CREATE TABLE speakers (id int);\n${insertActivities('during')};`,
+      '000004_unique_title.up.sql':
+        '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_lang ON activities (input_language);',
     });
     const report = await complete(fixture, dir);
     expect(report).toMatchObject({ ok: false, restored: true, from_version: '2', to_version: '2' });
@@ -139,7 +198,9 @@ describe('deploy lifecycle', () => {
     expect(report.errors[0]).toMatchObject({ file: '000004_unique_title.up.sql', line: 3, sqlstate: '23505' });
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     expect(await query(fixture.targetUrl, 'SELECT title FROM activities')).toEqual([{ title: 'before the deploy' }]);
-    const kept = await adminQuery(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${fixture.roles.database}_failed_%`]);
+    const kept = await adminQuery(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [
+      `${fixture.roles.database}_failed_%`,
+    ]);
     expect(kept).toHaveLength(1); // the failed database is kept for inspection
     expect(await tableNames(withDb(kept[0].datname))).toContain('speakers');
   });
@@ -153,16 +214,19 @@ describe('deploy lifecycle', () => {
       const report = await complete(fixture, migrationsDir(files), { snapshotRetention: 2 });
       taken.push(report.snapshot as string);
     }
-    const expected = taken.slice(-2).map((id) => id.replace(/-/g, '_')).sort();
+    const expected = taken
+      .slice(-2)
+      .map((id) => id.replace(/-/g, '_'))
+      .sort();
     expect(await fixture.snapshotDatabases()).toEqual(expected);
   });
 
   test('the secret is the source of truth: a rotated password works, the old one no longer does', async () => {
     fixture = deployFixture();
-    await complete(fixture, SHIPPED_MIGRATIONS);
+    await complete(fixture, SOP_MIGRATIONS);
     const old = fixture.secrets.appCredentials.password;
     fixture.secrets.appCredentials = { ...fixture.secrets.appCredentials, password: 'rotated-Password-123' };
-    await complete(fixture, SHIPPED_MIGRATIONS);
+    await complete(fixture, SOP_MIGRATIONS);
     const app = await fixture.appClient('rotated-Password-123');
     await app.end();
     await expect(fixture.appClient(old)).rejects.toMatchObject({ code: '28P01' });
@@ -171,15 +235,15 @@ describe('deploy lifecycle', () => {
   test('multi-user rotation: the clone named by the secret gets the password and the same lockdown', async () => {
     fixture = deployFixture();
     const { roles } = fixture;
-    await complete(fixture, SHIPPED_MIGRATIONS);
+    await complete(fixture, SOP_MIGRATIONS);
     await adminQuery(`CREATE ROLE "${roles.app}_clone" LOGIN CREATEDB`); // as the rotation Lambda would, plus drift
     fixture.secrets.appCredentials = { username: `${roles.app}_clone`, password: 'clone-Password-456' };
-    const report = await complete(fixture, SHIPPED_MIGRATIONS);
+    const report = await complete(fixture, SOP_MIGRATIONS);
     expect(report.lockdown!.ok).toBe(true);
     expect(report.lockdown!.corrected).toContain(`${roles.app}_clone had CREATEDB`);
     const clone = await fixture.appClient('clone-Password-456');
     try {
-      await clone.query(`INSERT INTO activities (title, source_language) VALUES ('c', 'en')`);
+      await clone.query(insertActivities('c'));
       await expect(clone.query('CREATE TABLE x (id int)')).rejects.toMatchObject({ code: '42501' });
     } finally {
       await clone.end();
@@ -194,7 +258,7 @@ describe('deploy lifecycle', () => {
   ])('an invalid %s name is a clear error and nothing is created', async (key, value) => {
     fixture = deployFixture();
     const roles = { ...fixture.roles, [key]: value };
-    const err = await fixture.deploy(SHIPPED_MIGRATIONS, { roles }).catch((e) => e);
+    const err = await fixture.deploy(SOP_MIGRATIONS, { roles }).catch((e) => e);
     expect(err).toBeInstanceOf(BadInputError);
     expect(err.message).toMatch(new RegExp(`${key === 'database' ? 'database name' : `${key} role`}`));
     expect(await adminQuery(`SELECT 1 FROM pg_database WHERE datname = $1`, [fixture.roles.database])).toEqual([]);
@@ -210,7 +274,7 @@ describe('deploy lifecycle', () => {
 
   test('no secret appears in the report', async () => {
     fixture = deployFixture();
-    const report = await complete(fixture, SHIPPED_MIGRATIONS);
+    const report = await complete(fixture, SOP_MIGRATIONS);
     const text = JSON.stringify(report);
     expect(text).not.toContain(fixture.secrets.appCredentials.password);
     expect(text).not.toContain(fixture.secrets.masterCredentials.password);
@@ -227,7 +291,9 @@ describe('a connection lost during the migration (a proxy cuts it)', () => {
     try {
       const report = await complete(fixture, dir, {
         serverUrl: viaProxy.toString(),
-        run: { onEvent: (e: RunEvent) => e.type === 'batch-start' && (every || proxy.cuts === 0) && proxy.cutAfter(cutAt) },
+        run: {
+          onEvent: (e: RunEvent) => e.type === 'batch-start' && (every || proxy.cuts === 0) && proxy.cutAfter(cutAt),
+        },
       });
       expect(proxy.cuts).toBe(1);
       return report;
@@ -243,10 +309,12 @@ describe('a connection lost during the migration (a proxy cuts it)', () => {
     expect(report).toMatchObject({ ok: true, from_version: null, to_version: '2', restored: false, errors: [] });
     expect(report.applied.map((a) => a.version)).toEqual(['1', '2']);
     expect(report.lockdown!.ok).toBe(true);
-    expect(await query(fixture.targetUrl, `SELECT version::int, status FROM orion_schema_history ORDER BY id`)).toEqual([
-      { version: 1, status: 'applied' },
-      { version: 2, status: 'applied' },
-    ]);
+    expect(await query(fixture.targetUrl, `SELECT version::int, status FROM orion_schema_history ORDER BY id`)).toEqual(
+      [
+        { version: 1, status: 'applied' },
+        { version: 2, status: 'applied' },
+      ],
+    );
   });
 
   test('mid-batch: nothing committed, the second run applies everything once, the cut attempt stays on record', async () => {
@@ -255,7 +323,9 @@ describe('a connection lost during the migration (a proxy cuts it)', () => {
     expect(report).toMatchObject({ ok: true, from_version: null, to_version: '2', restored: false, errors: [] });
     expect(report.applied.map((a) => a.version)).toEqual(['1', '2']);
     expect(await tableNames(fixture.targetUrl)).toEqual(expect.arrayContaining(['cut_a', 'cut_b']));
-    expect(await query(fixture.targetUrl, `SELECT version::int, status, message FROM orion_schema_history ORDER BY id`)).toEqual([
+    expect(
+      await query(fixture.targetUrl, `SELECT version::int, status, message FROM orion_schema_history ORDER BY id`),
+    ).toEqual([
       { version: 1, status: 'failed', message: expect.stringMatching(/^interrupted/) },
       { version: 1, status: 'applied', message: null },
       { version: 2, status: 'applied', message: null },
@@ -267,9 +337,13 @@ describe('a connection lost during the migration (a proxy cuts it)', () => {
     const err = await deployCut(migrationsDir(files), /CREATE TABLE cut_b/, { every: true }).catch((e) => e);
     expect(err).toBeInstanceOf(OutcomeUnknownError);
     expect(err.exitCode).toBe(1); // something may have run: not "bad input, nothing ran"
-    expect(err.message).toMatch(/^the connection to the database was lost during the migration \(.*Connection terminated unexpectedly.*; then, on the second run: .*\): whether the last batch committed is unknown/);
+    expect(err.message).toMatch(
+      /^the connection to the database was lost during the migration \(.*Connection terminated unexpectedly.*; then, on the second run: .*\): whether the last batch committed is unknown/,
+    );
     expect(await fixture.snapshotDatabases()).toHaveLength(1); // taken, not restored
-    expect(await query(fixture.targetUrl, `SELECT status, count(*)::int AS n FROM orion_schema_history GROUP BY status`)).toEqual([{ status: 'failed', n: 2 }]);
+    expect(
+      await query(fixture.targetUrl, `SELECT status, count(*)::int AS n FROM orion_schema_history GROUP BY status`),
+    ).toEqual([{ status: 'failed', n: 2 }]);
     expect(await tableNames(fixture.targetUrl)).toEqual(['orion_schema_history']);
   });
 });
@@ -277,7 +351,9 @@ describe('a connection lost during the migration (a proxy cuts it)', () => {
 describe('snapshotId', () => {
   test('is deterministic, a valid RDS identifier, and distinct per deploy', () => {
     const a = snapshotId('orion-prod', 'arn:aws:cloudformation:eu-west-1:123:stack/Orion/abc--2026-11-23T20:15:00Z');
-    expect(a).toBe(snapshotId('orion-prod', 'arn:aws:cloudformation:eu-west-1:123:stack/Orion/abc--2026-11-23T20:15:00Z'));
+    expect(a).toBe(
+      snapshotId('orion-prod', 'arn:aws:cloudformation:eu-west-1:123:stack/Orion/abc--2026-11-23T20:15:00Z'),
+    );
     expect(a).toMatch(/^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$/);
     expect(a.length).toBeLessThanOrEqual(255);
     expect(snapshotId('orion-prod', 'deploy-2')).not.toBe(snapshotId('orion-prod', 'deploy-3'));
@@ -285,9 +361,9 @@ describe('snapshotId', () => {
   });
 });
 
-async function readShipped(file: string): Promise<string> {
+async function readFixture(file: string): Promise<string> {
   const { readFileSync } = await import('node:fs');
-  return readFileSync(`${SHIPPED_MIGRATIONS}/${file}`, 'utf8');
+  return readFileSync(`${SOP_MIGRATIONS}/${file}`, 'utf8');
 }
 
 function withDb(name: string): string {

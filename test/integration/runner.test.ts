@@ -13,7 +13,10 @@ async function run(url: string, dir: string, options: Parameters<typeof migrate>
 }
 
 async function ledger(url: string) {
-  return query(url, `SELECT version::int, name, status, sqlstate, failed_line, statements_done FROM orion_schema_history ORDER BY id`);
+  return query(
+    url,
+    `SELECT version::int, name, status, sqlstate, failed_line, statements_done FROM orion_schema_history ORDER BY id`,
+  );
 }
 
 describe('migrate', () => {
@@ -24,9 +27,19 @@ describe('migrate', () => {
     expect(first.applied.map((a) => a.version)).toEqual([1n, 2n]);
     expect(first).toMatchObject({ fromVersion: null, toVersion: 2n, pending: [] });
     expect(await tableNames(url)).toEqual(['activities', 'activity_tokens', 'orion_schema_history', 'viewer_entries']);
-    const indexes = (await query(url, `SELECT indexname FROM pg_indexes WHERE tablename = 'activities' ORDER BY 1`)).map((r) => r.indexname);
-    expect(indexes).toEqual(['activities_pkey', 'idx_activities_speaker', 'idx_activities_start_time', 'idx_activities_status']);
-    const rows = await query(url, `SELECT version::int, status, deploy_id, length(checksum) AS len, down_sql IS NOT NULL AS has_down FROM orion_schema_history ORDER BY version`);
+    const indexes = (
+      await query(url, `SELECT indexname FROM pg_indexes WHERE tablename = 'activities' ORDER BY 1`)
+    ).map((r) => r.indexname);
+    expect(indexes).toEqual([
+      'activities_pkey',
+      'idx_activities_speaker',
+      'idx_activities_start_time',
+      'idx_activities_status',
+    ]);
+    const rows = await query(
+      url,
+      `SELECT version::int, status, deploy_id, length(checksum) AS len, down_sql IS NOT NULL AS has_down FROM orion_schema_history ORDER BY version`,
+    );
     expect(rows).toEqual([
       { version: 1, status: 'applied', deploy_id: 'd1', len: 64, has_down: true },
       { version: 2, status: 'applied', deploy_id: 'd1', len: 64, has_down: true },
@@ -50,7 +63,9 @@ describe('migrate', () => {
     expect(result).toMatchObject({ applied: [], toVersion: null, partiallyApplied: false, connectionLost: false });
     expect(result.pending.map((p) => p.version)).toEqual([1n, 2n, 3n]);
     expect(await tableNames(url)).toEqual(['orion_schema_history']);
-    expect(await ledger(url)).toEqual([{ version: 3, name: 'c', status: 'failed', sqlstate: '42P01', failed_line: 5, statements_done: null }]);
+    expect(await ledger(url)).toEqual([
+      { version: 3, name: 'c', status: 'failed', sqlstate: '42P01', failed_line: 5, statements_done: null },
+    ]);
   });
 
   test('runs the SQL as the given role, so it owns what it creates', async () => {
@@ -60,8 +75,12 @@ describe('migrate', () => {
     try {
       const result = await run(url, migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);' }), { role });
       expect(result.error).toBeUndefined();
-      expect(await query(url, `SELECT tableowner FROM pg_tables WHERE tablename = 'a'`)).toEqual([{ tableowner: role }]);
-      expect((await query(url, `SELECT tableowner FROM pg_tables WHERE tablename = 'orion_schema_history'`))[0].tableowner).not.toBe(role);
+      expect(await query(url, `SELECT tableowner FROM pg_tables WHERE tablename = 'a'`)).toEqual([
+        { tableowner: role },
+      ]);
+      expect(
+        (await query(url, `SELECT tableowner FROM pg_tables WHERE tablename = 'orion_schema_history'`))[0].tableowner,
+      ).not.toBe(role);
     } finally {
       await query(url, `DROP OWNED BY "${role}"; DROP ROLE "${role}"`);
     }
@@ -72,7 +91,11 @@ describe('migrate', () => {
     const good = await run(url, migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);' }), { dryRun: true });
     expect(good).toMatchObject({ dryRun: true, toVersion: null, error: undefined });
     expect(good.applied.map((a) => a.version)).toEqual([1n]);
-    const bad = await run(url, migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '2_b.up.sql': 'SELECT 1/0;' }), { dryRun: true });
+    const bad = await run(
+      url,
+      migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '2_b.up.sql': 'SELECT 1/0;' }),
+      { dryRun: true },
+    );
     expect(bad.error).toMatchObject({ file: '2_b.up.sql', sqlstate: '22012' });
     expect(await tableNames(url)).toEqual(['orion_schema_history']);
     expect(await ledger(url)).toEqual([]);
@@ -88,7 +111,9 @@ describe('migrate', () => {
     const first = await run(url, migrationsDir(files));
     expect(first.error).toMatchObject({ file: '1_idx.up.sql', line: 3, sqlstate: '23505' });
     expect(first.partiallyApplied).toBe(true);
-    expect(await query(url, `SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x'::regclass`)).toEqual([{ indisvalid: false }]);
+    expect(await query(url, `SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x'::regclass`)).toEqual([
+      { indisvalid: false },
+    ]);
     expect(await ledger(url)).toEqual([
       { version: 1, name: 'idx', status: 'incomplete', sqlstate: null, failed_line: null, statements_done: 1 },
       { version: 1, name: 'idx', status: 'failed', sqlstate: '23505', failed_line: 3, statements_done: null },
@@ -99,7 +124,9 @@ describe('migrate', () => {
     const second = await run(url, migrationsDir(files), { onEvent: (e) => e.type === 'cleanup' && events.push(e.sql) });
     expect(second.error).toBeUndefined();
     expect(events).toEqual(['DROP INDEX CONCURRENTLY IF EXISTS "t_x"']);
-    expect(await query(url, `SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x'::regclass`)).toEqual([{ indisvalid: true }]);
+    expect(await query(url, `SELECT indisvalid FROM pg_index WHERE indexrelid = 't_x'::regclass`)).toEqual([
+      { indisvalid: true },
+    ]);
     expect((await ledger(url)).map((r) => r.status)).toEqual(['applied', 'failed']);
   });
 
@@ -110,17 +137,23 @@ describe('migrate', () => {
     await holder.query('BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE');
     try {
       const retries: number[] = [];
-      const result = await run(url, migrationsDir({ '1_a.up.sql': '-- orion:lock-timeout 100ms\nALTER TABLE busy ADD COLUMN x int;' }), {
-        lockRetries: 2,
-        onEvent: (e) => e.type === 'retry' && retries.push(e.delayMs),
-      });
+      const result = await run(
+        url,
+        migrationsDir({ '1_a.up.sql': '-- orion:lock-timeout 100ms\nALTER TABLE busy ADD COLUMN x int;' }),
+        {
+          lockRetries: 2,
+          onEvent: (e) => e.type === 'retry' && retries.push(e.delayMs),
+        },
+      );
       expect(retries).toEqual([200, 400]);
       expect(result.error).toMatchObject({ file: '1_a.up.sql', line: 2, sqlstate: '55P03' });
       expect(result.error!.message).toMatch(/lock timeout/);
     } finally {
       await holder.end();
     }
-    expect((await query(url, `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'busy'`))[0].n).toBe(1);
+    expect(
+      (await query(url, `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'busy'`))[0].n,
+    ).toBe(1);
   });
 
   test('refuses to use an enum value added in the same batch, before anything runs', async () => {
@@ -170,7 +203,11 @@ describe('down', () => {
 
   test('a version without a down script is an error before anything runs', async () => {
     const { url } = await createDatabase();
-    const dir = migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '1_a.down.sql': 'DROP TABLE a;', '2_b.up.sql': 'CREATE TABLE b (id int);' });
+    const dir = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE a (id int);',
+      '1_a.down.sql': 'DROP TABLE a;',
+      '2_b.up.sql': 'CREATE TABLE b (id int);',
+    });
     await run(url, dir);
     const c = await client(url);
     await expect(down(c, { to: 0n }).finally(() => c.end())).rejects.toThrow(/no down script was stored for 2 \(b\)/);

@@ -1,18 +1,25 @@
 /**
  * `orion-db up` end to end, as `npm start` runs it: its own embedded PostgreSQL under .orion/.
  */
-import { chmodSync, cpSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { stopLocalServer } from '../../lambda/local/local-server';
 import { runCli } from '../helpers/cli';
-import { SHIPPED_MIGRATIONS } from '../helpers/db';
+import { insertActivities, SHIPPED_MIGRATIONS } from '../helpers/db';
 
 const project = mkdtempSync(join(tmpdir(), 'orion-up-'));
 chmodSync(project, 0o755); // the server runs as user postgres when the tests run as root
 cpSync(SHIPPED_MIGRATIONS, join(project, 'migrations'), { recursive: true });
+/** Whatever the shipped folder holds today: this test must not change when a migration is added. */
+const shippedVersions = readdirSync(SHIPPED_MIGRATIONS)
+  .filter((f) => f.endsWith('.up.sql'))
+  .map((f) => BigInt(f.split('_')[0]))
+  .sort((a, b) => (a < b ? -1 : 1))
+  .map(String);
+const newest = shippedVersions.at(-1)!;
 
 afterAll(async () => {
   await stopLocalServer(join(project, '.orion'));
@@ -23,8 +30,15 @@ describe('orion-db up (npm start)', () => {
     const first = await runCli(['up', '--json'], { cwd: project });
     expect(first.code, first.stderr).toBe(0);
     const report = first.json();
-    expect(report).toMatchObject({ ok: true, command: 'up', from_version: null, to_version: '2', restored: false, errors: [] });
-    expect(report.applied.map((a: any) => a.version)).toEqual(['1', '2']);
+    expect(report).toMatchObject({
+      ok: true,
+      command: 'up',
+      from_version: null,
+      to_version: newest,
+      restored: false,
+      errors: [],
+    });
+    expect(report.applied.map((a: any) => a.version)).toEqual(shippedVersions);
     expect(report.snapshot).toMatch(/^orion-local-pre-local-/);
     expect(report.lockdown.ok).toBe(true);
     expect(report.app_url).toMatch(/^postgres:\/\/orion_app@127\.0\.0\.1:\d+\/orion_prod$/);
@@ -35,9 +49,11 @@ describe('orion-db up (npm start)', () => {
 
     const second = await runCli(['up'], { cwd: project });
     expect(second.code, second.stderr).toBe(0);
-    expect(second.stdout).toMatch(/^ok: 2 → 2, applied 0, pending 0$/m);
+    expect(second.stdout).toMatch(new RegExp(`^ok: ${newest} → ${newest}, applied 0, pending 0$`, 'm'));
     expect(second.stdout).not.toMatch(/snapshot:/);
-    expect(second.stdout).toMatch(/application connection: postgres:\/\/orion_app@127\.0\.0\.1:\d+\/orion_prod\n {2}password: .*secrets\.json \("appPassword"\)/);
+    expect(second.stdout).toMatch(
+      /application connection: postgres:\/\/orion_app@127\.0\.0\.1:\d+\/orion_prod\n {2}password: .*secrets\.json \("appPassword"\)/,
+    );
     for (const output of [first.stdout, first.stderr, second.stdout, second.stderr]) {
       expect(output).not.toContain(secrets.appPassword);
       expect(output).not.toContain(secrets.masterPassword);
@@ -53,7 +69,9 @@ describe('orion-db up (npm start)', () => {
     try {
       const run = await runCli(['up', '--json'], { cwd: project });
       expect(run.code, run.stderr).toBe(0);
-      expect(run.stderr).toMatch(new RegExp(`port ${port} is taken by another program; moving this project's server to port \\d+`));
+      expect(run.stderr).toMatch(
+        new RegExp(`port ${port} is taken by another program; moving this project's server to port \\d+`),
+      );
       expect(run.json()).toMatchObject({ ok: true, applied: [], snapshot: null });
       expect(JSON.parse(readFileSync(state, 'utf8')).port).not.toBe(port);
     } finally {
@@ -68,22 +86,42 @@ describe('orion-db up (npm start)', () => {
     const { Client } = await import('pg');
     const c = new Client({ connectionString: url('orion_prod') });
     await c.connect();
-    await c.query(`INSERT INTO activities (title, source_language) VALUES ('a', 'en'), ('b', 'fr')`);
+    await c.query(insertActivities('a', 'b'));
     await c.end();
     const admin = new Client({ connectionString: url('postgres') });
     await admin.connect();
     await admin.query(`CREATE DATABASE copy_of_prod TEMPLATE orion_prod`);
     await admin.end();
-    const same = await runCli(['verify', '--from', url('orion_prod'), '--to', url('copy_of_prod'), '--sample', '1', '--json']);
+    const same = await runCli([
+      'verify',
+      '--from',
+      url('orion_prod'),
+      '--to',
+      url('copy_of_prod'),
+      '--sample',
+      '1',
+      '--json',
+    ]);
     expect(same.code, same.stderr).toBe(0);
     expect(same.json().tables.activities).toMatchObject({ from: { rows: 2 }, to: { rows: 2 } });
     const copy = new Client({ connectionString: url('copy_of_prod') });
     await copy.connect();
     await copy.query(`UPDATE activities SET title = 'changed' WHERE title = 'b'`);
     await copy.end();
-    const changed = await runCli(['verify', '--from', url('orion_prod'), '--to', url('copy_of_prod'), '--sample', '1', '--json']);
+    const changed = await runCli([
+      'verify',
+      '--from',
+      url('orion_prod'),
+      '--to',
+      url('copy_of_prod'),
+      '--sample',
+      '1',
+      '--json',
+    ]);
     expect(changed.code).toBe(1);
-    expect(changed.json().errors).toEqual([{ message: 'table activities: same row count (2) but the sampled rows differ' }]);
+    expect(changed.json().errors).toEqual([
+      { message: 'table activities: same row count (2) but the sampled rows differ' },
+    ]);
     expect(changed.stdout).not.toContain(masterPassword);
   });
 });

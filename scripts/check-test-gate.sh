@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Proves the test gate can fail: a deliberately failing test, run with the suite's own global setup,
+# must make vitest exit non-zero and report exactly that failure, and the embedded PostgreSQL it
+# started must be stopped and its directory removed. (Once, an exit hook of a dependency turned
+# every failing run into exit 0, so nothing could stop a broken change.)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+shm=/dev/shm; [ -d "$shm" ] || shm=${TMPDIR:-/tmp}
+before=$(ls -d "$shm"/orion-test-* 2>/dev/null | sort)
+out=$(npx vitest run --config test/gate/vitest.config.mts 2>&1); code=$?
+after=$(ls -d "$shm"/orion-test-* 2>/dev/null | sort)
+fail() { echo "test gate broken: $1" >&2; echo "$out" | tail -20 >&2; exit 1; }
+[ "$code" -ne 0 ] || fail "a failing test made vitest exit 0"
+echo "$out" | grep -q "Tests .*1 failed" || fail "vitest exited $code without reporting the deliberate failure"
+echo "$out" | grep -q "deliberately failing" || fail "the deliberate failure is not the one reported"
+[ "$before" = "$after" ] || fail "the embedded PostgreSQL's directory was left behind: $(comm -13 <(echo "$before") <(echo "$after"))"
+echo "test gate ok: a failing test exits $code${ORION_TEST_DATABASE_URL:+ (against ORION_TEST_DATABASE_URL)}"
