@@ -1,6 +1,7 @@
 /**
  * Builders for the deploy lifecycle on the test server: unique names per test (roles are
- * cluster-wide), in-memory secrets, the template-database snapshot port.
+ * cluster-wide), in-memory secrets, the template-database snapshot port. The lifecycle connects as
+ * the master the fixture is given: RDS-like (test/helpers/rds.ts) or the superuser.
  */
 import type { Client } from 'pg';
 import { withDatabase } from '../../lambda/engine/db';
@@ -10,14 +11,17 @@ import type { Credentials, SecretsPort } from '../../lambda/lifecycle/ports';
 import { generatePassword } from '../../lambda/local/secrets';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
 import { adminQuery, adminUrl, client, uniqueName } from './db';
+import { type Master, rdsMaster, superuserMaster } from './rds';
 
 export class MemorySecrets implements SecretsPort {
+  /** Set to replace the fixture's master (e.g. a wrong password). */
+  masterCredentials?: Credentials;
   constructor(
-    public masterCredentials: Credentials,
+    private readonly defaultMaster: () => Promise<Credentials>,
     public appCredentials: Credentials,
   ) {}
   async master() {
-    return this.masterCredentials;
+    return this.masterCredentials ?? (await this.defaultMaster());
   }
   async app() {
     return this.appCredentials;
@@ -29,6 +33,8 @@ export interface DeployFixture {
   readonly secrets: MemorySecrets;
   readonly serverUrl: string;
   readonly prefix: string;
+  /** The master the lifecycle connects as. */
+  master(): Promise<Master>;
   /** Superuser URL of the target database. */
   readonly targetUrl: string;
   deploy(migrationsDir: string, overrides?: Partial<DeployConfig>): ReturnType<typeof runDeploy>;
@@ -39,7 +45,12 @@ export interface DeployFixture {
 
 let deploys = 0;
 
-export function deployFixture(): DeployFixture {
+export interface DeployFixtureOptions {
+  /** Who the lifecycle connects as ('rds': NOSUPERUSER CREATEDB CREATEROLE, in rds_superuser). @default 'superuser' */
+  readonly master?: 'rds' | 'superuser';
+}
+
+export function deployFixture(options: DeployFixtureOptions = {}): DeployFixture {
   const base = uniqueName('o');
   const roles: LockdownRoles = {
     database: `${base}_db`,
@@ -47,8 +58,7 @@ export function deployFixture(): DeployFixture {
     group: `${base}_rw`,
     app: `${base}_app`,
   };
-  const admin = new URL(adminUrl());
-  const master = { username: decodeURIComponent(admin.username), password: decodeURIComponent(admin.password) };
+  const master = async () => ((options.master ?? 'superuser') === 'rds' ? rdsMaster() : superuserMaster());
   const secrets = new MemorySecrets(master, { username: roles.app, password: generatePassword() });
   const server = new URL(adminUrl());
   server.username = server.password = '';
@@ -58,8 +68,10 @@ export function deployFixture(): DeployFixture {
     secrets,
     serverUrl: server.toString(),
     prefix,
+    master,
     targetUrl: withDatabase(adminUrl(), roles.database),
     async deploy(migrationsDir, overrides = {}) {
+      // The snapshot port stands in for RDS's API (not SQL): it keeps the superuser.
       const c = await client(adminUrl());
       try {
         return await runDeploy(

@@ -256,7 +256,7 @@ describe('Custom::SchemaMigrations handler', () => {
   test('a rollback never fails, even when it cannot do its work: it reports through logs and the metric', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    fixture.secrets.masterCredentials = { ...fixture.secrets.masterCredentials, password: 'wrong-password-for-test' };
+    fixture.secrets.masterCredentials = { ...(await fixture.secrets.master()), password: 'wrong-password-for-test' };
     const bad = { ...event('Update', 'd1', 'd2') };
     const rolledBack = await deploy(SOP_MIGRATIONS, bad);
     expect(rolledBack.IsComplete).toBe(true);
@@ -353,6 +353,6 @@ describe('Custom::SchemaMigrations handler', () => {
     expect(err.message).toMatch(/SQLSTATE 22012/);
     const text = JSON.stringify(logs) + err.message;
     expect(text).not.toContain(app);
-    expect(text).not.toContain(fixture.secrets.masterCredentials.password);
+    expect(text).not.toContain((await fixture.secrets.master()).password);
   });
 });

@@ -277,7 +277,7 @@ describe('deploy lifecycle', () => {
     const report = await complete(fixture, SOP_MIGRATIONS);
     const text = JSON.stringify(report);
     expect(text).not.toContain(fixture.secrets.appCredentials.password);
-    expect(text).not.toContain(fixture.secrets.masterCredentials.password);
+    expect(text).not.toContain((await fixture.secrets.master()).password);
   });
 });
 
