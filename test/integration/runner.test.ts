@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { loadMigrations } from '../../lambda/engine/files';
 import { down, migrate } from '../../lambda/engine/runner';
-import { client, createDatabase, migrationsDir, query, SHIPPED_MIGRATIONS, tableNames } from '../helpers/db';
+import { client, createDatabase, migrationsDir, query, SOP_MIGRATIONS, tableNames } from '../helpers/db';
 
 async function run(url: string, dir: string, options: Parameters<typeof migrate>[2] = {}) {
   const c = await client(url);
@@ -20,9 +20,9 @@ async function ledger(url: string) {
 }
 
 describe('migrate', () => {
-  test('applies the shipped migrations, then nothing on a second run', async () => {
+  test('applies the SOP migrations, then nothing on a second run', async () => {
     const { url } = await createDatabase();
-    const first = await run(url, SHIPPED_MIGRATIONS, { deployId: 'd1' });
+    const first = await run(url, SOP_MIGRATIONS, { deployId: 'd1' });
     expect(first.error).toBeUndefined();
     expect(first.applied.map((a) => a.version)).toEqual([1n, 2n]);
     expect(first).toMatchObject({ fromVersion: null, toVersion: 2n, pending: [] });
@@ -45,7 +45,7 @@ describe('migrate', () => {
       { version: 2, status: 'applied', deploy_id: 'd1', len: 64, has_down: true },
     ]);
 
-    const second = await run(url, SHIPPED_MIGRATIONS);
+    const second = await run(url, SOP_MIGRATIONS);
     expect(second).toMatchObject({ applied: [], fromVersion: 2n, toVersion: 2n, pending: [] });
     expect((await ledger(url)).length).toBe(2);
   });
