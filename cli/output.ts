@@ -18,16 +18,23 @@ export function renderReport(r: Report): string {
   } else if (r.command === 'plan') {
     if (r.pending.length === 0) lines.push(`nothing to do: at version ${version(r.from_version)}`);
     else lines.push(`${version(r.from_version)} → ${version(r.to_version)}:`);
-    for (const s of (r.steps as { version: string; file: string; transaction: boolean; statements: number }[]) ?? []) {
+    for (const s of (r.steps as { file: string; batch: number; transaction: boolean; statements: number }[]) ?? []) {
       lines.push(
-        `  ${s.file} (${s.statements} statement(s), ${s.transaction ? 'in the deploy transaction' : 'no transaction'})`,
+        `  ${s.file} (${s.statements} statement(s), ${s.transaction ? `batch ${s.batch}` : 'no transaction'})`,
       );
     }
+    for (const b of (r.batch_splits as { after: string; reason: string }[] | undefined) ?? [])
+      lines.push(`  commits after ${b.after}: ${b.reason}`);
   } else if (r.command === 'migrate' || r.command === 'down' || r.command === 'up') {
-    const verb = r.command === 'down' ? 'reverted' : r.dry_run ? 'would apply' : 'applied';
+    const verb =
+      r.command === 'down' ? (r.dry_run ? 'would revert' : 'reverted') : r.dry_run ? 'would apply' : 'applied';
     lines.push(
       `${r.ok ? 'ok' : 'FAILED'}: ${version(r.from_version)} → ${version(r.to_version)}, ${verb} ${r.applied.length}, pending ${r.pending.length}`,
     );
+    for (const b of (r.batch_splits as { after: string; before: string; reason: string }[] | undefined) ?? [])
+      lines.push(`batch split: committed after ${b.after}, before ${b.before}: ${b.reason}`);
+    for (const k of (r.skipped as { version: string; name: string; reason: string }[] | undefined) ?? [])
+      lines.push(`skipped ${k.version} ${k.name}: ${k.reason}`);
     if (r.snapshot) lines.push(`snapshot: ${r.snapshot}${r.restored ? ' (restored)' : ''}`);
     if (r.lockdown)
       lines.push(

@@ -4,13 +4,20 @@
 
 import { resolve } from 'node:path';
 import type { Client } from 'pg';
-import { checkEnumValueUse } from '../../lambda/engine/batches';
+import { planBatches } from '../../lambda/engine/batches';
 import { connect } from '../../lambda/engine/db';
 import { BadInputError, OrionError } from '../../lambda/engine/errors';
 import { loadMigrations, type Migration, prepareScripts } from '../../lambda/engine/files';
 import { readLedger } from '../../lambda/engine/ledger';
 import { planMigrations } from '../../lambda/engine/plan';
-import { addError, applyRunResult, emptyReport, type Report, versionString } from '../../lambda/engine/report';
+import {
+  addError,
+  applyRunResult,
+  emptyReport,
+  type Report,
+  splitReport,
+  versionString,
+} from '../../lambda/engine/report';
 import { down, migrate, type RunEvent, readPlan } from '../../lambda/engine/runner';
 import { loadParser } from '../../lambda/engine/sql';
 import type { CliOptions } from '../args';
@@ -92,18 +99,22 @@ export async function plan(ctx: CommandContext): Promise<Report> {
       to: ctx.options.to,
     });
     await prepareScripts(result.pending.map((p) => p.migration.up));
-    checkEnumValueUse(result.pending);
+    const batches = planBatches(result.pending);
     const report = emptyReport('plan');
     report.from_version = versionString(result.currentVersion);
     report.to_version = versionString(result.pending.at(-1)?.migration.version ?? result.currentVersion);
     report.pending = result.pending.map((p) => ({ version: p.migration.version.toString(), name: p.migration.name }));
-    report.steps = result.pending.map((p) => ({
-      version: p.migration.version.toString(),
-      file: p.migration.up.file,
-      transaction: !p.migration.up.directives.noTransaction,
-      statements: p.migration.up.statements.length,
-      resume_from: p.resumeFrom || undefined,
-    }));
+    report.steps = batches.flatMap((b, i) =>
+      b.migrations.map((p) => ({
+        version: p.migration.version.toString(),
+        file: p.migration.up.file,
+        batch: i + 1,
+        transaction: !p.migration.up.directives.noTransaction,
+        statements: p.migration.up.statements.length,
+        resume_from: p.resumeFrom || undefined,
+      })),
+    );
+    report.batch_splits = batches.flatMap((b) => (b.split ? [splitReport(b.split)] : []));
     return report;
   } finally {
     await client.end();
@@ -119,7 +130,7 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
       dryRun: o.dryRun,
       allowOutOfOrder: o.allowOutOfOrder,
       lockWaitMs: o.lockWaitMs,
-      onEvent: progressPrinter(ctx.progress),
+      onEvent: progressPrinter(ctx.progress, o.dryRun),
     });
     return applyRunResult(emptyReport('migrate'), result);
   } finally {
@@ -135,7 +146,7 @@ export async function runDown(ctx: CommandContext): Promise<Report> {
       to: o.to!,
       dryRun: o.dryRun,
       lockWaitMs: o.lockWaitMs,
-      onEvent: progressPrinter(ctx.progress),
+      onEvent: progressPrinter(ctx.progress, o.dryRun),
     });
     const report = applyRunResult(emptyReport('down'), result);
     report.reverted = report.applied;
@@ -145,7 +156,8 @@ export async function runDown(ctx: CommandContext): Promise<Report> {
   }
 }
 
-export function progressPrinter(print: (line: string) => void): (e: RunEvent) => void {
+/** Progress lines; a dry run says what it would do, since nothing it ran stays. */
+export function progressPrinter(print: (line: string) => void, dryRun = false): (e: RunEvent) => void {
   return (e) => {
     switch (e.type) {
       case 'lock-wait':
@@ -154,10 +166,15 @@ export function progressPrinter(print: (line: string) => void): (e: RunEvent) =>
         );
         break;
       case 'applied':
-        print(`applied ${e.version} ${e.name} (${e.ms} ms)`);
+        print(`${dryRun ? 'would apply' : 'applied'} ${e.version} ${e.name} (${e.ms} ms)`);
         break;
       case 'reverted':
-        print(`reverted ${e.version} ${e.name} (${e.ms} ms)`);
+        print(`${dryRun ? 'would revert' : 'reverted'} ${e.version} ${e.name} (${e.ms} ms)`);
+        break;
+      case 'batch-split':
+        print(
+          `${dryRun ? 'would commit' : 'committed'} after ${e.split.after}, before ${e.split.before}: ${e.split.reason}`,
+        );
         break;
       case 'retry':
         print(`lock timeout, retry ${e.attempt} in ${e.delayMs} ms: ${e.reason}`);

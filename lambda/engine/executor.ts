@@ -4,7 +4,7 @@
  * recorded progress, and reverts. Every failure is returned as a value after rolling back.
  */
 import type { ClientBase } from 'pg';
-import { groupBatches } from './batches';
+import { type Batch, type BatchSplit, planBatches, splitPointFor55P04 } from './batches';
 import { quoteIdent, quoteQualified } from './db';
 import { MigrationFailedError } from './errors';
 import type { MigrationScript } from './files';
@@ -27,6 +27,7 @@ import type { Statement } from './sql';
 export type RunEvent =
   | { type: 'lock-wait'; holder?: LockHolder }
   | { type: 'batch-start'; versions: bigint[] }
+  | { type: 'batch-split'; split: BatchSplit }
   | { type: 'applied'; version: bigint; name: string; ms: number }
   | { type: 'reverted'; version: bigint; name: string; ms: number }
   | { type: 'retry'; attempt: number; delayMs: number; reason: string }
@@ -59,6 +60,12 @@ export interface AppliedReport {
   readonly ms: number;
 }
 
+export interface SkippedReport {
+  readonly version: bigint;
+  readonly name: string;
+  readonly reason: string;
+}
+
 export interface RunResult {
   readonly fromVersion: bigint | null;
   readonly toVersion: bigint | null;
@@ -66,6 +73,10 @@ export interface RunResult {
   readonly applied: readonly AppliedReport[];
   /** Migrations still pending after the run. */
   readonly pending: readonly { version: bigint; name: string }[];
+  /** Where pending transactional migrations were committed in more than one batch, and why. */
+  readonly splits: readonly BatchSplit[];
+  /** What a dry run could not rehearse in a rolled-back transaction, and why. */
+  readonly skipped: readonly SkippedReport[];
   /** Set when a migration failed; the run stopped there. */
   readonly error?: MigrationFailedError;
   /** True when a failure happened after something had committed in this run. */
@@ -96,13 +107,44 @@ export class Executor {
 
   async run(plan: Plan): Promise<RunResult> {
     let error: MigrationFailedError | undefined;
-    for (const group of groupBatches(plan.pending)) {
-      const alone = group[0].migration.up.directives.noTransaction;
-      if (alone && this.options.dryRun) break; // cannot run non-transactional SQL without committing it
-      error = alone ? await this.runAlone(group[0]) : await this.runBatch(group);
-      if (error) break;
-    }
+    const splits: BatchSplit[] = [];
+    const skipped: SkippedReport[] = [];
     const dryRun = Boolean(this.options.dryRun);
+    const queue: Batch[] = planBatches(plan.pending);
+    const skipRest = (reason: string) => {
+      for (const b of queue.splice(0))
+        for (const { migration: m } of b.migrations) skipped.push({ version: m.version, name: m.name, reason });
+    };
+    while (queue.length && !error) {
+      const batch = queue.shift()!;
+      const alone = batch.migrations[0].migration.up.directives.noTransaction;
+      if (alone && dryRun) {
+        queue.unshift(batch);
+        skipRest(
+          `${batch.migrations[0].migration.up.file} runs outside a transaction: it cannot be rehearsed and rolled back`,
+        );
+        break;
+      }
+      const outcome = alone ? await this.runAlone(batch.migrations[0]) : await this.runBatch(batch.migrations);
+      if (outcome instanceof SplitAt) {
+        // The server refused an enum value the parse tree did not show as used: commit up to the
+        // migration that added it, then run the rest again, once.
+        const first = batch.migrations.slice(0, outcome.index + 1);
+        const rest = batch.migrations.slice(outcome.index + 1);
+        const split = {
+          after: first.at(-1)!.migration.version,
+          before: rest[0].migration.version,
+          reason: outcome.reason,
+        };
+        queue.unshift({ migrations: first, split }, { migrations: rest, split: batch.split });
+        continue;
+      }
+      error = outcome;
+      if (error || !batch.split) continue;
+      splits.push(batch.split);
+      this.options.onEvent?.({ type: 'batch-split', split: batch.split });
+      if (dryRun) skipRest(`would run after ${batch.split.after} commits: ${batch.split.reason}`);
+    }
     const done = new Set(dryRun ? [] : this.applied.map((a) => a.version));
     return {
       fromVersion: plan.currentVersion,
@@ -111,6 +153,8 @@ export class Executor {
       pending: plan.pending
         .filter((p) => !done.has(p.migration.version))
         .map((p) => ({ version: p.migration.version, name: p.migration.name })),
+      splits,
+      skipped,
       error,
       partiallyApplied: Boolean(error) && this.committed,
       connectionLost: error !== undefined && isConnectionLoss(error.cause),
@@ -125,6 +169,7 @@ export class Executor {
   ): Promise<RunResult> {
     let error: MigrationFailedError | undefined;
     const reverted: AppliedReport[] = [];
+    const skipped: SkippedReport[] = [];
     // Consecutive transactional down scripts revert together, atomically.
     for (let i = 0; i < targets.length && !error; ) {
       let j = i + 1;
@@ -132,6 +177,12 @@ export class Executor {
       const rows = targets.slice(i, j);
       const group = scripts.slice(i, j);
       const tx = !scripts[i].directives.noTransaction;
+      if (!tx && this.options.dryRun) {
+        // Outside a transaction nothing can be rolled back: a dry run stops here, and says so.
+        const reason = `${scripts[i].file} runs outside a transaction: it cannot be rehearsed and rolled back`;
+        for (const r of targets.slice(i)) skipped.push({ version: r.version, name: r.name, reason });
+        break;
+      }
       error = await this.withRetries(tx, async () => {
         const timings = await this.runEach(
           rows.map((r, k) => ({ version: r.version, name: r.name, script: group[k] })),
@@ -154,6 +205,8 @@ export class Executor {
       toVersion: maxVersion(null, remaining),
       applied: reverted,
       pending: [],
+      splits: [],
+      skipped,
       error,
       partiallyApplied: Boolean(error) && this.committed,
       connectionLost: error !== undefined && isConnectionLoss(error.cause),
@@ -161,8 +214,11 @@ export class Executor {
     };
   }
 
-  /** All migrations of `group` and their ledger rows in one transaction. */
-  private async runBatch(group: readonly PendingMigration[]): Promise<MigrationFailedError | undefined> {
+  /**
+   * All migrations of `group` and their ledger rows in one transaction; a `SplitAt` when the server
+   * refused a new enum value (55P04) that an earlier migration of the group added.
+   */
+  private async runBatch(group: readonly PendingMigration[]): Promise<MigrationFailedError | SplitAt | undefined> {
     this.options.onEvent?.({ type: 'batch-start', versions: group.map((p) => p.migration.version) });
     // Written before the batch and deleted by its commit: if this process dies, the attempt stays on record.
     const first = group[0].migration;
@@ -211,7 +267,10 @@ export class Executor {
       },
       group,
       attemptId,
-    );
+    ).catch((err) => {
+      if (err instanceof SplitAt) return err;
+      throw err;
+    });
   }
 
   /**
@@ -387,7 +446,8 @@ export class Executor {
 
   /**
    * Runs `attempt`; on failure rolls back, records the failure in the ledger and returns it.
-   * A lock timeout (55P03) of a transactional attempt is retried with exponential backoff.
+   * A lock timeout (55P03) of a transactional attempt is retried with exponential backoff; an enum
+   * value used before its commit (55P04) throws `SplitAt` when an earlier migration of `group` added it.
    */
   private async withRetries(
     inTransaction: boolean,
@@ -408,6 +468,24 @@ export class Executor {
           this.options.onEvent?.({ type: 'retry', attempt: n + 1, delayMs, reason: failure.message });
           await new Promise((r) => setTimeout(r, delayMs));
           continue;
+        }
+        if (inTransaction && failure.sqlstate === '55P04') {
+          const at = splitPointFor55P04(group, failure.file);
+          if (at !== undefined) {
+            // Not a failure of the deploy: the batch runs again in two (the caller's doing).
+            if (attemptId !== undefined) await this.client.query(deleteAttemptQuery(attemptId)).catch(() => {});
+            throw new SplitAt(
+              at,
+              `${failure.file}:${failure.line}: ${failure.serverMessage} (55P04, seen by the server)`,
+            );
+          }
+          failure = new MigrationFailedError(
+            failure.file,
+            failure.line,
+            failure.sqlstate,
+            `${failure.serverMessage}: the value is added in this same migration; add it in an earlier migration, so that it is committed before it is used`,
+            { cause: failure.cause },
+          );
         }
         // Only the reported failure says who holds the lock: no catalog query before each retry.
         if (failure.sqlstate === '55P03' && err instanceof StatementError)
@@ -454,6 +532,14 @@ function isConnectionLoss(err: unknown): boolean {
     (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) ||
     /connection|not queryable|socket/i.test(String(e?.message))
   );
+}
+
+/** Run `migrations[0..index]` as one batch and the rest as another. */
+class SplitAt {
+  constructor(
+    readonly index: number,
+    readonly reason: string,
+  ) {}
 }
 
 /** A statement's error with its file and statement attached, before it becomes a MigrationFailedError. */

@@ -6,7 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { findEnumValueUse } from './batches';
+import { describeUse } from './batches';
+import { AddedEnumValues } from './enum-values';
 import { BadInputError } from './errors';
 import { loadMigrations, type MigrationScript, prepareScripts, readScript } from './files';
 import type { Statement } from './sql';
@@ -273,16 +274,19 @@ function orionRules(script: MigrationScript, hasDown: boolean): Diagnostic[] {
         );
     }
   } else {
-    const use = findEnumValueUse([script]);
-    if (use) {
-      const s = script.statements.find((x) => x.line === use.line);
-      add(
-        s,
-        'enum-value-used-in-same-transaction',
-        'Add the value in its own migration marked "-- orion:no-transaction", then use it in a later one',
-        'error',
-        `'${use.value}' added at ${use.addedAt}`,
-      );
+    // Across files the runner commits in between; within one file it cannot, so the server would refuse.
+    const added = new AddedEnumValues();
+    for (const s of script.statements) {
+      const use = added.firstUse(script.file, [s]);
+      if (use)
+        add(
+          s,
+          'enum-value-used-in-same-transaction',
+          'Add the value in an earlier migration: orion-db commits between migrations where a later one uses it',
+          'warning',
+          describeUse(use),
+        );
+      added.record(script.file, s);
     }
   }
   if (!hasDown) add(undefined, 'missing-down', `Add ${script.file.replace(/\.up\.sql$/, '.down.sql')}`, 'warning');

@@ -2,6 +2,7 @@
  * The report document every command prints with `--json` (DESIGN.md's CLI contract), and that the
  * deploy lifecycle returns. Versions are strings: they may exceed JavaScript's safe integers.
  */
+import type { BatchSplit } from './batches';
 import { type ErrorEntry, toErrorEntries } from './errors';
 import type { RunResult } from './runner';
 
@@ -52,12 +53,20 @@ export function applyRunResult(report: Report, result: RunResult): Report {
   report.to_version = versionString(result.toVersion);
   report.applied = result.applied.map((a) => ({ version: a.version.toString(), name: a.name, ms: a.ms }));
   report.pending = result.pending.map((p) => ({ version: p.version.toString(), name: p.name }));
+  if (result.splits.length) report.batch_splits = result.splits.map(splitReport);
+  if (result.skipped.length)
+    report.skipped = result.skipped.map((s) => ({ version: s.version.toString(), name: s.name, reason: s.reason }));
   if (result.dryRun) report.dry_run = true;
   if (result.error) {
     report.ok = false;
     report.errors.push(...result.error.toEntries());
   }
   return report;
+}
+
+/** A commit boundary inside the pending transactional migrations, as the report shows it. */
+export function splitReport(split: BatchSplit): { after: string; before: string; reason: string } {
+  return { after: split.after.toString(), before: split.before.toString(), reason: split.reason };
 }
 
 export function addError(report: Report, err: unknown): Report {

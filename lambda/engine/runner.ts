@@ -5,7 +5,6 @@
  * re-run resumes it.
  */
 import type { ClientBase } from 'pg';
-import { checkEnumValueUse } from './batches';
 import { BadInputError, type OrionError } from './errors';
 import { Executor, type RunOptions, type RunResult } from './executor';
 import { type Migration, prepareScripts, readScript } from './files';
@@ -49,7 +48,6 @@ export async function migrate(
     const plan = await readPlan(client, migrations, options);
     // Only what will run is parsed; any problem in it stops the run before the ledger is even created.
     await prepareScripts(plan.pending.map((p) => p.migration.up));
-    checkEnumValueUse(plan.pending);
     await ensureLedger(client);
     return new Executor(client, options).run(plan);
   });

@@ -7,7 +7,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
-import { checkEnumValueUse } from '../engine/batches';
 import { connect, withDatabase, withUser } from '../engine/db';
 import { BadInputError, OutcomeUnknownError, VerificationFailedError } from '../engine/errors';
 import { loadMigrations, type Migration, prepareScripts } from '../engine/files';
@@ -97,7 +96,6 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
     await bootstrapSchema(target, roles);
     const plan = await readPlan(target, migrations);
     await prepareScripts(plan.pending.map((p) => p.migration.up));
-    checkEnumValueUse(plan.pending);
     report.from_version = report.to_version = versionString(plan.currentVersion);
     report.row_counts = { before: await rowCounts(target) };
     if (plan.pending.length > 0) {

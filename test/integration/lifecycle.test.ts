@@ -205,6 +205,51 @@ describe('deploy lifecycle', () => {
     expect(await tableNames(withDb(kept[0].datname))).toContain('speakers');
   });
 
+  test('a batch split at an enum value: a failure after the first part committed restores the snapshot', async () => {
+    fixture = deployFixture();
+    await complete(fixture, SOP_MIGRATIONS);
+    const dir = migrationsDir({
+      '000001_init_schema.up.sql': await readFixture('000001_init_schema.up.sql'),
+      '000002_activities_start_time_speaker_idx.up.sql': await readFixture(
+        '000002_activities_start_time_speaker_idx.up.sql',
+      ),
+      '000003_visibility.up.sql':
+        "CREATE TYPE visibility AS ENUM ('Public');\nALTER TABLE activities ADD COLUMN vis visibility;",
+      '000004_private.up.sql': "ALTER TYPE visibility ADD VALUE 'Private';",
+      '000005_private_view.up.sql':
+        "CREATE VIEW private_activities AS SELECT id FROM activities WHERE vis = 'Private';\nALTER TABLE nope ADD COLUMN y int;",
+    });
+    const report = await complete(fixture, dir);
+    expect(report.batch_splits).toEqual([
+      { after: '4', before: '5', reason: expect.stringContaining("may use enum value 'Private'") },
+    ]);
+    expect(report).toMatchObject({ ok: false, restored: true, from_version: '2', to_version: '2' });
+    expect(report.errors[0]).toMatchObject({ file: '000005_private_view.up.sql', line: 2, sqlstate: '42P01' });
+    expect(await query(fixture.targetUrl, `SELECT to_regtype('visibility') AS t`)).toEqual([{ t: null }]);
+    expect(
+      (
+        await query(
+          fixture.targetUrl,
+          `SELECT max(version)::int AS v FROM orion_schema_history WHERE status = 'applied'`,
+        )
+      )[0].v,
+    ).toBe(2);
+  });
+
+  test('a batch split at an enum value applies whole through the lifecycle, the report saying where', async () => {
+    fixture = deployFixture();
+    const dir = migrationsDir({
+      '000001_visibility.up.sql':
+        "CREATE TYPE visibility AS ENUM ('Public');\nCREATE TABLE docs (id int, vis visibility);",
+      '000002_private.up.sql': "ALTER TYPE visibility ADD VALUE 'Private';",
+      '000003_private_view.up.sql': "CREATE VIEW private_docs AS SELECT id FROM docs WHERE vis = 'Private';",
+    });
+    const report = await complete(fixture, dir);
+    expect(report).toMatchObject({ ok: true, from_version: null, to_version: '3', restored: false, errors: [] });
+    expect(report.batch_splits).toEqual([{ after: '2', before: '3', reason: expect.any(String) }]);
+    expect(report.lockdown!.ok).toBe(true);
+  });
+
   test('keeps the newest N pre-migration snapshots', async () => {
     fixture = deployFixture();
     const files: Record<string, string> = {};

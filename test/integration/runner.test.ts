@@ -1,3 +1,5 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadMigrations } from '../../lambda/engine/files';
 import { down, migrate } from '../../lambda/engine/runner';
@@ -156,15 +158,122 @@ describe('migrate', () => {
     ).toBe(1);
   });
 
-  test('refuses to use an enum value added in the same batch, before anything runs', async () => {
+  test('an enum value used after the migration that adds it: the batch commits there and goes on, and says so', async () => {
+    const { url } = await createDatabase();
+    const dir = migrationsDir({
+      '1_t.up.sql': "CREATE TYPE visibility AS ENUM ('Public');\nCREATE TABLE docs (id int, vis visibility);",
+      '2_v.up.sql': "ALTER TYPE visibility ADD VALUE 'Private';",
+      '3_w.up.sql': 'CREATE TABLE other (id int);',
+      '4_u.up.sql': "CREATE VIEW private_docs AS SELECT id FROM docs WHERE vis = 'Private';",
+    });
+    const events: string[] = [];
+    const result = await run(url, dir, {
+      onEvent: (e) => e.type === 'batch-start' && events.push(e.versions.join(',')),
+    });
+    expect(result.error).toBeUndefined();
+    expect(events).toEqual(['1,2', '3,4']);
+    expect(result.splits).toEqual([
+      {
+        after: 2n,
+        before: 3n,
+        reason: expect.stringMatching(
+          /^4_u\.up\.sql:1 may use enum value 'Private' of visibility, added by 2_v\.up\.sql:1/,
+        ),
+      },
+    ]);
+    expect(result.applied.map((a) => a.version)).toEqual([1n, 2n, 3n, 4n]);
+    expect(await query(url, `SELECT count(*)::int AS n FROM private_docs`)).toEqual([{ n: 0 }]);
+  });
+
+  test('a label equal to an added one but of another enum type stays in one batch (a real Prisma history)', async () => {
+    const { url } = await createDatabase();
+    const dir = migrationsDir({
+      '20230101000000_init.up.sql':
+        'CREATE TYPE "FieldType" AS ENUM (\'TEXT\');\nCREATE TABLE "Field" (id int, type "FieldType" NOT NULL);',
+      '20230601000000_email_field.up.sql': 'ALTER TYPE "FieldType" ADD VALUE \'EMAIL\';',
+      '20240601000000_distribution.up.sql': [
+        "CREATE TYPE \"DistributionMethod\" AS ENUM ('EMAIL', 'NONE');",
+        'CREATE TABLE "Survey" (id int, "distributionMethod" "DistributionMethod" NOT NULL DEFAULT \'EMAIL\');',
+        'INSERT INTO "Survey" (id) VALUES (1);',
+      ].join('\n'),
+    });
+    const batches: string[] = [];
+    const result = await run(url, dir, {
+      onEvent: (e) => e.type === 'batch-start' && batches.push(e.versions.join(',')),
+    });
+    expect(result.error).toBeUndefined();
+    expect(batches).toHaveLength(1);
+    expect(result.splits).toEqual([]);
+    expect(await query(url, `SELECT "distributionMethod"::text AS m FROM "Survey"`)).toEqual([{ m: 'EMAIL' }]);
+  });
+
+  const HOPPSCOTCH = join(__dirname, '..', '..', '..', 'shared', 'corpora', 'hoppscotch-prisma', 'migrations');
+  test.skipIf(!existsSync(HOPPSCOTCH))(
+    'a real Prisma history (hoppscotch, ../shared/corpora; skipped where absent) with enum renames applies as one batch',
+    async () => {
+      const { url } = await createDatabase();
+      const files: Record<string, string> = {};
+      for (const d of readdirSync(HOPPSCOTCH).filter((d) => /^\d{14}_/.test(d)))
+        files[`${d}.up.sql`] = readFileSync(join(HOPPSCOTCH, d, 'migration.sql'), 'utf8');
+      const result = await run(url, migrationsDir(files));
+      expect(result.error).toBeUndefined();
+      expect(result.splits).toEqual([]);
+      expect(result.applied).toHaveLength(Object.keys(files).length);
+      expect(
+        await query(url, `SELECT enumlabel FROM pg_enum WHERE enumtypid = '"TeamAccessRole"'::regtype ORDER BY 1`),
+      ).toEqual([{ enumlabel: 'EDITOR' }, { enumlabel: 'OWNER' }, { enumlabel: 'VIEWER' }]);
+      expect((await tableNames(url)).length).toBe(23 + 1); // and the ledger
+    },
+  );
+
+  test('a use the parse tree cannot see: the server refuses it (55P04), and the batch is split there and run again', async () => {
+    const { url } = await createDatabase();
+    const dir = migrationsDir({
+      '1_t.up.sql': "CREATE TYPE mood AS ENUM ('ok');\nCREATE TABLE m (x mood);",
+      '2_v.up.sql': "ALTER TYPE mood ADD VALUE 'sad';",
+      // The label is built at run time: no literal says 'sad'.
+      '3_u.up.sql': "INSERT INTO m VALUES (('s' || 'ad')::mood);",
+    });
+    const events: string[] = [];
+    const result = await run(url, dir, {
+      onEvent: (e) => e.type === 'batch-start' && events.push(e.versions.join(',')),
+    });
+    expect(result.error).toBeUndefined();
+    expect(events).toEqual(['1,2,3', '1,2', '3']);
+    expect(result.splits).toEqual([
+      { after: 2n, before: 3n, reason: expect.stringMatching(/^3_u\.up\.sql:1: unsafe use of new value "sad".*55P04/) },
+    ]);
+    expect(await query(url, `SELECT x::text FROM m`)).toEqual([{ x: 'sad' }]);
+    expect((await ledger(url)).map((r) => `${r.version}:${r.status}`)).toEqual(['1:applied', '2:applied', '3:applied']);
+  });
+
+  test('a migration that adds a value and uses it itself fails, saying why; nothing else of the batch stays', async () => {
     const { url } = await createDatabase();
     const dir = migrationsDir({
       '1_t.up.sql': "CREATE TYPE mood AS ENUM ('ok');",
-      '2_v.up.sql': "ALTER TYPE mood ADD VALUE 'sad';",
-      '3_u.up.sql': "CREATE TABLE m (x mood DEFAULT 'sad');",
+      '2_v.up.sql': "ALTER TYPE mood ADD VALUE 'sad';\nSELECT 'sad'::mood;",
     });
-    await expect(run(url, dir)).rejects.toThrow(/3_u\.up\.sql:1: uses enum value 'sad' added by 2_v\.up\.sql:1/);
-    expect(await tableNames(url)).toEqual([]); // not even the ledger
+    const result = await run(url, dir);
+    expect(result.error).toMatchObject({ file: '2_v.up.sql', line: 2, sqlstate: '55P04' });
+    expect(result.error!.message).toMatch(/added in this same migration; add it in an earlier migration/);
+    expect(result.partiallyApplied).toBe(false);
+    expect(await tableNames(url)).toEqual(['orion_schema_history']);
+  });
+
+  test('--dry-run rehearses up to the first commit boundary and reports the rest as skipped', async () => {
+    const { url } = await createDatabase();
+    const dir = migrationsDir({
+      '1_t.up.sql': "CREATE TYPE visibility AS ENUM ('Public');\nCREATE TABLE docs (id int, vis visibility);",
+      '2_v.up.sql': "ALTER TYPE visibility ADD VALUE 'Private';",
+      '3_u.up.sql': "INSERT INTO docs VALUES (1, 'Private');",
+    });
+    const result = await run(url, dir, { dryRun: true });
+    expect(result.error).toBeUndefined();
+    expect(result.applied.map((a) => a.version)).toEqual([1n, 2n]);
+    expect(result.skipped).toEqual([
+      { version: 3n, name: 'u', reason: expect.stringMatching(/^would run after 2 commits/) },
+    ]);
+    expect(await query(url, `SELECT to_regtype('visibility') AS t`)).toEqual([{ t: null }]);
   });
 
   test('two runners started together apply each migration exactly once', async () => {
