@@ -9,6 +9,7 @@ import { quoteIdent, quoteQualified } from './db';
 import { MigrationFailedError } from './errors';
 import type { MigrationScript } from './files';
 import {
+  CREATE_LEDGER,
   completeIncomplete,
   deleteAttemptQuery,
   finishAttempt,
@@ -279,7 +280,7 @@ export class Executor {
    */
   private async runJoined(group: readonly PendingMigration[]): Promise<AppliedReport[]> {
     const MARK = 'SELECT clock_timestamp() AS orion_mark';
-    const pieces: string[] = ['BEGIN', MARK];
+    const pieces: string[] = ['BEGIN', ...(this.options.dryRun ? [CREATE_LEDGER] : []), MARK];
     let settings = '';
     for (const { migration } of group) {
       const s = this.settingsSql(migration.up, 'SET LOCAL');
@@ -324,7 +325,7 @@ export class Executor {
     items: readonly { version: bigint; name: string; script: MigrationScript }[],
     inTransaction: boolean,
   ): Promise<AppliedReport[]> {
-    if (inTransaction) await this.client.query('BEGIN');
+    if (inTransaction) await this.client.query(this.options.dryRun ? `BEGIN; ${CREATE_LEDGER}` : 'BEGIN');
     const timings: AppliedReport[] = [];
     for (const { version, name, script } of items) {
       const started = performance.now();

@@ -39,7 +39,8 @@ export interface FailureEntry {
   readonly message: string;
 }
 
-const CREATE = `
+/** Idempotent: a dry run runs it inside its rolled-back transaction, so even the ledger leaves no trace. */
+export const CREATE_LEDGER = `
 CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (
   id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   version         bigint NOT NULL CHECK (version > 0),
@@ -64,7 +65,7 @@ REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC;`;
 /** Creates the table if missing. Call with the migration lock held. */
 export async function ensureLedger(client: ClientBase): Promise<void> {
   const { rows } = await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists`);
-  if (!rows[0].exists) await client.query(CREATE);
+  if (!rows[0].exists) await client.query(CREATE_LEDGER);
 }
 
 /**

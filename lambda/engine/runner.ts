@@ -48,7 +48,7 @@ export async function migrate(
     const plan = await readPlan(client, migrations, options);
     // Only what will run is parsed; any problem in it stops the run before the ledger is even created.
     await prepareScripts(plan.pending.map((p) => p.migration.up));
-    await ensureLedger(client);
+    if (!options.dryRun) await ensureLedger(client); // a dry run creates it in its own transaction
     return new Executor(client, options).run(plan);
   });
 }
@@ -73,8 +73,7 @@ async function revertWhere(
   what: string,
 ): Promise<RunResult> {
   return withMigrationLock(client, options, async () => {
-    await ensureLedger(client);
-    const ledger = await readLedger(client);
+    const ledger = await readLedger(client); // no ledger, nothing to revert
     const applied = ledger.filter((r) => r.status === 'applied');
     const targets = applied.filter(select).sort((a, b) => (a.version > b.version ? -1 : 1));
     const downSql = await readDownScripts(

@@ -181,6 +181,51 @@ describe('orion-db migrate / status / plan / down', () => {
     expect((await runCli(['down', '--database-url', url])).code).toBe(2);
   });
 
+  test('down --dry-run changes nothing: a no-transaction down script is skipped and said so, not run', async () => {
+    const { url } = await createDatabase();
+    const dir = migrationsDir({
+      '1_t.up.sql': 'CREATE TABLE t (x int);',
+      '1_t.down.sql': 'DROP TABLE t;',
+      '2_i.up.sql': '-- orion:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);',
+      '2_i.down.sql': '-- orion:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_x;',
+      '3_u.up.sql': 'CREATE TABLE u (x int);',
+      '3_u.down.sql': 'DROP TABLE u;',
+    });
+    expect((await runCli(['migrate', '--database-url', url, '--migrations', dir])).code).toBe(0);
+    const ledgerBefore = await query(url, `SELECT id, status FROM orion_schema_history ORDER BY id`);
+    const run = await runCli(['down', '--to', '1', '--dry-run', '--database-url', url, '--migrations', dir, '--json']);
+    expect(run.code).toBe(0);
+    expect(run.json()).toMatchObject({
+      dry_run: true,
+      from_version: '3',
+      to_version: '3',
+      applied: [{ version: '3' }],
+      skipped: [
+        { version: '2', name: 'i', reason: expect.stringMatching(/outside a transaction: it cannot be rehearsed/) },
+      ],
+    });
+    expect(run.stderr).toMatch(/would revert 3 u/);
+    expect(run.stderr).not.toMatch(/^reverted/m);
+    expect(await query(url, `SELECT to_regclass('t_x') IS NOT NULL AS kept`)).toEqual([{ kept: true }]);
+    expect(await tableNames(url)).toEqual(['orion_schema_history', 't', 'u']);
+    expect(await query(url, `SELECT id, status FROM orion_schema_history ORDER BY id`)).toEqual(ledgerBefore);
+    const text = await runCli(['down', '--to', '1', '--dry-run', '--database-url', url, '--migrations', dir]);
+    expect(text.stdout).toMatch(/would revert 1[\s\S]*skipped 2 i: /);
+  });
+
+  test('migrate --dry-run says "would apply", never "applied", and leaves no trace', async () => {
+    const { url } = await createDatabase();
+    const run = await runCli(['migrate', '--dry-run', '--database-url', url, '--migrations', SOP_MIGRATIONS]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/would apply 1 init_schema/);
+    expect(run.stderr + run.stdout).not.toMatch(/\bapplied\b/);
+    // 000002 builds its indexes CONCURRENTLY, outside a transaction: not rehearsed, and said so.
+    expect(run.stdout).toMatch(
+      /would apply 1, [\s\S]*skipped 2 activities_start_time_speaker_idx: .*outside a transaction/,
+    );
+    expect(await tableNames(url)).toEqual([]);
+  });
+
   test('no password in any output: wrong password, and a failing run', async () => {
     const { url } = await createDatabase();
     const secret = 'S3cr3t-pa55word';

@@ -99,8 +99,7 @@ describe('migrate', () => {
       { dryRun: true },
     );
     expect(bad.error).toMatchObject({ file: '2_b.up.sql', sqlstate: '22012' });
-    expect(await tableNames(url)).toEqual(['orion_schema_history']);
-    expect(await ledger(url)).toEqual([]);
+    expect(await tableNames(url)).toEqual([]); // not even the ledger: a dry run never writes
   });
 
   test('a non-transactional file resumes where it stopped and drops the INVALID index a failed build left', async () => {
