@@ -246,6 +246,9 @@ export class Executor {
             group.map(({ migration: m }) => ({ version: m.version, name: m.name, script: m.up })),
             true,
           );
+          // It ran twice (the first time rolled back, but not its sequences or notifications): say so.
+          const reason = `the batch failed as a whole (${(err as Error).message}) and then succeeded statement by statement`;
+          this.options.onEvent?.({ type: 'retry', attempt: 1, delayMs: 0, reason });
         }
         const q = insertAppliedQuery(
           group.map(({ migration: m }, i) => ({
@@ -297,7 +300,9 @@ export class Executor {
     let size = 0;
     const flush = async () => {
       if (chunk.length === 0) return;
-      const result = await this.client.query(chunk.join(';\n'));
+      // The newline ends a `--` comment that closes a statement: joined with ';' alone, the ';' would be
+      // commented out and two statements would run together.
+      const result = await this.client.query(chunk.join('\n;\n'));
       for (const r of Array.isArray(result) ? result : [result]) {
         if (r.fields?.[0]?.name === 'orion_mark') marks.push((r.rows[0].orion_mark as Date).getTime());
       }
@@ -374,7 +379,7 @@ export class Executor {
     script: MigrationScript,
     from: number,
     inTransaction: boolean,
-    incompleteId?: number,
+    incompleteId?: bigint,
   ): Promise<void> {
     const scope = inTransaction ? 'SET LOCAL' : 'SET';
     const role = this.roleSql(scope);
@@ -454,7 +459,7 @@ export class Executor {
     inTransaction: boolean,
     attempt: (lastTry: boolean) => Promise<void>,
     group: readonly PendingMigration[] = [],
-    attemptId?: number,
+    attemptId?: bigint,
   ): Promise<MigrationFailedError | undefined> {
     const retries = this.options.lockRetries ?? 3;
     for (let n = 0; ; n++) {

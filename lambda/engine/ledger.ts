@@ -9,7 +9,8 @@ export const LEDGER_TABLE = 'public.orion_schema_history';
 export type LedgerStatus = 'applied' | 'incomplete' | 'failed' | 'reverted';
 
 export interface LedgerRow {
-  readonly id: number;
+  /** A bigint identity: kept whole, never narrowed to a JavaScript number. */
+  readonly id: bigint;
   readonly version: bigint;
   readonly name: string;
   readonly status: LedgerStatus;
@@ -80,7 +81,7 @@ export async function readLedger(client: ClientBase): Promise<LedgerRow[]> {
        FROM ${LEDGER_TABLE} WHERE status IN ('applied', 'incomplete') ORDER BY version`,
   );
   return result.rows.map((r) => ({
-    id: Number(r.id),
+    id: BigInt(r.id),
     version: BigInt(r.version),
     name: r.name,
     status: r.status,
@@ -93,9 +94,11 @@ export async function readLedger(client: ClientBase): Promise<LedgerRow[]> {
 }
 
 /** The down scripts stored with these rows, by row id (null where none was stored). */
-export async function readDownScripts(client: ClientBase, ids: readonly number[]): Promise<Map<number, string | null>> {
-  const { rows } = await client.query(`SELECT id, down_sql FROM ${LEDGER_TABLE} WHERE id = ANY($1::bigint[])`, [ids]);
-  return new Map(rows.map((r) => [Number(r.id), r.down_sql as string | null]));
+export async function readDownScripts(client: ClientBase, ids: readonly bigint[]): Promise<Map<bigint, string | null>> {
+  const { rows } = await client.query(`SELECT id, down_sql FROM ${LEDGER_TABLE} WHERE id = ANY($1::bigint[])`, [
+    ids.map(String),
+  ]);
+  return new Map(rows.map((r) => [BigInt(r.id), r.down_sql as string | null]));
 }
 
 /** One INSERT for a whole batch, so a batch costs one round trip of bookkeeping. */
@@ -136,31 +139,31 @@ export async function startIncomplete(
   client: ClientBase,
   m: Omit<AppliedEntry, 'executionMs'>,
   deployId: string | null,
-): Promise<number> {
+): Promise<bigint> {
   const { rows } = await client.query(
     `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, down_sql, statements_done, deploy_id)
      VALUES ($1::bigint, $2, 'incomplete', $3, $4, 0, $5) RETURNING id`,
     [m.version.toString(), m.name, m.checksum, m.downSql, deployId],
   );
-  return Number(rows[0].id);
+  return BigInt(rows[0].id);
 }
 
-export function progressQuery(id: number, statementsDone: number): string {
-  return `UPDATE ${LEDGER_TABLE} SET statements_done = ${statementsDone | 0} WHERE id = ${id | 0}`;
+export function progressQuery(id: bigint, statementsDone: number): string {
+  return `UPDATE ${LEDGER_TABLE} SET statements_done = ${statementsDone | 0} WHERE id = ${BigInt(id)}`;
 }
 
-export async function completeIncomplete(client: ClientBase, id: number, executionMs: number): Promise<void> {
+export async function completeIncomplete(client: ClientBase, id: bigint, executionMs: number): Promise<void> {
   await client.query(
     `UPDATE ${LEDGER_TABLE} SET status = 'applied', execution_ms = $2, applied_at = clock_timestamp() WHERE id = $1`,
-    [id, executionMs],
+    [id.toString(), executionMs],
   );
 }
 
 /** Marks applied rows reverted (inside the down transaction). */
-export function revertQuery(ids: readonly number[]): { text: string; values: unknown[] } {
+export function revertQuery(ids: readonly bigint[]): { text: string; values: unknown[] } {
   return {
     text: `UPDATE ${LEDGER_TABLE} SET status = 'reverted', reverted_at = clock_timestamp() WHERE id = ANY($1::bigint[])`,
-    values: [ids],
+    values: [ids.map(String)],
   };
 }
 
@@ -172,22 +175,22 @@ export async function startAttempt(
   client: ClientBase,
   m: { version: bigint; name: string; checksum: string },
   deployId: string | null,
-): Promise<number> {
+): Promise<bigint> {
   const { rows } = await client.query(
     `INSERT INTO ${LEDGER_TABLE} (version, name, status, checksum, message, deploy_id) VALUES ($1::bigint, $2, 'failed', $3, $4, $5) RETURNING id`,
     [m.version.toString(), m.name, m.checksum, INTERRUPTED, deployId],
   );
-  return Number(rows[0].id);
+  return BigInt(rows[0].id);
 }
 
-export function deleteAttemptQuery(id: number): string {
-  return `DELETE FROM ${LEDGER_TABLE} WHERE id = ${id | 0}`;
+export function deleteAttemptQuery(id: bigint): string {
+  return `DELETE FROM ${LEDGER_TABLE} WHERE id = ${BigInt(id)}`;
 }
 
 /** Replaces an attempt's "interrupted" with what actually failed. */
-export async function finishAttempt(client: ClientBase, id: number, f: FailureEntry): Promise<void> {
+export async function finishAttempt(client: ClientBase, id: bigint, f: FailureEntry): Promise<void> {
   await client.query(
     `UPDATE ${LEDGER_TABLE} SET version = $2::bigint, name = $3, checksum = $4, failed_line = $5, sqlstate = $6, message = $7 WHERE id = $1`,
-    [id, f.version.toString(), f.name, f.checksum, f.line, f.sqlstate, f.message],
+    [id.toString(), f.version.toString(), f.name, f.checksum, f.line, f.sqlstate, f.message],
   );
 }

@@ -11,7 +11,7 @@ export interface PendingMigration {
   /** Statements already run by an earlier, interrupted attempt (non-transactional files only). */
   readonly resumeFrom: number;
   /** The ledger row tracking that attempt. */
-  readonly incompleteId?: number;
+  readonly incompleteId?: bigint;
 }
 
 export interface Plan {

@@ -7,7 +7,7 @@ import { migrationsDir } from '../helpers/db';
 const UP1 = 'CREATE TABLE a (id int);\n';
 function row(version: bigint, text: string, extra: Partial<LedgerRow> = {}): LedgerRow {
   return {
-    id: Number(version),
+    id: version,
     version,
     name: `m${version}`,
     status: 'applied',
@@ -62,8 +62,8 @@ describe('planMigrations', () => {
   test('an incomplete non-transactional migration is pending with its progress', async () => {
     const text = '-- orion:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON a (id);\nVACUUM a;';
     const ms = await loadMigrations(migrationsDir({ '1_m1.up.sql': UP1, '2_m2.up.sql': text }));
-    const plan = planMigrations(ms, [row(1n, UP1), row(2n, text, { id: 7, status: 'incomplete', statementsDone: 1 })]);
-    expect(plan.pending).toMatchObject([{ resumeFrom: 1, incompleteId: 7 }]);
+    const plan = planMigrations(ms, [row(1n, UP1), row(2n, text, { id: 7n, status: 'incomplete', statementsDone: 1 })]);
+    expect(plan.pending).toMatchObject([{ resumeFrom: 1, incompleteId: 7n }]);
     expect(plan.currentVersion).toBe(1n);
   });
 });

@@ -102,6 +102,57 @@ describe('migrate', () => {
     expect(await tableNames(url)).toEqual([]); // not even the ledger: a dry run never writes
   });
 
+  test('a statement ending in a comment (no ";", or ";" on the next line) runs once, on the fast path', async () => {
+    const { url } = await createDatabase();
+    await query(url, 'CREATE SEQUENCE runs'); // nextval is not rolled back: it counts every execution
+    const dir = migrationsDir({
+      '1_count.up.sql': "SELECT nextval('runs');",
+      // Larger than one joined query: the batch goes to the server in more than one.
+      '2_pad.up.sql': `SELECT '${'x'.repeat(70_000)}' AS pad;`,
+      '3_a.up.sql': 'CREATE TABLE a (id int)\n-- the last statement has no semicolon',
+      '4_b.up.sql': 'CREATE TABLE b (id int) -- a comment before the semicolon\n;\nCREATE TABLE c (id int);',
+    });
+    const events: string[] = [];
+    const result = await run(url, dir, { onEvent: (e) => events.push(e.type) });
+    expect(result.error).toBeUndefined();
+    expect(await query(url, `SELECT last_value::int AS n FROM runs`)).toEqual([{ n: 1 }]);
+    expect(events).not.toContain('retry');
+    expect(await tableNames(url)).toEqual(['a', 'b', 'c', 'orion_schema_history']);
+  });
+
+  test('ledger row ids beyond 32 bits are kept whole: attempts are cleared, progress and reverts hit their own rows', async () => {
+    const { url } = await createDatabase();
+    await run(url, migrationsDir({ '1_a.up.sql': 'CREATE TABLE a (id int);', '1_a.down.sql': 'DROP TABLE a;' }));
+    // 2^32 + 1: `id | 0` would make it 1, the row of version 1.
+    await query(url, `ALTER TABLE orion_schema_history ALTER COLUMN id RESTART WITH 4294967297`);
+    const dir = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE a (id int);',
+      '1_a.down.sql': 'DROP TABLE a;',
+      '2_b.up.sql': 'CREATE TABLE b (id int);',
+      '2_b.down.sql': 'DROP TABLE b;',
+      '3_c.up.sql':
+        '-- orion:no-transaction\nCREATE TABLE IF NOT EXISTS c (id int);\nCREATE TABLE IF NOT EXISTS d (id int);',
+      '3_c.down.sql': 'DROP TABLE c, d;',
+    });
+    expect((await run(url, dir)).error).toBeUndefined();
+    const rows = () =>
+      query(
+        url,
+        `SELECT id > 4294967296 AS wide, version::int, status, statements_done FROM orion_schema_history ORDER BY id`,
+      );
+    // No attempt row left behind, the progress counted on the non-transactional file's own row.
+    expect(await rows()).toEqual([
+      { wide: false, version: 1, status: 'applied', statements_done: null },
+      { wide: true, version: 2, status: 'applied', statements_done: null },
+      { wide: true, version: 3, status: 'applied', statements_done: 2 },
+    ]);
+    const c = await client(url);
+    const reverted = await down(c, { to: 1n }).finally(() => c.end());
+    expect(reverted.error).toBeUndefined();
+    expect((await rows()).map((r) => r.status)).toEqual(['applied', 'reverted', 'reverted']);
+    expect(await tableNames(url)).toEqual(['a', 'orion_schema_history']);
+  });
+
   test('a non-transactional file resumes where it stopped and drops the INVALID index a failed build left', async () => {
     const { url } = await createDatabase();
     await query(url, `CREATE TABLE t (x int); INSERT INTO t VALUES (1), (1)`);
