@@ -21,7 +21,7 @@ export async function setup(project: TestProject): Promise<void> {
   let url = process.env.ORION_TEST_DATABASE_URL;
   if (!url) {
     const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-    parent = mkdtempSync(join(base, 'orion-test-'));
+    parent = mkdtempSync(join(base, `orion-test-${process.pid}-`)); // the pid lets the gate check find it
     chmodSync(parent, 0o755); // the server runs as user postgres when we are root
     const dataDir = join(parent, 'data');
     server = await startEmbeddedServer({ dataDir, password: `pw-${randomBytes(12).toString('hex')}`, fast: true });
