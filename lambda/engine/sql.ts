@@ -202,7 +202,13 @@ export function lineAndColumn(text: string, charOffset: number): { line: number;
   return { line, column: charOffset - lastNewline };
 }
 
-/** PostgreSQL refuses these inside a transaction block (PreventInTransactionBlock). */
+/**
+ * Statements PostgreSQL refuses inside a transaction block: every caller of PreventInTransactionBlock
+ * in PostgreSQL 15 and 16 that the parse tree can tell apart (utility.c, vacuum.c, cluster.c,
+ * indexcmds.c, dbcommands.c, subscriptioncmds.c, discard.c). Decided only at run time, and so left
+ * to the server: REINDEX or CLUSTER of a partitioned table, DROP SUBSCRIPTION of one without a slot
+ * (counted here, to be safe). COMMIT/ROLLBACK PREPARED are transaction control, refused earlier.
+ */
 function nonTransactionalReason(kind: string, node: any): string | undefined {
   switch (kind) {
     case 'IndexStmt':
@@ -210,27 +216,72 @@ function nonTransactionalReason(kind: string, node: any): string | undefined {
     case 'DropStmt':
       return node.concurrent ? 'DROP INDEX CONCURRENTLY' : undefined;
     case 'ReindexStmt':
-      if ((node.params ?? []).some((p: any) => p.DefElem?.defname === 'concurrently')) return 'REINDEX CONCURRENTLY';
-      return node.kind === 'REINDEX_OBJECT_SYSTEM' || node.kind === 'REINDEX_OBJECT_DATABASE'
-        ? 'REINDEX SYSTEM/DATABASE'
-        : undefined;
+      if (option(node.params, 'concurrently', false)) return 'REINDEX CONCURRENTLY';
+      return REINDEX_MANY[node.kind];
     case 'VacuumStmt':
-      return node.is_vacuumcmd ? 'VACUUM' : undefined;
+      return node.is_vacuumcmd ? 'VACUUM' : undefined; // ANALYZE alone may run in a transaction
+    case 'ClusterStmt':
+      return node.relation ? undefined : 'CLUSTER without a table';
+    case 'AlterTableStmt':
+      return (node.cmds ?? []).some(
+        (c: any) => c.AlterTableCmd?.subtype === 'AT_DetachPartition' && c.AlterTableCmd.def?.PartitionCmd?.concurrent,
+      )
+        ? 'ALTER TABLE … DETACH PARTITION … CONCURRENTLY'
+        : undefined;
     case 'AlterSystemStmt':
       return 'ALTER SYSTEM';
     case 'CreatedbStmt':
       return 'CREATE DATABASE';
     case 'DropdbStmt':
       return 'DROP DATABASE';
+    case 'AlterDatabaseStmt':
+      return (node.options ?? []).some((o: any) => o.DefElem?.defname === 'tablespace')
+        ? 'ALTER DATABASE … SET TABLESPACE'
+        : undefined;
     case 'CreateTableSpaceStmt':
       return 'CREATE TABLESPACE';
     case 'DropTableSpaceStmt':
       return 'DROP TABLESPACE';
     case 'CreateSubscriptionStmt':
-      return 'CREATE SUBSCRIPTION';
+      // create_slot defaults to connect, which defaults to true.
+      return option(node.options, 'create_slot', option(node.options, 'connect', true))
+        ? 'CREATE SUBSCRIPTION (creating a replication slot)'
+        : undefined;
+    case 'AlterSubscriptionStmt':
+      if (node.kind === 'ALTER_SUBSCRIPTION_REFRESH') return 'ALTER SUBSCRIPTION … REFRESH PUBLICATION';
+      return PUBLICATION_CHANGES.has(node.kind) && option(node.options, 'refresh', true)
+        ? 'ALTER SUBSCRIPTION … PUBLICATION with refresh'
+        : undefined;
     case 'DropSubscriptionStmt':
       return 'DROP SUBSCRIPTION';
+    case 'DiscardStmt':
+      return node.target === 'DISCARD_ALL' ? 'DISCARD ALL' : undefined;
     default:
       return undefined;
   }
+}
+
+const REINDEX_MANY: Record<string, string> = {
+  REINDEX_OBJECT_SCHEMA: 'REINDEX SCHEMA',
+  REINDEX_OBJECT_SYSTEM: 'REINDEX SYSTEM',
+  REINDEX_OBJECT_DATABASE: 'REINDEX DATABASE',
+};
+
+const PUBLICATION_CHANGES = new Set([
+  'ALTER_SUBSCRIPTION_SET_PUBLICATION',
+  'ALTER_SUBSCRIPTION_ADD_PUBLICATION',
+  'ALTER_SUBSCRIPTION_DROP_PUBLICATION',
+]);
+
+/** A boolean option of a `WITH (…)` list, as PostgreSQL's defGetBoolean reads it. */
+function option(defs: unknown, name: string, fallback: boolean): boolean {
+  const def = ((defs as any[]) ?? []).find((d) => d?.DefElem?.defname === name)?.DefElem;
+  if (!def) return fallback;
+  const arg = def.arg;
+  if (arg === undefined) return true; // `(concurrently)` alone means true
+  if (arg.Boolean) return Boolean(arg.Boolean.boolval);
+  if (arg.Integer) return arg.Integer.ival !== 0 && arg.Integer.ival !== undefined;
+  // `off`/`on` unquoted parse as a type name, quoted or `false`/`true` as a string.
+  const text = String(arg.String?.sval ?? arg.TypeName?.names?.at(-1)?.String?.sval ?? '').toLowerCase();
+  return !['false', 'off', '0', 'no', 'f', 'n'].includes(text);
 }
