@@ -158,10 +158,11 @@ export function createHandlers(deps: HandlerDeps) {
    * Returns whether it is complete.
    */
   async function rollback(event: ProviderEvent, context: InvocationContext): Promise<boolean> {
+    let target: DeployTarget | undefined;
     try {
       const settings = parseProperties(event.ResourceProperties);
       const failedDeployId = oldDeployId(event) ?? '';
-      const target = await deps.target(settings, event.StackId);
+      target = await deps.target(settings, event.StackId);
       const failedSnapshot = snapshotId(settings.snapshotPrefix, failedDeployId || 'unknown');
       const status = failedDeployId ? await target.snapshots.restoreStatus(failedSnapshot) : { state: 'none' as const };
       if (status.state === 'in-progress')
@@ -184,7 +185,7 @@ export function createHandlers(deps: HandlerDeps) {
     } catch (err) {
       logger.error(
         'rollback could not restore the previous schema; the stack rollback goes on, fix the database by hand (see README, "On call")',
-        { error: describeError(err) },
+        { error: target ? await scrub(target, describeError(err)) : describeError(err) },
       );
       metrics.add('RollbackProblems', 1);
       metrics.add('MigrationFailures', 1);

@@ -207,6 +207,18 @@ describe('orion-db lint', () => {
     expect((await runCli(['lint', '/nonexistent/000001_x.up.sql'])).code).toBe(2);
     expect((await runCli(['lint', '--migrations', migrationsDir({ '000001_a.up.sql': 'SELEC 1;' })])).code).toBe(2);
   });
+
+  test('a folder given as an argument lints its migrations (not a raw EISDIR)', async () => {
+    const dir = migrationsDir({ '000001_a.up.sql': 'TRUNCATE activities;', '000001_a.down.sql': 'SELECT 1;' });
+    const run = await runCli(['lint', dir, '--json']);
+    expect(run.code).toBe(1);
+    expect(run.json()).toMatchObject({ files: ['000001_a.up.sql'], errors: [{ file: '000001_a.up.sql', line: 1 }] });
+    expect(run.json().diagnostics.map((d: any) => d.rule)).toEqual(['ban-truncate']);
+    expect(run.stderr).not.toMatch(/EISDIR/);
+    const clean = await runCli(['lint', SOP_MIGRATIONS]);
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toMatch(/2 file\(s\): 0 error\(s\)/);
+  });
 });
 
 describe('lint at synth time', () => {

@@ -230,6 +230,23 @@ describe('Custom::SchemaMigrations handler', () => {
     expect(metrics.RollbackProblems).toBeUndefined();
   });
 
+  test('a rollback whose down script fails never fails the stack, and its log holds no secret the server echoed', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const master = (await fixture.secrets.master()).password;
+    const next = sopPlus({
+      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+      '000003_speakers.down.sql': `SELECT '${master}'::int;`, // fails, quoting the secret back
+    });
+    await deploy(next, event('Update', 'd2', 'd1'));
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+    const rolledBack = await deploy(SOP_MIGRATIONS, event('Update', 'd1', 'd2'));
+    expect(rolledBack.IsComplete).toBe(true);
+    expect(metrics).toMatchObject({ RollbackProblems: 1 });
+    const problem = logs.find((l) => l.level === 'error');
+    expect(JSON.stringify(problem)).toMatch(/22P02.*invalid input syntax for type integer: \\"\*\*\*\\"/);
+    expect(JSON.stringify(logs)).not.toContain(master);
+  });
+
   test('a stack rollback restores the failed deploy’s snapshot when a down script is missing', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     await deploy(sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' }), event('Update', 'd2', 'd1'));
@@ -345,14 +362,30 @@ describe('Custom::SchemaMigrations handler', () => {
     }
   });
 
-  test('no secret appears in any log line or failure message', async () => {
+  test('no secret appears in any log line or failure message, even where the server or the parser echoes it', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const app = fixture.secrets.appCredentials.password;
-    const dir = sopPlus({ '000003_leak.up.sql': `SELECT 1/0 AS "${app}";` });
-    const err = await deploy(dir, event('Update', 'd2', 'd1')).catch((e) => e);
-    expect(err.message).toMatch(/SQLSTATE 22012/);
-    const text = JSON.stringify(logs) + err.message;
-    expect(text).not.toContain(app);
-    expect(text).not.toContain((await fixture.secrets.master()).password);
+    const master = (await fixture.secrets.master()).password;
+    // PostgreSQL quotes the bad input back: invalid input syntax for type integer: "<secret>".
+    const failed = await deploy(
+      sopPlus({ '000003_leak.up.sql': `SELECT '${app}'::int;\nSELECT '${master}'::int;` }),
+      event('Update', 'd2', 'd1'),
+    ).catch((e) => e);
+    expect(failed.message).toMatch(
+      /^Schema migration failed: 000003_leak\.up\.sql:1 SQLSTATE 22P02: invalid input syntax/,
+    );
+    expect(failed.message).toContain('"***"');
+    // The parser quotes the token it stops at, before anything runs: syntax error at or near "'<secret>'".
+    const refused = await deploy(
+      sopPlus({ '000003_leak.up.sql': `SELECT 1 '${master}';` }),
+      event('Update', 'd3', 'd1'),
+    ).catch((e) => e);
+    expect(refused.message).toMatch(/^Schema migrations did not start: .*syntax error at or near "'\*\*\*'"/);
+    const logged = JSON.stringify(logs);
+    expect(logged).toMatch(/deploy report/);
+    for (const text of [logged, failed.message, refused.message]) {
+      expect(text).not.toContain(app);
+      expect(text).not.toContain(master);
+    }
   });
 });
