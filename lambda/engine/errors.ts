@@ -129,6 +129,34 @@ export class VerificationFailedError extends OrionError {
   }
 }
 
+/**
+ * The server refused or failed a statement the deploy lifecycle sends itself (bootstrap, snapshot,
+ * lockdown): one sentence naming the step, with the SQLSTATE — not a stack trace.
+ */
+export class ServerError extends OrionError {
+  readonly exitCode = 1 as const;
+  readonly sqlstate: string;
+  constructor(
+    readonly step: string,
+    cause: { code: string; message?: string; detail?: string },
+  ) {
+    const detail = cause.detail ? ` (${cause.detail.replace(/\.$/, '')})` : '';
+    super(`${step} failed: SQLSTATE ${cause.code}: ${cause.message ?? 'unknown error'}${detail}`, { cause });
+    this.name = 'ServerError';
+    this.sqlstate = cause.code;
+  }
+  toEntries(): ErrorEntry[] {
+    return [{ sqlstate: this.sqlstate, message: this.message.replace(`SQLSTATE ${this.sqlstate}: `, '') }];
+  }
+}
+
+/** A server error (one with a SQLSTATE) as a ServerError of `step`; anything else unchanged. */
+export function asServerError(step: string, err: unknown): unknown {
+  const code = (err as { code?: unknown })?.code;
+  if (err instanceof OrionError || typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return err;
+  return new ServerError(step, err as { code: string; message?: string });
+}
+
 export function formatPosition(p: SourcePosition): string {
   if (!p.file) return '';
   return `${p.file}${p.line ? `:${p.line}${p.column ? `:${p.column}` : ''}` : ''}: `;

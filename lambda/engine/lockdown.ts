@@ -2,6 +2,14 @@
  * The privilege lockdown of the application role, re-asserted on every deploy: drift is detected,
  * corrected and reported, then the result is read back. Runs as the master user on the target
  * database. Role names are validated identifiers (identifiers.ts) and always quoted.
+ *
+ * The master is RDS's: not a superuser. So the lockdown only issues what such a user may change
+ * (CREATEDB, CREATEROLE, grants, memberships of roles it administers, ownership it holds), and reads
+ * back what it may not (SUPERUSER, REPLICATION, BYPASSRLS): those are reported, never attempted.
+ * A correction the server refuses (42501) is reported in the read-back, not thrown.
+ *
+ * It covers every application schema: `public` and each schema the owner role owns (those the
+ * migrations created).
  */
 import type { ClientBase } from 'pg';
 import { quoteIdent as q } from './db';
@@ -19,14 +27,18 @@ export interface LockdownRoles {
 }
 
 const FORBIDDEN_ATTRIBUTES = ['rolsuper', 'rolcreatedb', 'rolcreaterole', 'rolreplication', 'rolbypassrls'] as const;
-const ATTRIBUTE_NAMES: Record<(typeof FORBIDDEN_ATTRIBUTES)[number], string> = {
+type Attribute = (typeof FORBIDDEN_ATTRIBUTES)[number];
+const ATTRIBUTE_NAMES: Record<Attribute, string> = {
   rolsuper: 'SUPERUSER',
   rolcreatedb: 'CREATEDB',
   rolcreaterole: 'CREATEROLE',
   rolreplication: 'REPLICATION',
   rolbypassrls: 'BYPASSRLS',
 };
+/** Only a superuser may clear these (on RDS, nobody the master can act as). */
+const SUPERUSER_ONLY: readonly Attribute[] = ['rolsuper', 'rolreplication', 'rolbypassrls'];
 const APP_TABLE_PRIVILEGES = 'SELECT, INSERT, UPDATE, DELETE';
+const RELATION_KINDS = `('r', 'p', 'v', 'm', 'S', 'f')`;
 
 /** The app role and, when multi-user rotation created it, its clone. */
 export async function loginRoles(client: ClientBase, app: string): Promise<string[]> {
@@ -36,221 +48,331 @@ export async function loginRoles(client: ClientBase, app: string): Promise<strin
   return rows.map((r) => r.rolname);
 }
 
-export async function lockdown(client: ClientBase, roles: LockdownRoles): Promise<LockdownReport> {
-  const logins = await loginRoles(client, roles.app);
-  const memberships = await otherMemberships(client, roles, logins);
-  const corrected = [
-    ...memberships.map((m) => `${m.member} was a member of ${m.role}`),
-    ...(await findDrift(client, roles, logins)),
-  ];
-  await correct(
-    client,
-    roles,
-    logins,
-    memberships,
-    corrected.some((d) => d.includes(' owned ')),
+/** `public` and every schema the owner role owns, by name. */
+export async function applicationSchemas(client: ClientBase, owner: string): Promise<string[]> {
+  const { rows } = await client.query(
+    `SELECT nspname FROM pg_namespace
+      WHERE nspname = 'public' OR (nspowner = (SELECT oid FROM pg_roles WHERE rolname = $1) AND nspname NOT LIKE 'pg\\_%')
+      ORDER BY nspname = 'public' DESC, nspname`,
+    [owner],
   );
-  const checks = await readBack(client, roles, logins);
-  return { ok: checks.every((c) => c.ok), checks, corrected };
+  return rows.map((r) => r.nspname);
 }
 
-/** What differs from the locked-down state, in words, before anything is changed. */
-async function findDrift(client: ClientBase, roles: LockdownRoles, logins: string[]): Promise<string[]> {
-  const drift: string[] = [];
+export interface LockdownOptions {
+  /**
+   * `lock_timeout` of the corrections: giving a table back to the owner role needs an exclusive lock,
+   * and a deploy must not queue the application's queries behind it for long. @default 5 000 ms
+   */
+  readonly lockTimeoutMs?: number;
+}
+
+export async function lockdown(
+  client: ClientBase,
+  roles: LockdownRoles,
+  options: LockdownOptions = {},
+): Promise<LockdownReport> {
+  const logins = await loginRoles(client, roles.app);
+  const before = await findDrift(client, roles, logins);
+  const refused = await correct(client, roles, logins, before, options.lockTimeoutMs ?? 5_000);
+  const after = await findDrift(client, roles, logins);
+  const remaining = new Set(after.map((d) => d.text));
+  const uncorrected = after.filter((d) => !d.superuserOnly).map((d) => d.text);
+  const checks = await readBack(client, roles, logins);
+  if (uncorrected.length > 0 || refused.length > 0) {
+    checks.push({
+      name: 'every drift found was corrected',
+      ok: uncorrected.length === 0,
+      detail: [...uncorrected, ...refused].join('; '),
+    });
+  }
+  return {
+    ok: checks.every((c) => c.ok),
+    checks,
+    corrected: before.filter((d) => !remaining.has(d.text)).map((d) => d.text),
+  };
+}
+
+interface Drift {
+  readonly text: string;
+  /** A membership to revoke. */
+  readonly membership?: { member: string; role: string };
+  /** Objects the app owns: REASSIGN OWNED fixes them. */
+  readonly owned?: boolean;
+  /** An attribute only a superuser can clear: never attempted, reported by the attribute check. */
+  readonly superuserOnly?: boolean;
+}
+
+/** What differs from the locked-down state, in words. */
+async function findDrift(client: ClientBase, roles: LockdownRoles, logins: string[]): Promise<Drift[]> {
+  const drift: Drift[] = [];
+  const { rows: memberships } = await client.query(
+    `SELECT m.rolname AS member, g.rolname AS role FROM pg_auth_members am
+       JOIN pg_roles m ON m.oid = am.member JOIN pg_roles g ON g.oid = am.roleid
+      WHERE m.rolname = ANY($1) AND g.rolname <> $2 ORDER BY 1, 2`,
+    [logins, roles.group],
+  );
+  for (const m of memberships) drift.push({ text: `${m.member} was a member of ${m.role}`, membership: m });
   const attrs = await client.query(
     `SELECT rolname, ${FORBIDDEN_ATTRIBUTES.join(', ')} FROM pg_roles WHERE rolname = ANY($1)`,
     [logins],
   );
   for (const r of attrs.rows) {
-    for (const a of FORBIDDEN_ATTRIBUTES) if (r[a]) drift.push(`${r.rolname} had ${ATTRIBUTE_NAMES[a]}`);
+    for (const a of FORBIDDEN_ATTRIBUTES) {
+      if (r[a])
+        drift.push({ text: `${r.rolname} had ${ATTRIBUTE_NAMES[a]}`, superuserOnly: SUPERUSER_ONLY.includes(a) });
+    }
   }
+  const schemas = await applicationSchemas(client, roles.owner);
   const owned = await client.query(
-    `SELECT r.rolname, c.relname, c.relkind FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
-      WHERE r.rolname = ANY($1) AND c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')`,
-    [logins],
-  );
-  for (const r of owned.rows) drift.push(`${r.rolname} owned ${r.relkind === 'S' ? 'sequence' : 'table'} ${r.relname}`);
-  const direct = await client.query(
-    `SELECT grantee, string_agg(DISTINCT table_name || ' ' || privilege_type, ', ' ORDER BY table_name || ' ' || privilege_type) AS grants
-       FROM information_schema.role_table_grants WHERE grantee = ANY($1) AND table_schema = 'public' GROUP BY grantee`,
-    [logins],
-  );
-  for (const r of direct.rows) drift.push(`${r.grantee} had direct grants: ${r.grants}`);
-  const publicAcl = await client.query(
-    `SELECT 'database' AS what, a.privilege_type FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database() AND a.grantee = 0
+    `SELECT r.rolname, c.relname, c.relkind, n.nspname FROM pg_class c
+       JOIN pg_roles r ON r.oid = c.relowner JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE r.rolname = ANY($1) AND n.nspname = ANY($2) AND c.relkind IN ${RELATION_KINDS}
      UNION ALL
-     SELECT 'schema public', a.privilege_type FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public' AND a.grantee = 0 AND a.privilege_type = 'CREATE'`,
+     SELECT r.rolname, n.nspname, 'n', n.nspname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+      WHERE r.rolname = ANY($1)
+      ORDER BY 1, 4, 2`,
+    [logins, schemas],
   );
-  for (const r of publicAcl.rows) drift.push(`PUBLIC had ${r.privilege_type} on ${r.what}`);
+  for (const r of owned.rows) {
+    const what = r.relkind === 'n' ? 'schema' : r.relkind === 'S' ? 'sequence' : 'table';
+    const name = r.relkind === 'n' || r.nspname === 'public' ? r.relname : `${r.nspname}.${r.relname}`;
+    drift.push({ text: `${r.rolname} owned ${what} ${name}`, owned: true });
+  }
+  const direct = await client.query(
+    `SELECT grantee, string_agg(DISTINCT qualified || ' ' || privilege_type, ', ' ORDER BY qualified || ' ' || privilege_type) AS grants
+       FROM (SELECT grantee, privilege_type,
+                    CASE WHEN table_schema = 'public' THEN table_name ELSE table_schema || '.' || table_name END AS qualified
+               FROM information_schema.role_table_grants WHERE grantee = ANY($1) AND table_schema = ANY($2)) g
+      GROUP BY grantee`,
+    [logins, schemas],
+  );
+  for (const r of direct.rows) drift.push({ text: `${r.grantee} had direct grants: ${r.grants}` });
+  const publicAcl = await client.query(
+    `SELECT 'database' AS what, a.privilege_type FROM pg_database d, aclexplode(d.datacl) a
+      WHERE d.datname = current_database() AND a.grantee = 0
+     UNION ALL
+     SELECT 'schema ' || n.nspname, a.privilege_type FROM pg_namespace n, aclexplode(n.nspacl) a
+      WHERE n.nspname = ANY($1) AND a.grantee = 0 AND a.privilege_type = 'CREATE'`,
+    [schemas],
+  );
+  for (const r of publicAcl.rows) drift.push({ text: `PUBLIC had ${r.privilege_type} on ${r.what}` });
   const ledger = await client.query(
     `SELECT grantee, privilege_type FROM information_schema.role_table_grants
       WHERE table_schema = 'public' AND table_name = 'orion_schema_history' AND grantee = ANY($1)`,
     [[...logins, roles.group, 'PUBLIC']],
   );
-  for (const r of ledger.rows) drift.push(`${r.grantee} had ${r.privilege_type} on the ledger`);
+  for (const r of ledger.rows) drift.push({ text: `${r.grantee} had ${r.privilege_type} on the ledger` });
   return drift;
 }
 
-/** Roles the app (or its clone) belongs to besides the group role: each is drift. */
-async function otherMemberships(
-  client: ClientBase,
-  roles: LockdownRoles,
-  logins: string[],
-): Promise<{ member: string; role: string }[]> {
-  const { rows } = await client.query(
-    `SELECT m.rolname AS member, g.rolname AS role FROM pg_auth_members am
-       JOIN pg_roles m ON m.oid = am.member JOIN pg_roles g ON g.oid = am.roleid
-      WHERE m.rolname = ANY($1) AND g.rolname <> $2`,
-    [logins, roles.group],
-  );
-  return rows;
-}
-
+/**
+ * Brings the roles and grants to the locked-down state in one transaction. A statement the server
+ * refuses for lack of privilege is undone alone (a savepoint) and returned in words with its
+ * SQLSTATE; the read-back then shows what it left wrong.
+ */
 async function correct(
   client: ClientBase,
   roles: LockdownRoles,
   logins: string[],
-  memberships: readonly { member: string; role: string }[],
-  reassign: boolean,
-): Promise<void> {
+  drift: readonly Drift[],
+  lockTimeoutMs: number,
+): Promise<string[]> {
   const owner = q(roles.owner);
   const group = q(roles.group);
   const db = q(roles.database);
-  const statements: string[] = [];
-  for (const login of logins.map(q)) {
-    statements.push(
-      `ALTER ROLE ${login} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT LOGIN`,
-      `REVOKE ALL ON DATABASE ${db} FROM ${login}`,
-      `REVOKE ALL ON SCHEMA public FROM ${login}`,
-      `REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${login}`,
-      `REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM ${login}`,
-      `GRANT ${group} TO ${login}`,
-    );
-  }
-  for (const m of memberships) statements.push(`REVOKE ${q(m.role)} FROM ${q(m.member)}`);
-  statements.push(
-    `REVOKE ALL ON DATABASE ${db} FROM PUBLIC`,
-    `GRANT CONNECT ON DATABASE ${db} TO ${group}`,
-    `REVOKE ALL ON SCHEMA public FROM PUBLIC`,
-    `GRANT USAGE, CREATE ON SCHEMA public TO ${owner}`,
-    `GRANT USAGE ON SCHEMA public TO ${group}`,
-    `REVOKE CREATE ON SCHEMA public FROM ${group}`,
-    `GRANT ${APP_TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA public TO ${group}`,
-    `REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM ${group}`,
-    `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${group}`,
-    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT ${APP_TABLE_PRIVILEGES} ON TABLES TO ${group}`,
-    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${group}`,
-  );
-  const ledgerExists = (await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS e`)).rows[0].e;
-  if (ledgerExists)
-    statements.push(`REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC, ${group}, ${logins.map(q).join(', ') || group}`);
+  const refused: string[] = [];
+  const run = async (sql: string) => {
+    await client.query('SAVEPOINT orion_lockdown');
+    try {
+      await client.query(sql);
+      await client.query('RELEASE SAVEPOINT orion_lockdown');
+    } catch (err: any) {
+      if (err?.code !== '42501' && err?.code !== '0LP01') throw err;
+      await client.query('ROLLBACK TO SAVEPOINT orion_lockdown');
+      refused.push(`refused: ${sql} (SQLSTATE ${err.code}: ${err.message})`);
+    }
+  };
   await client.query('BEGIN');
   try {
-    for (const s of statements) await client.query(s);
-    if (reassign) {
-      // REASSIGN OWNED needs the privileges of the old owner; hold them only for this statement.
+    await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+    if (drift.some((d) => d.owned)) {
+      // First, so the grants below are on objects the owner role holds. REASSIGN OWNED needs the
+      // privileges of the old owner; hold them only for this statement.
       for (const login of logins.map(q)) {
-        await client.query(`GRANT ${login} TO CURRENT_USER`);
-        await client.query(`REASSIGN OWNED BY ${login} TO ${owner}`);
-        await client.query(`REVOKE ${login} FROM CURRENT_USER`);
+        await run(`GRANT ${login} TO CURRENT_USER`);
+        await run(`REASSIGN OWNED BY ${login} TO ${owner}`);
+        await run(`REVOKE ${login} FROM CURRENT_USER`);
       }
-      // The reassigned objects get the group's privileges like every other table.
-      await client.query(`GRANT ${APP_TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA public TO ${group}`);
-      await client.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${group}`);
-      if (ledgerExists) await client.query(`REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC, ${group}`);
     }
+    const schemas = (await applicationSchemas(client, roles.owner)).map(q);
+    for (const login of logins.map(q)) {
+      // SUPERUSER, REPLICATION and BYPASSRLS are only read back: a non-superuser may not even clear them.
+      await run(`ALTER ROLE ${login} NOCREATEDB NOCREATEROLE INHERIT LOGIN`);
+      await run(`REVOKE ALL ON DATABASE ${db} FROM ${login}`);
+      for (const schema of schemas) {
+        await run(`REVOKE ALL ON SCHEMA ${schema} FROM ${login}`);
+        await run(`REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${login}`);
+        await run(`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${schema} FROM ${login}`);
+      }
+      await run(`GRANT ${group} TO ${login}`);
+    }
+    for (const d of drift) if (d.membership) await run(`REVOKE ${q(d.membership.role)} FROM ${q(d.membership.member)}`);
+    await run(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+    await run(`GRANT CONNECT ON DATABASE ${db} TO ${group}`);
+    await run(`REVOKE CREATE, TEMPORARY ON DATABASE ${db} FROM ${group}`);
+    await run(`GRANT USAGE, CREATE ON SCHEMA public TO ${owner}`);
+    for (const schema of schemas) {
+      await run(`REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC`);
+      await run(`GRANT USAGE ON SCHEMA ${schema} TO ${group}`);
+      await run(`REVOKE CREATE ON SCHEMA ${schema} FROM ${group}`);
+      await run(`GRANT ${APP_TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA ${schema} TO ${group}`);
+      await run(`REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA ${schema} FROM ${group}`);
+      await run(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${schema} TO ${group}`);
+    }
+    // Not per schema: they also cover schemas and tables later migrations create.
+    await run(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT ${APP_TABLE_PRIVILEGES} ON TABLES TO ${group}`);
+    await run(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT USAGE, SELECT ON SEQUENCES TO ${group}`);
+    await run(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT USAGE ON SCHEMAS TO ${group}`);
+    if ((await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS e`)).rows[0].e)
+      await run(`REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC, ${[group, ...logins.map(q)].join(', ')}`);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   }
+  return refused;
 }
 
 /** Reads the catalog back: every check must hold after `correct`. */
-async function readBack(client: ClientBase, roles: LockdownRoles, logins: string[]): Promise<LockdownReport['checks']> {
-  const checks: { name: string; ok: boolean; detail?: string }[] = [];
+type Check = { name: string; ok: boolean; detail?: string };
+
+async function readBack(client: ClientBase, roles: LockdownRoles, logins: string[]): Promise<Check[]> {
+  const checks: Check[] = [];
+  const schemas = await applicationSchemas(client, roles.owner);
+  const schemaList = schemas.join(', ');
   if (!logins.includes(roles.app)) checks.push({ name: `role ${roles.app} exists`, ok: false });
   for (const login of logins) {
     const { rows } = await client.query(
       `SELECT ${FORBIDDEN_ATTRIBUTES.map((a) => `r.${a}`).join(', ')},
               pg_has_role(r.oid, $2, 'USAGE') AS in_group,
               has_database_privilege(r.oid, current_database(), 'CREATE') AS db_create,
-              has_schema_privilege(r.oid, 'public', 'CREATE') AS schema_create,
-              (SELECT count(*)::int FROM pg_class c WHERE c.relowner = r.oid AND c.relnamespace = 'public'::regnamespace) AS owned,
+              (SELECT coalesce(string_agg(nspname, ', '), '') FROM pg_namespace
+                WHERE nspname = ANY($3) AND has_schema_privilege(r.oid, oid, 'CREATE')) AS schema_create,
+              (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relowner = r.oid AND n.nspname = ANY($3))
+                + (SELECT count(*)::int FROM pg_namespace WHERE nspowner = r.oid) AS owned,
               CASE WHEN to_regclass('${LEDGER_TABLE}') IS NULL THEN false
                    ELSE has_table_privilege(r.oid, '${LEDGER_TABLE}', 'SELECT') END AS ledger_select
          FROM pg_roles r WHERE r.rolname = $1`,
-      [login, roles.group],
+      [login, roles.group, schemas],
     );
     const r = rows[0];
-    const granted = FORBIDDEN_ATTRIBUTES.filter((a) => r[a]).map((a) => ATTRIBUTE_NAMES[a]);
+    const granted = FORBIDDEN_ATTRIBUTES.filter((a) => r[a]);
+    const fixable = granted.filter((a) => !SUPERUSER_ONLY.includes(a)).map((a) => ATTRIBUTE_NAMES[a]);
+    const superuserOnly = granted.filter((a) => SUPERUSER_ONLY.includes(a)).map((a) => ATTRIBUTE_NAMES[a]);
     checks.push({
       name: `${login} has no SUPERUSER/CREATEDB/CREATEROLE/REPLICATION/BYPASSRLS`,
       ok: granted.length === 0,
-      detail: granted.join(', ') || undefined,
+      detail:
+        [
+          ...fixable,
+          ...(superuserOnly.length
+            ? [
+                `${superuserOnly.join(', ')}: only a superuser can clear ${superuserOnly.length > 1 ? 'them' : 'it'} ` +
+                  `(ALTER ROLE ${login} NO${superuserOnly.join(' NO')})`,
+              ]
+            : []),
+        ].join(', ') || undefined,
     });
     checks.push({ name: `${login} is a member of ${roles.group}`, ok: r.in_group });
     checks.push({
-      name: `${login} cannot create in database ${roles.database} or schema public`,
+      name: `${login} cannot create in database ${roles.database} or in schemas ${schemaList}`,
       ok: !r.db_create && !r.schema_create,
+      detail:
+        [r.db_create ? 'CREATE on the database' : '', r.schema_create ? `CREATE on ${r.schema_create}` : '']
+          .filter(Boolean)
+          .join(', ') || undefined,
     });
     checks.push({
-      name: `${login} owns nothing in schema public`,
+      name: `${login} owns nothing in schemas ${schemaList}`,
       ok: r.owned === 0,
       detail: r.owned ? `${r.owned} object(s)` : undefined,
     });
     checks.push({ name: `${login} cannot read the ledger`, ok: !r.ledger_select });
   }
   const missing = await client.query(
-    `SELECT c.relname FROM pg_class c
-      WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname <> 'orion_schema_history'
-        AND NOT (has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT')
-             AND has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE'))`,
-    [roles.group],
+    `SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS name
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = ANY($2) AND c.relkind IN ('r', 'p') AND c.oid <> coalesce(to_regclass('${LEDGER_TABLE}'), 0)
+        AND NOT (has_schema_privilege($1, n.oid, 'USAGE')
+             AND has_table_privilege($1, c.oid, 'SELECT') AND has_table_privilege($1, c.oid, 'INSERT')
+             AND has_table_privilege($1, c.oid, 'UPDATE') AND has_table_privilege($1, c.oid, 'DELETE'))
+      ORDER BY 1`,
+    [roles.group, schemas],
   );
   checks.push({
-    name: `${roles.group} can read and write every application table`,
+    name: `${roles.group} can read and write every application table (schemas ${schemaList})`,
     ok: missing.rows.length === 0,
-    detail: missing.rows.map((r) => r.relname).join(', ') || undefined,
+    detail: missing.rows.map((r) => r.name).join(', ') || undefined,
+  });
+  const groupCreate = await client.query(
+    `SELECT nspname FROM pg_namespace WHERE nspname = ANY($2) AND has_schema_privilege($1, oid, 'CREATE') ORDER BY 1`,
+    [roles.group, schemas],
+  );
+  checks.push({
+    name: `${roles.group} cannot create in schemas ${schemaList}`,
+    ok: groupCreate.rows.length === 0,
+    detail: groupCreate.rows.map((r) => r.nspname).join(', ') || undefined,
   });
   const defaults = await client.query(
-    `SELECT count(*)::int AS n FROM pg_default_acl d JOIN pg_roles r ON r.oid = d.defaclrole
-      WHERE r.rolname = $1 AND d.defaclnamespace = 'public'::regnamespace`,
-    [roles.owner],
+    `SELECT string_agg(d.defaclobjtype::text, '' ORDER BY d.defaclobjtype) AS kinds FROM pg_default_acl d
+       JOIN pg_roles r ON r.oid = d.defaclrole, aclexplode(d.defaclacl) a
+      WHERE r.rolname = $1 AND d.defaclnamespace = 0 AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2)`,
+    [roles.owner, roles.group],
   );
+  const kinds = defaults.rows[0].kinds ?? '';
   checks.push({
-    name: `tables created later by ${roles.owner} are granted to ${roles.group}`,
-    ok: defaults.rows[0].n >= 2,
+    name: `schemas, tables and sequences created later by ${roles.owner} are granted to ${roles.group}`,
+    ok: ['r', 'S', 'n'].every((k) => kinds.includes(k)),
   });
   return checks;
 }
 
 /**
- * Connects as the application and tries what it must not do and what it must be able to do.
- * Writes are real statements that match no rows, inside a transaction that is rolled back.
+ * Connects as the application and tries what it must not do and what it must be able to do, in
+ * every application schema (`applicationSchemas`). Writes are real statements that match no rows,
+ * inside a transaction that is rolled back.
  */
-export async function probeAppRole(app: ClientBase, database: string): Promise<LockdownReport['checks']> {
+export async function probeAppRole(
+  app: ClientBase,
+  database: string,
+  schemas: readonly string[] = ['public'],
+): Promise<LockdownReport['checks']> {
   const checks: { name: string; ok: boolean; detail?: string }[] = [];
-  const refused = async (name: string, sql: string) => {
-    try {
-      await app.query('BEGIN');
-      await app.query(sql);
-      checks.push({ name, ok: false, detail: 'was allowed' });
-    } catch (err: any) {
-      checks.push({
-        name,
-        ok: err.code === '42501',
-        detail: err.code === '42501' ? undefined : `${err.code}: ${err.message}`,
-      });
-    } finally {
-      await app.query('ROLLBACK').catch(() => {});
+  const refused = async (name: string, sqls: string[]) => {
+    const allowed: string[] = [];
+    const other: string[] = [];
+    for (const sql of sqls) {
+      try {
+        await app.query('BEGIN');
+        await app.query(sql);
+        allowed.push(sql);
+      } catch (err: any) {
+        if (err.code !== '42501') other.push(`${err.code}: ${err.message}`);
+      } finally {
+        await app.query('ROLLBACK').catch(() => {});
+      }
     }
+    const detail = [...allowed.map((s) => `was allowed: ${s}`), ...other].join('; ');
+    checks.push({ name, ok: !detail, detail: detail || undefined });
   };
+  const probe = q(`orion_probe_${process.pid}`);
   // CREATE DATABASE cannot run in a transaction block; its privilege check comes first regardless.
   try {
-    await app.query(`CREATE DATABASE ${q(`orion_probe_${process.pid}`)}`);
+    await app.query(`CREATE DATABASE ${probe}`);
     checks.push({ name: 'app connection is refused CREATE DATABASE', ok: false, detail: 'was allowed' });
-    await app.query(`DROP DATABASE ${q(`orion_probe_${process.pid}`)}`).catch(() => {});
+    await app.query(`DROP DATABASE ${probe}`).catch(() => {});
   } catch (err: any) {
     checks.push({
       name: 'app connection is refused CREATE DATABASE',
@@ -258,33 +380,33 @@ export async function probeAppRole(app: ClientBase, database: string): Promise<L
       detail: err.code === '42501' ? undefined : err.message,
     });
   }
-  await refused('app connection is refused CREATE ROLE', `CREATE ROLE ${q(`orion_probe_${process.pid}`)}`);
+  await refused('app connection is refused CREATE ROLE', [`CREATE ROLE ${probe}`]);
+  await refused('app connection is refused CREATE SCHEMA', [`CREATE SCHEMA ${probe}`]);
   await refused(
-    'app connection is refused CREATE TABLE',
-    `CREATE TABLE public.${q(`orion_probe_${process.pid}`)} (id int)`,
+    `app connection is refused CREATE TABLE in schemas ${schemas.join(', ')}`,
+    schemas.map((s) => `CREATE TABLE ${q(s)}.${probe} (id int)`),
   );
-  await refused('app connection is refused reading the ledger', `SELECT 1 FROM ${LEDGER_TABLE} LIMIT 0`);
+  await refused('app connection is refused reading the ledger', [`SELECT 1 FROM ${LEDGER_TABLE} LIMIT 0`]);
   // One writable column per table: statements that match no rows still pass the privilege checks.
   const tables = await app.query(
-    `SELECT quote_ident(c.relname) AS t,
+    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS t,
             (SELECT quote_ident(attname) FROM pg_attribute
               WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum LIMIT 1) AS col
-       FROM pg_class c
-      WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname <> 'orion_schema_history'
-      ORDER BY c.relname`,
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND c.oid <> coalesce(to_regclass('${LEDGER_TABLE}'), 0)
+      ORDER BY 1`,
+    [schemas],
   );
   const failures: string[] = [];
   for (const { t, col } of tables.rows) {
     try {
       await app.query('BEGIN');
-      await app.query(`SELECT 1 FROM public.${t} LIMIT 1`);
+      await app.query(`SELECT 1 FROM ${t} LIMIT 1`);
       if (col) {
-        await app.query(
-          `INSERT INTO public.${t} (${col}) OVERRIDING SYSTEM VALUE SELECT ${col} FROM public.${t} WHERE false`,
-        );
-        await app.query(`UPDATE public.${t} SET ${col} = ${col} WHERE false`);
+        await app.query(`INSERT INTO ${t} (${col}) OVERRIDING SYSTEM VALUE SELECT ${col} FROM ${t} WHERE false`);
+        await app.query(`UPDATE ${t} SET ${col} = ${col} WHERE false`);
       }
-      await app.query(`DELETE FROM public.${t} WHERE false`);
+      await app.query(`DELETE FROM ${t} WHERE false`);
     } catch (err: any) {
       failures.push(`${t}: ${err.message}`);
     } finally {

@@ -5,6 +5,7 @@
  * re-run resumes it.
  */
 import type { ClientBase } from 'pg';
+import { quoteIdent } from './db';
 import { BadInputError, type OrionError } from './errors';
 import { Executor, type RunOptions, type RunResult } from './executor';
 import { type Migration, prepareScripts, readScript } from './files';
@@ -48,9 +49,34 @@ export async function migrate(
     const plan = await readPlan(client, migrations, options);
     // Only what will run is parsed; any problem in it stops the run before the ledger is even created.
     await prepareScripts(plan.pending.map((p) => p.migration.up));
+    if (options.role && !options.dryRun) await createDeclaredExtensions(client, plan.pending);
     if (!options.dryRun) await ensureLedger(client); // a dry run creates it in its own transaction
     return new Executor(client, options).run(plan);
   });
+}
+
+/**
+ * The extensions pending migrations declare (`-- orion:requires-extension NAME`), created first as the
+ * connecting user when the migrations run as a role: the user may create what the role may not (on
+ * RDS, the master — an rds_superuser — creates the extensions RDS allows that are not trusted; the
+ * owner role, with CREATE on the database, only trusted ones). The migration's own
+ * `CREATE EXTENSION IF NOT EXISTS` then finds it there.
+ */
+async function createDeclaredExtensions(client: ClientBase, pending: Plan['pending']): Promise<void> {
+  for (const { migration } of pending) {
+    for (const name of migration.up.directives.requiresExtensions) {
+      try {
+        await client.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(name)}`);
+      } catch (err: any) {
+        if (typeof err?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(err.code)) throw err; // not the server's answer
+        throw new BadInputError(
+          `requires extension "${name}", which ${(await client.query('SELECT current_user AS u')).rows[0].u} ` +
+            `may not create here (SQLSTATE ${err.code}: ${err.message}${err.hint ? `; ${err.hint}` : ''})`,
+          { file: migration.up.file },
+        );
+      }
+    }
+  }
 }
 
 /**

@@ -48,11 +48,29 @@ export async function precheck(admin: ClientBase, migrations: readonly Migration
   return server.version;
 }
 
+export interface BootstrapOptions {
+  /**
+   * Set the application's password from the secret. `orion-db up` against a server it did not start
+   * leaves passwords alone unless told to; a new app role then has none (it cannot log in yet).
+   * @default true
+   */
+  readonly setAppPassword?: boolean;
+}
+
 /**
- * Creates the database and roles that are missing and sets the application's password from the
- * secret. Returns what it did, in words.
+ * Creates the database and roles that are missing and (unless told not to) sets the application's
+ * password from the secret. Returns what it did, in words.
+ *
+ * Works as RDS's master: not a superuser, CREATEDB and CREATEROLE. On PostgreSQL 16 a role created by
+ * such a user comes with a membership for its creator that has ADMIN only (no SET, no INHERIT), and
+ * `pg_has_role(…, 'MEMBER')` counts it, so the check is for SET and the grant asks for both.
  */
-export async function bootstrap(admin: ClientBase, roles: LockdownRoles, app: Credentials): Promise<string[]> {
+export async function bootstrap(
+  admin: ClientBase,
+  roles: LockdownRoles,
+  app: Credentials,
+  options: BootstrapOptions = {},
+): Promise<string[]> {
   const done: string[] = [];
   if (app.username !== roles.app && app.username !== `${roles.app}_clone`) {
     throw new BadInputError(
@@ -78,18 +96,25 @@ export async function bootstrap(admin: ClientBase, roles: LockdownRoles, app: Cr
     await admin.query(`CREATE ROLE ${q(role)} ${login}`).catch(ignoreDuplicate);
     done.push(`created role ${role}`);
   }
-  // The master runs migrations as the owner (SET ROLE), so it needs membership.
-  if (!(await exists(`SELECT 1 WHERE pg_has_role(current_user, $1, 'MEMBER')`, roles.owner))) {
-    await admin.query(`GRANT ${q(roles.owner)} TO CURRENT_USER`);
+  // The master runs migrations as the owner (SET ROLE) and grants on its objects (INHERIT).
+  const v16 = (await admin.query(`SELECT current_setting('server_version_num')::int >= 160000 AS v`)).rows[0].v;
+  if (!(await exists(`SELECT 1 WHERE pg_has_role(current_user, $1, '${v16 ? 'SET' : 'MEMBER'}')`, roles.owner))) {
+    await admin.query(`GRANT ${q(roles.owner)} TO CURRENT_USER${v16 ? ' WITH INHERIT TRUE, SET TRUE' : ''}`);
   }
-  // A SCRAM verifier, so the password itself never reaches the server (or its statement log).
-  await admin.query(
-    `ALTER ROLE ${q(app.username)} WITH LOGIN PASSWORD ${admin.escapeLiteral(scramVerifier(app.password))}`,
-  );
+  if (options.setAppPassword ?? true) {
+    // A SCRAM verifier, so the password itself never reaches the server (or its statement log).
+    await admin.query(
+      `ALTER ROLE ${q(app.username)} WITH LOGIN PASSWORD ${admin.escapeLiteral(scramVerifier(app.password))}`,
+    );
+  }
   return done;
 }
 
-/** In the target database: the owner role may create the schema objects migrations make. */
+/**
+ * In the target database: the owner role may create what migrations make — tables in `public`, and
+ * schemas and trusted extensions (CREATE on the database). The application never gets either.
+ */
 export async function bootstrapSchema(target: ClientBase, roles: LockdownRoles): Promise<void> {
   await target.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${q(roles.owner)}`);
+  await target.query(`GRANT CREATE ON DATABASE ${q(roles.database)} TO ${q(roles.owner)}`);
 }

@@ -7,15 +7,28 @@
  */
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
+import { planBatches } from '../engine/batches';
 import { connect, withDatabase, withUser } from '../engine/db';
-import { BadInputError, OutcomeUnknownError, VerificationFailedError } from '../engine/errors';
+import {
+  asServerError,
+  BadInputError,
+  OutcomeUnknownError,
+  ServerError,
+  VerificationFailedError,
+} from '../engine/errors';
 import { loadMigrations, type Migration, prepareScripts } from '../engine/files';
 import { validateIdentifier } from '../engine/identifiers';
 import { readLedger } from '../engine/ledger';
-import { type LockdownRoles, lockdown, probeAppRole } from '../engine/lockdown';
+import {
+  applicationSchemas,
+  type LockdownOptions,
+  type LockdownRoles,
+  lockdown,
+  probeAppRole,
+} from '../engine/lockdown';
 import { addError, applyRunResult, emptyReport, type Report, versionString } from '../engine/report';
 import { migrate, type RunOptions, type RunResult, readPlan } from '../engine/runner';
-import { rowCounts } from '../engine/verify';
+import { applicationTables, rowCounts } from '../engine/verify';
 import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import type { SecretsPort, SnapshotPort } from './ports';
 
@@ -30,6 +43,18 @@ export interface DeployConfig {
   readonly snapshotPrefix: string;
   /** Pre-migration snapshots to keep. @default 5 */
   readonly snapshotRetention?: number;
+  /**
+   * When to take the pre-migration snapshot: whenever something is pending, or only when a pending
+   * migration runs outside a transaction (a failure of a transactional batch rolls back whole, so
+   * it needs none). @default 'pending'
+   */
+  readonly snapshotWhen?: 'pending' | 'non-transactional';
+  /**
+   * Set the application's password from the secrets port on every run. Without it, the connection
+   * probe as the application is skipped (its password is not known), and the report says so.
+   * @default true
+   */
+  readonly setAppPassword?: boolean;
   readonly run?: Pick<RunOptions, 'lockWaitMs' | 'maxStatementTimeoutMs' | 'onEvent' | 'defaultLockTimeoutMs'>;
   /** Progress for people or logs. */
   readonly log?: (message: string) => void;
@@ -83,33 +108,51 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
     return finishRestore(ports, config, report, id, prior.reason ?? 'a migration failed', as, migrations);
   }
 
+  const setAppPassword = config.setAppPassword ?? true;
   const admin = await as('postgres');
   try {
     report.server_version = await precheck(admin, migrations);
-    report.bootstrap = await bootstrap(admin, roles, app);
+    report.bootstrap = await bootstrap(admin, roles, app, { setAppPassword }).catch((err) => {
+      throw asServerError('bootstrap', err);
+    });
   } finally {
     await admin.end();
   }
 
   let target = await as(roles.database);
   try {
-    await bootstrapSchema(target, roles);
+    await bootstrapSchema(target, roles).catch((err) => {
+      throw asServerError('bootstrap', err);
+    });
     const plan = await readPlan(target, migrations);
     await prepareScripts(plan.pending.map((p) => p.migration.up));
     report.from_version = report.to_version = versionString(plan.currentVersion);
-    report.row_counts = { before: await rowCounts(target) };
-    if (plan.pending.length > 0) {
+    report.row_counts = { before: await readableRowCounts(target) };
+    // One transactional batch rolls back whole on failure: a snapshot adds nothing to that.
+    const batches = planBatches(plan.pending);
+    const oneBatch = batches.length <= 1 && !batches[0]?.migrations[0].migration.up.directives.noTransaction;
+    const snapshot = config.snapshotWhen !== 'non-transactional' || !oneBatch;
+    if (plan.pending.length > 0 && !snapshot) {
+      note(report, 'no backup taken: the pending migrations run in one transaction, so a failure rolls back whole');
+    }
+    if (plan.pending.length > 0 && snapshot) {
       report.snapshot = id;
       await target.end(); // a local snapshot copies the database, which needs it to be idle
-      const state = await ports.snapshots.ensure(id, {
-        'orion:deploy-id': config.deployId,
-        'orion:from-version': versionString(plan.currentVersion) ?? 'none',
-        'orion:to-version': plan.pending.at(-1)!.migration.version.toString(),
-      });
+      const state = await ports.snapshots
+        .ensure(id, {
+          'orion:deploy-id': config.deployId,
+          'orion:from-version': versionString(plan.currentVersion) ?? 'none',
+          'orion:to-version': plan.pending.at(-1)!.migration.version.toString(),
+        })
+        .catch((err) => {
+          throw asServerError('snapshot', err);
+        });
       if (state === 'creating') return { status: 'waiting', reason: `snapshot ${id} is being created`, report };
       log(`snapshot ${id} is available`);
-      const runOptions: RunOptions = { ...config.run, deployId: config.deployId, role: roles.owner };
       target = await as(roles.database);
+    }
+    if (plan.pending.length > 0) {
+      const runOptions: RunOptions = { ...config.run, deployId: config.deployId, role: roles.owner };
       let result = await migrate(target, migrations, runOptions);
       if (result.error && result.connectionLost) {
         // A dropped connection (the network, a Multi-AZ failover) says nothing about the SQL, and
@@ -129,40 +172,107 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
           log(`migration failed; the database is unchanged at version ${versionString(result.fromVersion) ?? 'none'}`);
           return { status: 'complete', report };
         }
+        if (!snapshot) {
+          // A batch split the plan did not foresee (55P04) committed part of the run, with no backup to restore.
+          note(report, 'no backup was taken: the database stays at the version it reached; fix forward');
+          return { status: 'complete', report };
+        }
         await target.end();
         log(`migration failed after changes were committed; restoring snapshot ${id}`);
         return finishRestore(ports, config, report, id, result.error.message, as, migrations);
       }
-      report.deleted_snapshots = await pruneSnapshots(ports.snapshots, config, id);
+      if (snapshot) report.deleted_snapshots = await pruneSnapshots(ports.snapshots, config, id);
     }
 
-    report.lockdown = await lockdown(target, roles);
-    const appClient = await as(roles.database, app);
-    try {
-      const probes = await probeAppRole(appClient, roles.database);
-      report.lockdown = {
-        ...report.lockdown,
-        ok: report.lockdown.ok && probes.every((p) => p.ok),
-        checks: [...report.lockdown.checks, ...probes],
-      };
-    } finally {
-      await appClient.end();
+    await lockdownAndProbe(report, target, roles, {
+      lockTimeoutMs: config.run?.defaultLockTimeoutMs,
+      connectAsApp: setAppPassword ? () => as(roles.database, app) : undefined,
+    });
+    if (!report.ok) {
+      const ledger = await readPlan(target, migrations, { allowOutOfOrder: true }).catch(() => undefined);
+      if (ledger) report.to_version = versionString(ledger.currentVersion);
     }
-    if (!report.lockdown.ok) {
-      addError(
-        report,
-        new VerificationFailedError(
-          report.lockdown.checks
-            .filter((c) => !c.ok)
-            .map((c) => `lockdown check failed: ${c.name}${c.detail ? ` (${c.detail})` : ''}`),
-        ),
-      );
-    }
-    (report.row_counts as Record<string, unknown>).after = await rowCounts(target);
+    (report.row_counts as Record<string, unknown>).after = await readableRowCounts(target);
     return { status: 'complete', report };
   } finally {
     await target.end().catch(() => {});
   }
+}
+
+/**
+ * The lockdown, its read-back and the probe as the application. A failure here comes after the
+ * migrations committed: it goes into the report (one sentence with its SQLSTATE), never thrown.
+ */
+async function lockdownAndProbe(
+  report: Report,
+  target: Client,
+  roles: LockdownRoles,
+  options: LockdownOptions & { connectAsApp?: () => Promise<Client> },
+): Promise<void> {
+  const { connectAsApp } = options;
+  try {
+    report.lockdown = await lockdown(target, roles, options);
+    if (connectAsApp) {
+      const appClient = await connectAsApp();
+      try {
+        const probes = await probeAppRole(appClient, roles.database, await applicationSchemas(target, roles.owner));
+        report.lockdown = {
+          ...report.lockdown,
+          ok: report.lockdown.ok && probes.every((p) => p.ok),
+          checks: [...report.lockdown.checks, ...probes],
+        };
+      } finally {
+        await appClient.end();
+      }
+    } else {
+      note(
+        report,
+        `no connection probe as ${roles.app}: its password was not set by this run (catalog read-back only)`,
+      );
+    }
+  } catch (err) {
+    // Whatever it was (the server's refusal, a lost connection), the migrations stay committed.
+    const error = asServerError('lockdown', err);
+    const message = error instanceof ServerError ? error.message : `lockdown failed: ${(err as Error)?.message ?? err}`;
+    report.lockdown = {
+      ok: false,
+      checks: [{ name: 'the lockdown ran', ok: false, detail: message }],
+      corrected: report.lockdown?.corrected ?? [],
+    };
+    addError(report, error instanceof ServerError ? error : { message });
+    return;
+  }
+  if (!report.lockdown.ok) {
+    addError(
+      report,
+      new VerificationFailedError(
+        report.lockdown.checks
+          .filter((c) => !c.ok)
+          .map((c) => `lockdown check failed: ${c.name}${c.detail ? ` (${c.detail})` : ''}`),
+      ),
+    );
+  }
+}
+
+/**
+ * Row counts of the application tables the master may read. Not being a superuser, it may not read a
+ * table the application came to own by hand (drift, until the lockdown gives it back to the owner role).
+ */
+async function readableRowCounts(client: Client): Promise<Record<string, number>> {
+  const tables = await applicationTables(client);
+  const { rows } = await client.query(
+    `SELECT t FROM unnest($1::text[]) t WHERE has_table_privilege(format('public.%I', t), 'SELECT')`,
+    [tables],
+  );
+  return rowCounts(
+    client,
+    rows.map((r) => r.t),
+  );
+}
+
+/** Something a person should know about this run that is not an error. */
+function note(report: Report, text: string): void {
+  report.notes = [...((report.notes as string[] | undefined) ?? []), text];
 }
 
 function outcomeUnknown(what: string): OutcomeUnknownError {
@@ -210,6 +320,17 @@ async function finishRestore(
   if (report.errors.length === 0) report.errors.push({ message: reason });
   const state = await ports.snapshots.restore(id, reason);
   if (state === 'in-progress') return { status: 'waiting', reason: `restoring snapshot ${id}`, report };
+  if (state === 'manual') {
+    // Left as it is, at the version the ledger says: restoring is a person's decision here.
+    const client = await as(config.roles.database);
+    try {
+      report.to_version = versionString((await readPlan(client, migrations, { allowOutOfOrder: true })).currentVersion);
+    } finally {
+      await client.end();
+    }
+    report.backup = ports.snapshots.keptAs(id);
+    return { status: 'complete', report };
+  }
   const restored = await as(config.roles.database);
   try {
     const version = versionString((await readPlan(restored, migrations, { allowOutOfOrder: true })).currentVersion);

@@ -20,7 +20,11 @@ export interface SecretsPort {
 }
 
 export type SnapshotState = 'available' | 'creating';
-export type RestoreState = 'done' | 'in-progress';
+/**
+ * `manual`: this port does not restore on this server (a shared server it did not start, where it
+ * may not end other sessions); `keptAs` says where the backup is and how to restore it.
+ */
+export type RestoreState = 'done' | 'in-progress' | 'manual';
 
 /** What a snapshot restore of this deploy has left behind, read from durable facts. */
 export interface RestoreStatus {
@@ -47,6 +51,6 @@ export interface SnapshotPort {
   restore(id: string, reason: string): Promise<RestoreState>;
   /** Whether a restore from snapshot `id` was started, and how far it got. */
   restoreStatus(id: string): Promise<RestoreStatus>;
-  /** Where the failed database is kept after a restore from `id`, for people. */
+  /** Where the failed database is kept after a restore from `id` (or, after `manual`, the backup), for people. */
   keptAs(id: string): string;
 }

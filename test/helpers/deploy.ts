@@ -10,7 +10,7 @@ import { type DeployConfig, runDeploy } from '../../lambda/lifecycle/deploy';
 import type { Credentials, SecretsPort } from '../../lambda/lifecycle/ports';
 import { generatePassword } from '../../lambda/local/secrets';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
-import { adminQuery, adminUrl, client, uniqueName } from './db';
+import { adminQuery, adminUrl, client, query, uniqueName } from './db';
 import { type Master, rdsMaster, superuserMaster } from './rds';
 
 export class MemorySecrets implements SecretsPort {
@@ -35,6 +35,8 @@ export interface DeployFixture {
   readonly prefix: string;
   /** The master the lifecycle connects as. */
   master(): Promise<Master>;
+  /** Runs SQL as that master, on the target database unless `database` says otherwise. */
+  asMaster<T = any>(sql: string, params?: unknown[], database?: string): Promise<T[]>;
   /** Superuser URL of the target database. */
   readonly targetUrl: string;
   deploy(migrationsDir: string, overrides?: Partial<DeployConfig>): ReturnType<typeof runDeploy>;
@@ -46,7 +48,7 @@ export interface DeployFixture {
 let deploys = 0;
 
 export interface DeployFixtureOptions {
-  /** Who the lifecycle connects as ('rds': NOSUPERUSER CREATEDB CREATEROLE, in rds_superuser). @default 'superuser' */
+  /** Who the lifecycle connects as ('rds': NOSUPERUSER CREATEDB CREATEROLE, in rds_superuser). @default 'rds' */
   readonly master?: 'rds' | 'superuser';
 }
 
@@ -58,7 +60,7 @@ export function deployFixture(options: DeployFixtureOptions = {}): DeployFixture
     group: `${base}_rw`,
     app: `${base}_app`,
   };
-  const master = async () => ((options.master ?? 'superuser') === 'rds' ? rdsMaster() : superuserMaster());
+  const master = async () => ((options.master ?? 'rds') === 'rds' ? rdsMaster() : superuserMaster());
   const secrets = new MemorySecrets(master, { username: roles.app, password: generatePassword() });
   const server = new URL(adminUrl());
   server.username = server.password = '';
@@ -69,6 +71,9 @@ export function deployFixture(options: DeployFixtureOptions = {}): DeployFixture
     serverUrl: server.toString(),
     prefix,
     master,
+    async asMaster(sql, params = [], database = roles.database) {
+      return query(withDatabase((await master()).url(), database), sql, params);
+    },
     targetUrl: withDatabase(adminUrl(), roles.database),
     async deploy(migrationsDir, overrides = {}) {
       // The snapshot port stands in for RDS's API (not SQL): it keeps the superuser.

@@ -130,12 +130,13 @@ describe('deploy lifecycle', () => {
     fixture = deployFixture();
     const { roles } = fixture;
     await complete(fixture, SOP_MIGRATIONS);
-    await adminQuery(`ALTER ROLE "${roles.app}" CREATEDB CREATEROLE`);
-    await adminQuery(`GRANT pg_read_all_data TO "${roles.app}"`);
-    await query(
-      fixture.targetUrl,
-      `ALTER TABLE activities OWNER TO "${roles.app}"; GRANT TRUNCATE ON viewer_entries TO "${roles.app}"; GRANT SELECT ON orion_schema_history TO "${roles.group}"; GRANT CREATE ON SCHEMA public TO PUBLIC`,
+    // What anyone holding the master secret could do on RDS.
+    await fixture.asMaster(`ALTER ROLE "${roles.app}" CREATEDB CREATEROLE`);
+    await fixture.asMaster(`GRANT "${roles.owner}" TO "${roles.app}"`);
+    await fixture.asMaster(
+      `GRANT TRUNCATE ON viewer_entries TO "${roles.app}"; GRANT SELECT ON orion_schema_history TO "${roles.group}"; GRANT CREATE ON SCHEMA public TO PUBLIC`,
     );
+    await query(fixture.targetUrl, `ALTER TABLE activities OWNER TO "${roles.app}"`);
     const report = await complete(fixture, SOP_MIGRATIONS);
     expect(report.lockdown!.ok).toBe(true);
     expect(report.lockdown!.corrected).toEqual(
@@ -146,10 +147,10 @@ describe('deploy lifecycle', () => {
         expect.stringMatching(new RegExp(`^${roles.app} had direct grants: .*viewer_entries TRUNCATE`)),
         `${roles.group} had SELECT on the ledger`,
         'PUBLIC had CREATE on schema public',
-        `${roles.app} was a member of pg_read_all_data`,
+        `${roles.app} was a member of ${roles.owner}`,
       ]),
     );
-    expect(await adminQuery(`SELECT pg_has_role($1, 'pg_read_all_data', 'MEMBER') AS m`, [roles.app])).toEqual([
+    expect(await adminQuery(`SELECT pg_has_role($1, $2, 'MEMBER') AS m`, [roles.app, roles.owner])).toEqual([
       { m: false },
     ]);
     expect(await roleAttributes(roles.app)).toMatchObject({ rolcreatedb: false, rolcreaterole: false });
@@ -158,6 +159,61 @@ describe('deploy lifecycle', () => {
     ]);
     const again = await complete(fixture, SOP_MIGRATIONS);
     expect(again.lockdown!.corrected).toEqual([]);
+  });
+
+  test('drift only a superuser can undo (REPLICATION, BYPASSRLS) is reported, not attempted, and fails the deploy', async () => {
+    fixture = deployFixture();
+    const { roles } = fixture;
+    await complete(fixture, SOP_MIGRATIONS);
+    await adminQuery(`ALTER ROLE "${roles.app}" REPLICATION BYPASSRLS`);
+    if ((await serverMajor()) < 16) {
+      // 15 refuses a non-superuser any ALTER ROLE of a REPLICATION role, the password too: said before anything runs.
+      await expect(fixture.deploy(SOP_MIGRATIONS)).rejects.toThrow(
+        /^bootstrap failed: SQLSTATE 42501: must be superuser to alter replication roles or change replication attribute$/,
+      );
+    } else {
+      const report = await complete(fixture, SOP_MIGRATIONS);
+      expect(report).toMatchObject({ ok: false, from_version: '2', to_version: '2', lockdown: { ok: false } });
+      const attributes = report.lockdown!.checks.find((c) => c.name.startsWith(`${roles.app} has no SUPERUSER`));
+      expect(attributes).toMatchObject({
+        ok: false,
+        detail: `REPLICATION, BYPASSRLS: only a superuser can clear them (ALTER ROLE ${roles.app} NOREPLICATION NOBYPASSRLS)`,
+      });
+      expect(report.errors).toEqual([
+        {
+          message: expect.stringMatching(
+            /^lockdown check failed: .* has no SUPERUSER.*only a superuser can clear them/,
+          ),
+        },
+      ]);
+    }
+    expect(await roleAttributes(roles.app)).toMatchObject({ rolreplication: true, rolbypassrls: true });
+
+    await adminQuery(`ALTER ROLE "${roles.app}" NOREPLICATION NOBYPASSRLS`); // the administrator's fix
+    expect((await complete(fixture, SOP_MIGRATIONS)).lockdown!.ok).toBe(true);
+  });
+
+  test('a membership the master may not revoke is reported with the reason, not thrown', async () => {
+    fixture = deployFixture();
+    const { roles } = fixture;
+    await complete(fixture, SOP_MIGRATIONS);
+    // A superuser's grant: on RDS, rdsadmin's. PostgreSQL 16 lets only the grantor (or its ADMINs) revoke it.
+    await adminQuery(`GRANT pg_read_all_data TO "${roles.app}"`);
+    const report = await complete(fixture, SOP_MIGRATIONS);
+    const member = (await adminQuery(`SELECT pg_has_role($1, 'pg_read_all_data', 'MEMBER') AS m`, [roles.app]))[0].m;
+    // 15: CREATEROLE may revoke any non-superuser role. 16: not without ADMIN on pg_read_all_data.
+    expect(member).toBe((await serverMajor()) >= 16);
+    if (member) {
+      expect(report.ok).toBe(false);
+      expect(report.lockdown!.checks).toContainEqual({
+        name: 'every drift found was corrected',
+        ok: false,
+        detail: expect.stringContaining(`${roles.app} was a member of pg_read_all_data`),
+      });
+    } else {
+      expect(report.lockdown!.corrected).toContain(`${roles.app} was a member of pg_read_all_data`);
+      expect(report.ok).toBe(true);
+    }
   });
 
   test('a failing transactional migration restores nothing and leaves the pre-deploy version', async () => {
@@ -281,7 +337,8 @@ describe('deploy lifecycle', () => {
     fixture = deployFixture();
     const { roles } = fixture;
     await complete(fixture, SOP_MIGRATIONS);
-    await adminQuery(`CREATE ROLE "${roles.app}_clone" LOGIN CREATEDB`); // as the rotation Lambda would, plus drift
+    // As the multi-user rotation Lambda does (with the master secret), plus drift.
+    await fixture.asMaster(`CREATE ROLE "${roles.app}_clone" LOGIN CREATEDB`, [], 'postgres');
     fixture.secrets.appCredentials = { username: `${roles.app}_clone`, password: 'clone-Password-456' };
     const report = await complete(fixture, SOP_MIGRATIONS);
     expect(report.lockdown!.ok).toBe(true);
@@ -405,6 +462,10 @@ describe('snapshotId', () => {
     expect(() => snapshotId('Orion_Prod', 'x')).toThrow(/snapshot prefix/);
   });
 });
+
+async function serverMajor(): Promise<number> {
+  return Math.floor((await adminQuery(`SELECT current_setting('server_version_num')::int AS n`))[0].n / 10000);
+}
 
 async function readFixture(file: string): Promise<string> {
   const { readFileSync } = await import('node:fs');
