@@ -3,7 +3,6 @@
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Credentials, SecretsPort } from '../lifecycle/ports';
-import { type RetryOptions, withThrottlingRetries } from './retry';
 
 /** The JSON that RDS-generated secrets hold. */
 export interface DatabaseSecretValue extends Credentials {
@@ -19,7 +18,6 @@ export class SecretsManagerSecrets implements SecretsPort {
     private readonly client: SecretsManagerClient,
     private readonly masterSecretArn: string,
     private readonly appSecretArn: string,
-    private readonly retry: RetryOptions = {},
   ) {}
 
   master(): Promise<DatabaseSecretValue> {
@@ -34,10 +32,9 @@ export class SecretsManagerSecrets implements SecretsPort {
   private read(arn: string, which: string): Promise<DatabaseSecretValue> {
     let value = this.cache.get(arn);
     if (!value) {
-      value = withThrottlingRetries(
-        () => this.client.send(new GetSecretValueCommand({ SecretId: arn })),
-        this.retry,
-      ).then((out) => parse(out.SecretString, which, arn));
+      value = this.client
+        .send(new GetSecretValueCommand({ SecretId: arn }))
+        .then((out) => parse(out.SecretString, which, arn));
       value.catch(() => this.cache.delete(arn));
       this.cache.set(arn, value);
     }

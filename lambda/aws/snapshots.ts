@@ -25,7 +25,7 @@ import {
 } from '@aws-sdk/client-rds';
 import type { RestoreState, RestoreStatus, SnapshotInfo, SnapshotPort, SnapshotState } from '../lifecycle/ports';
 import type { RestoreSettings } from '../schema-migrator/properties';
-import { type RetryOptions, unlessNotFound, withThrottlingRetries } from './retry';
+import { unlessNotFound } from './not-found';
 
 export const TAG_RESTORED_FROM = 'orion:restored-from';
 export const TAG_FAILED_DEPLOY = 'orion:failed-deploy-snapshot';
@@ -36,7 +36,6 @@ export interface RdsSnapshotsOptions {
   readonly restore: RestoreSettings;
   /** Added to every snapshot and restored instance (e.g. the stack). */
   readonly tags?: Readonly<Record<string, string>>;
-  readonly retry?: RetryOptions;
 }
 
 export class RdsSnapshots implements SnapshotPort {
@@ -208,7 +207,7 @@ export class RdsSnapshots implements SnapshotPort {
 
   // The SDK's per-command overloads do not survive a generic wrapper; results are typed at the call sites.
   private send(command: any): Promise<any> {
-    return withThrottlingRetries(() => this.rds.send(command), this.options.retry);
+    return this.rds.send(command);
   }
 }
 

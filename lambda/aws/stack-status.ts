@@ -3,7 +3,6 @@
  * previous properties, and must never fail.
  */
 import { type CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { withThrottlingRetries } from './retry';
 
 const ROLLING_BACK = new Set([
   'UPDATE_ROLLBACK_IN_PROGRESS',
@@ -12,7 +11,7 @@ const ROLLING_BACK = new Set([
 ]);
 
 export async function isStackRollingBack(client: CloudFormationClient, stackId: string): Promise<boolean> {
-  const out = await withThrottlingRetries(() => client.send(new DescribeStacksCommand({ StackName: stackId })));
+  const out = await client.send(new DescribeStacksCommand({ StackName: stackId }));
   const status = out.Stacks?.[0]?.StackStatus;
   return status !== undefined && ROLLING_BACK.has(status);
 }

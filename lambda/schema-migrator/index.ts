@@ -6,9 +6,7 @@
 import { resolve } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
-import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
-import { RDSClient } from '@aws-sdk/client-rds';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { awsClients } from '../aws/clients';
 import { SecretsManagerSecrets } from '../aws/secrets';
 import { RdsSnapshots } from '../aws/snapshots';
 import { isStackRollingBack } from '../aws/stack-status';
@@ -16,9 +14,7 @@ import { createHandlers, type InvocationContext, type ProviderEvent } from './ha
 
 const logger = new Logger();
 const metrics = new PowertoolsMetrics();
-const rds = new RDSClient({});
-const secretsManager = new SecretsManagerClient({});
-const cloudFormation = new CloudFormationClient({});
+const { rds, secretsManager, cloudFormation } = awsClients();
 
 const handlers = createHandlers({
   migrationsDir: resolve(__dirname, process.env.MIGRATIONS_DIR ?? './migrations'),
