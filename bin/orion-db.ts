@@ -23,6 +23,8 @@ async function run(ctx: CommandContext): Promise<Report> {
       return (await import('../cli/commands/up')).up(ctx);
     case 'verify':
       return (await import('../cli/commands/verify')).verify(ctx);
+    case 'copy':
+      return (await import('../cli/commands/copy')).copy(ctx);
     case 'lint':
       return (await import('../cli/commands/lint')).lint(ctx);
     case 'new':

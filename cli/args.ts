@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../lambda/engine/directives';
 import { BadInputError } from '../lambda/engine/errors';
 
-export const COMMANDS = ['status', 'plan', 'migrate', 'down', 'lint', 'verify', 'new', 'up'] as const;
+export const COMMANDS = ['status', 'plan', 'migrate', 'down', 'lint', 'verify', 'new', 'up', 'copy'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface CliOptions {
@@ -23,6 +23,10 @@ export interface CliOptions {
   readonly target?: string;
   readonly tables?: readonly string[];
   readonly sample?: number;
+  /** copy: rows per batch (and per transaction). */
+  readonly batchSize: number;
+  readonly checkpoint?: string;
+  readonly truncate: boolean;
   readonly cwd: string;
 }
 
@@ -34,10 +38,12 @@ Commands:
   migrate  [--to VERSION] [--dry-run] [--allow-out-of-order] [--lock-timeout 60s] [...]
   down     --to VERSION [...]                                  revert with the stored down scripts
   lint     [FILES...] [--json]                                 check migrations for dangerous SQL
-  verify   --from URL --to URL [--tables a,b] [--sample 0.05] [--json]
+  verify   --from SRC --to URL [--tables a,b] [--sample 0.05] [--json]
+  copy     --from SRC --to URL [--tables a,b] [--batch-size 1000] [--checkpoint FILE] [--truncate] [--json]
   new      NAME                                                create the next up/down pair
   up       [--migrations DIR] [--database-url URL] [--json]    the full deploy lifecycle (embedded PostgreSQL by default)
 
+SRC is sqlite:///relative/path.db, sqlite:////absolute/path.db or a postgres:// URL.
 --database-url defaults to $DATABASE_URL. Exit codes: 0 ok, 1 a migration or check failed,
 2 bad input or usage (nothing ran), 3 the migration lock was not acquired in time.`;
 
@@ -48,7 +54,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
     throw new BadInputError(`unknown command "${command}"\n\n${USAGE}`);
   const parsed = parseOptions(rest);
   const v = parsed.values;
-  const isVerify = command === 'verify';
+  const isVerify = command === 'verify' || command === 'copy';
   const to = !isVerify && v.to !== undefined ? parseVersion(v.to) : undefined;
   if (command === 'down' && to === undefined)
     throw new BadInputError('down needs --to VERSION (use --to 0 to revert everything)');
@@ -57,7 +63,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
   if (command !== 'new' && command !== 'lint' && parsed.positionals.length) {
     throw new BadInputError(`unexpected argument "${parsed.positionals[0]}" for ${command}`);
   }
-  if (isVerify && (!v.from || !v.to)) throw new BadInputError('verify needs --from URL and --to URL');
+  if (isVerify && (!v.from || !v.to)) throw new BadInputError(`${command} needs --from SRC and --to URL`);
+  const batchSize = v['batch-size'] !== undefined ? Number(v['batch-size']) : 1000;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1_000_000)
+    throw new BadInputError(`--batch-size must be a whole number of rows from 1 to 1000000, got "${v['batch-size']}"`);
   const sample = v.sample !== undefined ? Number(v.sample) : undefined;
   if (sample !== undefined && !(sample > 0 && sample <= 1))
     throw new BadInputError(`--sample must be a fraction in (0, 1], got "${v.sample}"`);
@@ -78,6 +87,9 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
       .map((t) => t.trim())
       .filter(Boolean),
     sample,
+    batchSize,
+    checkpoint: v.checkpoint,
+    truncate: v.truncate!,
     cwd,
   };
 }
@@ -104,6 +116,9 @@ function parseOptions(rest: readonly string[]) {
         'lock-timeout': { type: 'string' },
         tables: { type: 'string' },
         sample: { type: 'string' },
+        'batch-size': { type: 'string' },
+        checkpoint: { type: 'string' },
+        truncate: { type: 'boolean', default: false },
       },
     });
   } catch (err: any) {

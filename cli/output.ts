@@ -64,7 +64,23 @@ export function renderReport(r: Report): string {
     )) {
       lines.push(`  ${t}: ${d.from?.rows ?? 'missing'} → ${d.to?.rows ?? 'missing'}`);
     }
-    if (r.ok) lines.push('ok: the databases match');
+    if (r.ok) {
+      const tables = Object.keys(r.tables ?? {}).length;
+      const pct = Number(((r.sample as number) * 100).toPrecision(3));
+      lines.push(
+        `ok: row counts match in ${tables} table(s); a ${pct} % sample (${r.sampled_rows} rows) matched value for value; ` +
+          `no unique-key conflicts in --from (${r.unique_keys_checked} keys checked)`,
+      );
+    }
+  } else if (r.command === 'copy' && r.ok) {
+    const tables = (r.tables as { table: string; copied: number; resumed_from: number; ms: number }[]) ?? [];
+    for (const t of tables)
+      lines.push(
+        `  ${t.table}: ${t.copied} rows copied${t.resumed_from ? ` (after ${t.resumed_from} copied before)` : ''}`,
+      );
+    for (const t of (r.only_in_source as string[]) ?? []) lines.push(`  ${t}: not in the target, not copied`);
+    for (const t of (r.only_in_target as string[]) ?? []) lines.push(`  ${t}: not in the source, not copied`);
+    lines.push(`ok: ${tables.reduce((n, t) => n + t.copied, 0)} rows copied into ${tables.length} table(s)`);
   } else if (r.ok) {
     lines.push('ok');
   }

@@ -1,0 +1,279 @@
+/**
+ * `orion-db copy`: rows from a SQLite file or a PostgreSQL database into the target's existing schema.
+ *
+ * Before anything is written: tables and columns are matched, the foreign-key order is found, the
+ * target is checked to be empty (or resuming, or --truncate), and every primary and unique key of
+ * the target is checked against the source. Then per table, parents first: key-ordered batches, each
+ * one transaction with one COPY, the checkpoint naming the batch before its COMMIT (checkpoint.ts
+ * says why that is exactly-once). The next batch is read and converted while the server takes the
+ * current one. Memory holds one or two batches, whatever the table's size.
+ *
+ * Takes the migration lock, so no migration changes the schema under a copy and two copies never
+ * interleave; a killed copy's lock goes with its connection, so the next run sees its last batch
+ * either committed or rolled back, never still in flight.
+ */
+import type { ClientBase } from 'pg';
+import { quoteIdent as q } from '../lambda/engine/db';
+import { BadInputError } from '../lambda/engine/errors';
+import { acquireMigrationLock, releaseMigrationLock } from '../lambda/engine/lock';
+import { Checkpoint, type TableProgress } from './checkpoint';
+import { UniqueConflictError } from './errors';
+import { planTables, type TablePlan } from './plan';
+import { findUniqueConflicts } from './precheck';
+import { copyIn, copySql, type EncodedBatch, encodeRows, explainCopyError } from './rows';
+import type { Source } from './source';
+import { foreignKeyOrder, readTargetSchema } from './target';
+
+export interface CopyOptions {
+  readonly source: Source;
+  readonly target: ClientBase;
+  /** The target URL without its password: part of the checkpoint's identity. */
+  readonly targetDescription: string;
+  readonly tables?: readonly string[];
+  readonly batchSize: number;
+  readonly checkpointPath?: string;
+  readonly truncate: boolean;
+  readonly lockWaitMs: number;
+  readonly onEvent?: (event: CopyEvent) => void;
+}
+
+export type CopyEvent =
+  | { type: 'precheck'; table: string }
+  | { type: 'table'; table: string; sourceRows: number; done: number; mode: 'batches' | 'whole' }
+  | { type: 'rows'; table: string; done: number; sourceRows: number }
+  | { type: 'table-done'; table: string; copied: number; ms: number };
+
+export interface TableResult {
+  readonly table: string;
+  /** Rows in the source when this table's copy started. */
+  readonly source_rows: number;
+  /** Rows copied by this run. */
+  readonly copied: number;
+  /** Rows copied by earlier runs of the same checkpoint. */
+  readonly resumed_from: number;
+  readonly ms: number;
+  readonly rows_per_second: number | null;
+  readonly mode: 'batches' | 'whole';
+  readonly whole_because?: string;
+}
+
+export interface CopyResult {
+  readonly tables: TableResult[];
+  readonly resumed: boolean;
+  readonly truncated: string[];
+  readonly precheck: { keys: number; ms: number } | null;
+  readonly only_in_source: string[];
+  readonly only_in_target: string[];
+}
+
+export async function copyDatabase(o: CopyOptions): Promise<CopyResult> {
+  const schema = await readTargetSchema(o.target);
+  const selection = planTables(await o.source.tables(), schema, o.tables);
+  const { order, cycle } = foreignKeyOrder(selection.plans.map((p) => p.target));
+  if (cycle)
+    throw new BadInputError(
+      `tables ${cycle.join(', ')} reference each other in a cycle, so no order copies parents first; copy them with --tables in separate runs after making their foreign keys DEFERRABLE, or load them by hand`,
+    );
+  const plans = order.map((name) => selection.plans.find((p) => p.target.name === name)!);
+  const checkpoint = Checkpoint.open(
+    o.checkpointPath,
+    { source: o.source.description, target: o.targetDescription, tables: order },
+    o.truncate,
+  );
+  await o.target.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET statement_timeout = 0`);
+  await acquireMigrationLock(o.target, o.lockWaitMs);
+  try {
+    for (const plan of plans) await settlePending(o.target, plan, checkpoint);
+    const notEmpty: string[] = [];
+    for (const plan of plans) {
+      if (checkpoint.state.progress[plan.target.name]) continue;
+      const { rows } = await o.target.query(`SELECT EXISTS (SELECT 1 FROM public.${q(plan.target.name)}) AS any`);
+      if (rows[0].any) notEmpty.push(plan.target.name);
+    }
+    if (notEmpty.length && !o.truncate)
+      throw new BadInputError(
+        `target table(s) ${notEmpty.join(', ')} already have rows; nothing was copied. Pass --truncate to empty ` +
+          `the copied tables first${o.checkpointPath ? '' : ', or --checkpoint FILE of the copy that filled them to resume it'}`,
+      );
+    let precheck: CopyResult['precheck'] = null;
+    if (!checkpoint.state.prechecked) {
+      const started = Date.now();
+      const conflicts = await findUniqueConflicts(o.source, o.target, plans, Math.max(o.batchSize, 5000), (table) =>
+        o.onEvent?.({ type: 'precheck', table }),
+      );
+      if (conflicts.length) throw new UniqueConflictError(conflicts);
+      precheck = { keys: plans.reduce((n, p) => n + p.target.uniqueKeys.length, 0), ms: Date.now() - started };
+      checkpoint.state.prechecked = true;
+    }
+    const truncated = o.truncate ? order : [];
+    if (o.truncate && order.length) {
+      await o.target.query(`TRUNCATE ${order.map((t) => `public.${q(t)}`).join(', ')}`);
+    }
+    checkpoint.save();
+    const tables: TableResult[] = [];
+    for (const plan of plans) tables.push(await copyTable(o, plan, checkpoint));
+    return {
+      tables,
+      resumed: checkpoint.resumed,
+      truncated,
+      precheck,
+      only_in_source: selection.onlyInSource,
+      only_in_target: selection.onlyInTarget,
+    };
+  } finally {
+    await releaseMigrationLock(o.target).catch(() => {});
+  }
+}
+
+/** A batch named pending by a killed run: committed if its last row is in the target. */
+async function settlePending(client: ClientBase, plan: TablePlan, checkpoint: Checkpoint): Promise<void> {
+  const progress = checkpoint.state.progress[plan.target.name];
+  if (!progress?.pending) return;
+  const { pending } = progress;
+  const table = `public.${q(plan.target.name)}`;
+  const { rows } = pending.lastKey
+    ? await client.query(
+        `SELECT 1 FROM ${table} WHERE ${plan.target.primaryKey!.map((c, i) => `${q(c)} = $${i + 1}`).join(' AND ')}`,
+        [...pending.lastKey],
+      )
+    : await client.query(`SELECT 1 FROM ${table} LIMIT 1`);
+  if (rows.length) {
+    progress.rows += pending.rows;
+    progress.after = pending.end;
+    if (!pending.lastKey) progress.status = 'done';
+  }
+  progress.pending = null;
+  checkpoint.save();
+}
+
+async function copyTable(o: CopyOptions, plan: TablePlan, checkpoint: Checkpoint): Promise<TableResult> {
+  const name = plan.target.name;
+  const progress = checkpoint.table(name);
+  const resumedFrom = progress.rows;
+  const sourceRows = await o.source.count(plan.source.name);
+  const started = Date.now();
+  if (progress.status !== 'done') {
+    o.onEvent?.({ type: 'table', table: name, sourceRows, done: progress.rows, mode: plan.mode });
+    if (plan.mode === 'whole') await copyWhole(o, plan, checkpoint, progress, sourceRows);
+    else await copyBatches(o, plan, checkpoint, progress, sourceRows);
+    await advanceSequences(o.target, plan);
+    progress.status = 'done';
+    checkpoint.save();
+  }
+  const ms = Date.now() - started;
+  const copied = progress.rows - resumedFrom;
+  o.onEvent?.({ type: 'table-done', table: name, copied, ms });
+  return {
+    table: name,
+    source_rows: sourceRows,
+    copied,
+    resumed_from: resumedFrom,
+    ms,
+    rows_per_second: copied && ms ? Math.round((copied * 1000) / ms) : null,
+    mode: plan.mode,
+    ...(plan.whole ? { whole_because: plan.whole } : {}),
+  };
+}
+
+async function copyBatches(
+  o: CopyOptions,
+  plan: TablePlan,
+  checkpoint: Checkpoint,
+  progress: TableProgress,
+  sourceRows: number,
+): Promise<void> {
+  const sql = copySql(plan);
+  let inflight: Promise<void> | undefined;
+  const settle = async () => {
+    if (!inflight) return;
+    const sent = inflight;
+    inflight = undefined;
+    await sent;
+    const pending = progress.pending!;
+    progress.rows += pending.rows;
+    progress.after = pending.end;
+    progress.pending = null;
+    o.onEvent?.({ type: 'rows', table: plan.target.name, done: progress.rows, sourceRows });
+  };
+  try {
+    for await (const batch of o.source.batches(plan.source, plan.sourceColumns, o.batchSize, progress.after)) {
+      // Converted while the previous batch is still on its way to the server.
+      const encoded = encodeRows(plan, batch.rows, progress.rows + (progress.pending?.rows ?? 0) + 1);
+      await settle();
+      progress.pending = { end: batch.end, rows: encoded.rows, lastKey: encoded.lastKey };
+      checkpoint.save();
+      inflight = sendBatch(o.target, plan, sql, encoded, batch.rows);
+      // Keep a rejected batch from being reported as unhandled before settle() awaits it.
+      inflight.catch(() => {});
+    }
+  } finally {
+    // An error in a later batch still lets the one already sent finish and be recorded.
+    try {
+      await settle();
+    } finally {
+      checkpoint.save();
+    }
+  }
+}
+
+async function sendBatch(
+  client: ClientBase,
+  plan: TablePlan,
+  sql: string,
+  encoded: EncodedBatch,
+  rows: readonly (readonly unknown[])[],
+): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await copyIn(client, sql, [encoded.text]);
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw explainCopyError(err, plan, (line) =>
+      rows[line - 1] ? { row: rows[line - 1] as never, number: line } : undefined,
+    );
+  }
+  await client.query('COMMIT');
+}
+
+/** One transaction and one COPY statement for the whole table. */
+async function copyWhole(
+  o: CopyOptions,
+  plan: TablePlan,
+  checkpoint: Checkpoint,
+  progress: TableProgress,
+  sourceRows: number,
+): Promise<void> {
+  let done = 0;
+  async function* chunks() {
+    for await (const batch of o.source.batches(plan.source, plan.sourceColumns, o.batchSize, null)) {
+      const encoded = encodeRows(plan, batch.rows, done + 1);
+      done += encoded.rows;
+      o.onEvent?.({ type: 'rows', table: plan.target.name, done, sourceRows });
+      yield encoded.text;
+    }
+  }
+  await o.target.query('BEGIN');
+  try {
+    await copyIn(o.target, copySql(plan), chunks());
+  } catch (err) {
+    await o.target.query('ROLLBACK').catch(() => {});
+    throw explainCopyError(err, plan, () => undefined);
+  }
+  progress.pending = { end: null, rows: done, lastKey: null };
+  checkpoint.save();
+  await o.target.query('COMMIT');
+  progress.rows = done;
+  progress.pending = null;
+}
+
+/** Serial and identity columns continue after the copied values, not from 1. */
+async function advanceSequences(client: ClientBase, plan: TablePlan): Promise<void> {
+  for (const [column, sequence] of plan.target.sequences) {
+    if (!plan.columns.some((c) => c.name === column)) continue;
+    await client.query(
+      `SELECT setval($1::regclass, m) FROM (SELECT max(${q(column)}) AS m FROM public.${q(plan.target.name)}) s
+        WHERE m IS NOT NULL`,
+      [sequence],
+    );
+  }
+}

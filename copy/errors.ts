@@ -1,0 +1,51 @@
+/**
+ * Errors of the copy, typed like the engine's (lambda/engine/errors.ts), so the CLI maps them to exit
+ * codes in one place.
+ */
+import { type ErrorEntry, OrionError } from '../lambda/engine/errors';
+
+/** A value that does not fit its target column. Earlier batches stay committed; the checkpoint resumes. */
+export class ConversionError extends OrionError {
+  readonly exitCode = 1 as const;
+  constructor(
+    readonly table: string,
+    readonly key: string,
+    readonly column: string,
+    readonly problem: string,
+    readonly sqlstate?: string,
+  ) {
+    super(`table ${table}, ${key}, column ${column}: ${problem}`);
+    this.name = 'ConversionError';
+  }
+  toEntries(): ErrorEntry[] {
+    return [{ sqlstate: this.sqlstate, message: this.message }];
+  }
+}
+
+export interface UniqueConflict {
+  readonly table: string;
+  readonly constraint: string;
+  readonly columns: readonly string[];
+  /** The key values that occur more than once, as text. */
+  readonly values: readonly (string | null)[];
+  readonly rows: number;
+}
+
+/** Source rows that the target's unique or primary keys would refuse; found before anything is written. */
+export class UniqueConflictError extends OrionError {
+  readonly exitCode = 2 as const;
+  constructor(readonly conflicts: readonly UniqueConflict[]) {
+    super(conflicts.map(describeConflict).join('\n'));
+    this.name = 'UniqueConflictError';
+  }
+  toEntries(): ErrorEntry[] {
+    return this.conflicts.map((c) => ({ message: `${describeConflict(c)}; nothing was copied` }));
+  }
+}
+
+export function describeConflict(c: UniqueConflict): string {
+  return (
+    `table ${c.table}: unique key ${c.constraint} (${c.columns.join(', ')}) would be violated: ` +
+    `${c.rows} source rows have (${c.columns.join(', ')}) = (${c.values.map((v) => (v === null ? 'NULL' : v)).join(', ')})`
+  );
+}

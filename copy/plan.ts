@@ -1,0 +1,130 @@
+/**
+ * Which source table and columns feed which target table and columns, and how each table is read:
+ * in key-ordered batches (resumable), or whole in one statement when it cannot be (no primary key in
+ * the target, no key in the source, or a foreign key to itself: a batch could then hold a row whose
+ * parent only comes in a later one). Everything here is decided before anything is written.
+ */
+import { BadInputError, BadInputErrors } from '../lambda/engine/errors';
+import { type Converter, converterFor, type SourceValue } from './convert';
+import type { PostgresSourceTable } from './pg-source';
+import type { SourceTable } from './source';
+import type { TargetColumn, TargetTable } from './target';
+
+export interface TablePlan {
+  readonly target: TargetTable;
+  readonly source: SourceTable;
+  /** Source column feeding each of `columns`, in the same order. */
+  readonly sourceColumns: readonly string[];
+  readonly columns: readonly TargetColumn[];
+  readonly converters: readonly Converter[];
+  /** Positions in `columns` of the target's primary key, or null. */
+  readonly keyIndexes: readonly number[] | null;
+  readonly mode: 'batches' | 'whole';
+  /** Why a table is copied whole, for the report. */
+  readonly whole?: string;
+}
+
+export interface Selection {
+  readonly plans: TablePlan[];
+  /** Tables in only one of the two databases (not copied), when no --tables was given. */
+  readonly onlyInSource: string[];
+  readonly onlyInTarget: string[];
+}
+
+const passThrough: Converter = (v) => (v === null ? null : String(v));
+
+export function planTables(
+  sourceTables: readonly SourceTable[],
+  targetTables: ReadonlyMap<string, TargetTable>,
+  only: readonly string[] | undefined,
+): Selection {
+  const sources = new Map(sourceTables.map((t) => [t.name, t]));
+  const problems: BadInputError[] = [];
+  for (const t of only ?? []) {
+    if (!targetTables.has(t)) problems.push(new BadInputError(`--tables: table "${t}" is not in the target database`));
+    else if (!sources.has(t)) problems.push(new BadInputError(`--tables: table "${t}" is not in the source`));
+  }
+  if (problems.length) throw problems.length === 1 ? problems[0] : new BadInputErrors(problems);
+  const names = only ?? [...targetTables.keys()].filter((t) => sources.has(t));
+  const plans: TablePlan[] = [];
+  for (const name of names) {
+    try {
+      plans.push(planTable(sources.get(name)!, targetTables.get(name)!));
+    } catch (err) {
+      if (!(err instanceof BadInputError)) throw err;
+      problems.push(err);
+    }
+  }
+  if (problems.length) throw problems.length === 1 ? problems[0] : new BadInputErrors(problems);
+  return {
+    plans,
+    onlyInSource: only ? [] : [...sources.keys()].filter((t) => !targetTables.has(t)),
+    onlyInTarget: only ? [] : [...targetTables.keys()].filter((t) => !sources.has(t)),
+  };
+}
+
+function planTable(source: SourceTable, target: TargetTable): TablePlan {
+  const unused = new Set(source.columns);
+  const columns: TargetColumn[] = [];
+  const sourceColumns: string[] = [];
+  const missing: string[] = [];
+  for (const column of target.columns) {
+    const match =
+      source.columns.find((c) => c === column.name) ??
+      single(source.columns.filter((c) => c.toLowerCase() === column.name.toLowerCase()));
+    if (match === undefined) {
+      if (column.notNull && !column.hasDefault) missing.push(column.name);
+      continue;
+    }
+    unused.delete(match);
+    columns.push(column);
+    sourceColumns.push(match);
+  }
+  if (missing.length)
+    throw new BadInputError(
+      `table ${target.name}: the source has no column ${missing.join(', ')}, which the target requires (NOT NULL, no default)`,
+    );
+  if (unused.size)
+    throw new BadInputError(
+      `table ${target.name}: source column(s) ${[...unused].join(', ')} have no column in the target; their data would be lost`,
+    );
+  const sourceTypes = (source as PostgresSourceTable).types;
+  const converters = columns.map((c, i) =>
+    sourceTypes?.get(sourceColumns[i]) === c.type ? passThrough : converterFor(c),
+  );
+  const keyIndexes = target.primaryKey?.map((k) => columns.findIndex((c) => c.name === k)) ?? null;
+  const whole = !target.primaryKey
+    ? 'the target table has no primary key'
+    : keyIndexes!.some((i) => i < 0)
+      ? 'its primary key is filled by defaults, not from the source'
+      : !source.key
+        ? 'the source table has no key to read it in order by'
+        : target.references.includes(target.name)
+          ? 'it references itself (a parent row may come after its children)'
+          : undefined;
+  return {
+    target,
+    source,
+    sourceColumns,
+    columns,
+    converters,
+    keyIndexes: whole && !target.primaryKey ? null : keyIndexes,
+    mode: whole ? 'whole' : 'batches',
+    whole,
+  };
+}
+
+function single<T>(xs: T[]): T | undefined {
+  return xs.length === 1 ? xs[0] : undefined;
+}
+
+/** `id=…, type=…` of a source row, for messages: the target's primary key, else the row's number. */
+export function describeKey(plan: TablePlan, row: readonly SourceValue[], rowNumber: number): string {
+  if (!plan.keyIndexes || plan.keyIndexes.some((i) => i < 0)) return `source row ${rowNumber}`;
+  return `key ${plan.keyIndexes.map((i) => `${plan.columns[i].name}=${show(row[i])}`).join(', ')}`;
+}
+
+function show(v: SourceValue): string {
+  if (v instanceof Uint8Array) return `x'${Buffer.from(v).toString('hex')}'`;
+  return v === null ? 'NULL' : String(v);
+}

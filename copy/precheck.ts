@@ -1,0 +1,101 @@
+/**
+ * Seed 002's pre-check: would the source's rows violate any primary or unique key of the target?
+ * Checked on the values *as the target will hold them* (a uuid in two spellings, or one instant
+ * written as text and as unix seconds, is one value there): the key columns of every source row are
+ * converted and streamed into a temporary table with the target's column types, and PostgreSQL
+ * groups them. The temporary table lives in this session only; the target's tables are not touched,
+ * and the process's memory stays flat however large the source.
+ */
+import type { ClientBase } from 'pg';
+import { ConversionProblem, copyField } from './convert';
+import { ConversionError, type UniqueConflict } from './errors';
+import { describeKey, type TablePlan } from './plan';
+import { copyIn } from './rows';
+import type { Source } from './source';
+
+/** Conflicting values reported per key (the count of all of them is exact). */
+const SHOWN = 5;
+
+export async function findUniqueConflicts(
+  source: Source,
+  client: ClientBase,
+  plans: readonly TablePlan[],
+  batchSize: number,
+  onTable?: (table: string) => void,
+): Promise<UniqueConflict[]> {
+  const conflicts: UniqueConflict[] = [];
+  for (const plan of plans) {
+    // A key with a column the source does not fill is filled by its default (a sequence, a uuid).
+    const keys = plan.target.uniqueKeys.filter((k) => k.columns.every((c) => plan.columns.some((p) => p.name === c)));
+    if (!keys.length) continue;
+    onTable?.(plan.target.name);
+    const positions = [...new Set(keys.flatMap((k) => k.columns))].map((c) =>
+      plan.columns.findIndex((p) => p.name === c),
+    );
+    const temp = 'orion_copy_keys';
+    await client.query('BEGIN');
+    try {
+      await client.query(
+        `CREATE TEMPORARY TABLE ${temp} (${positions.map((p, i) => `k${i} ${plan.columns[p].type}`).join(', ')}) ON COMMIT DROP`,
+      );
+      await copyIn(client, `COPY ${temp} FROM STDIN`, keyLines(source, plan, positions, batchSize));
+      for (const key of keys) {
+        const cols = key.columns.map((c) => `k${positions.findIndex((p) => plan.columns[p].name === c)}`);
+        const notNull = key.nullsNotDistinct ? '' : `WHERE ${cols.map((c) => `${c} IS NOT NULL`).join(' AND ')}`;
+        const { rows } = await client.query({
+          text: `SELECT ${cols.map((c) => `${c}::text`).join(', ')}, count(*)::bigint AS n FROM ${temp} ${notNull}
+                  GROUP BY ${cols.join(', ')} HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT ${SHOWN}`,
+          rowMode: 'array',
+        });
+        for (const r of rows) {
+          conflicts.push({
+            table: plan.target.name,
+            constraint: key.name,
+            columns: key.columns,
+            values: r.slice(0, cols.length),
+            rows: Number(r[cols.length]),
+          });
+        }
+      }
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  }
+  return conflicts;
+}
+
+async function* keyLines(
+  source: Source,
+  plan: TablePlan,
+  positions: readonly number[],
+  batchSize: number,
+): AsyncIterable<string> {
+  const columns = positions.map((p) => plan.sourceColumns[p]);
+  let rowNumber = 0;
+  for await (const batch of source.batches(plan.source, columns, batchSize, null)) {
+    let text = '';
+    for (const row of batch.rows) {
+      rowNumber++;
+      let line = '';
+      for (let i = 0; i < positions.length; i++) {
+        let v: string | null;
+        try {
+          v = plan.converters[positions[i]](row[i]);
+        } catch (err) {
+          if (!(err instanceof ConversionProblem)) throw err;
+          // The key of a row whose key does not convert: its raw values, in the key's order.
+          const raw = plan.columns.map((_, c) => (positions.includes(c) ? row[positions.indexOf(c)] : null));
+          throw new ConversionError(
+            plan.target.name,
+            describeKey(plan, raw, rowNumber),
+            plan.columns[positions[i]].name,
+            `${err.message} (target type ${plan.columns[positions[i]].type})`,
+          );
+        }
+        line += i === 0 ? copyField(v) : `\t${copyField(v)}`;
+      }
+      text += `${line}\n`;
+    }
+    yield text;
+  }
+}

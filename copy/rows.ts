@@ -1,0 +1,82 @@
+/**
+ * Rows into the target: a batch converted to COPY text (a conversion failure names table, key and
+ * column before anything is sent), and COPY … FROM STDIN through pg-copy-streams. A value the
+ * server still refuses (a varchar too long, an enum label it does not know) is mapped back from
+ * COPY's "line N, column C" to the row's key.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ClientBase } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { quoteIdent as q } from '../lambda/engine/db';
+import { ConversionProblem, copyField, type SourceValue } from './convert';
+import { ConversionError } from './errors';
+import { describeKey, type TablePlan } from './plan';
+
+export interface EncodedBatch {
+  readonly text: string;
+  readonly rows: number;
+  /** Target key values (text) of the last row, to find it again after a kill. */
+  readonly lastKey: string[] | null;
+}
+
+/** Converts `rows` for `plan`; `firstRow` numbers rows in messages when the table has no key. */
+export function encodeRows(plan: TablePlan, rows: readonly SourceValue[][], firstRow: number): EncodedBatch {
+  const { converters } = plan;
+  const width = converters.length;
+  const lines: string[] = new Array(rows.length);
+  let lastValues: (string | null)[] = [];
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    const values: (string | null)[] = new Array(width);
+    let line = '';
+    for (let c = 0; c < width; c++) {
+      let v: string | null;
+      try {
+        v = converters[c](row[c]);
+      } catch (err) {
+        if (!(err instanceof ConversionProblem)) throw err;
+        throw new ConversionError(
+          plan.target.name,
+          describeKey(plan, row, firstRow + r),
+          plan.columns[c].name,
+          `${err.message} (target type ${plan.columns[c].type})`,
+        );
+      }
+      values[c] = v;
+      line += c === 0 ? copyField(v) : `\t${copyField(v)}`;
+    }
+    lines[r] = line;
+    if (r === rows.length - 1) lastValues = values;
+  }
+  const lastKey = plan.mode === 'batches' && plan.keyIndexes ? plan.keyIndexes.map((i) => lastValues[i]!) : null;
+  return { text: lines.length ? `${lines.join('\n')}\n` : '', rows: rows.length, lastKey };
+}
+
+export function copySql(plan: TablePlan, table = `public.${q(plan.target.name)}`): string {
+  return `COPY ${table} (${plan.columns.map((c) => q(c.name)).join(', ')}) FROM STDIN`;
+}
+
+/** Streams `chunks` into one COPY statement. */
+export async function copyIn(client: ClientBase, sql: string, chunks: Iterable<string> | AsyncIterable<string>) {
+  await pipeline(
+    Readable.from(chunks, { objectMode: false }),
+    client.query(copyFrom(sql)) as unknown as NodeJS.WritableStream,
+  );
+}
+
+/**
+ * A server error from COPY, with the row it names (COPY counts lines from 1 in the statement) when
+ * `rowAt` can give it; other errors unchanged.
+ */
+export function explainCopyError(
+  err: any,
+  plan: TablePlan,
+  rowAt: (line: number) => { row: readonly SourceValue[]; number: number } | undefined,
+): unknown {
+  const m = typeof err?.where === 'string' ? /COPY [^,]+, line (\d+)(?:, column ([^:]+))?/.exec(err.where) : null;
+  if (!m) return err;
+  const found = rowAt(Number(m[1]));
+  const key = found ? describeKey(plan, found.row, found.number) : `line ${m[1]} of the COPY`;
+  return new ConversionError(plan.target.name, key, m[2] ?? '?', `the server refused it: ${err.message}`, err.code);
+}

@@ -1,0 +1,77 @@
+/**
+ * Where rows come from: a SQLite file or a PostgreSQL database, behind one small interface, read in
+ * batches in a stable key order so a copy can stop anywhere and go on after the last row it wrote.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { redactUrl } from '../lambda/engine/db';
+import { BadInputError } from '../lambda/engine/errors';
+import type { SourceValue } from './convert';
+
+/** Where a table's reading stands: the key of the last row read, as JSON-safe values. */
+export type Position = readonly (string | number)[];
+
+export interface SourceTable {
+  readonly name: string;
+  readonly columns: readonly string[];
+  /**
+   * How rows are ordered and resumed: `rowid` (SQLite), the source's primary key, or null when the
+   * table has no key to resume by (it is then read whole, in one pass).
+   */
+  readonly key: string | null;
+}
+
+export interface Batch {
+  readonly rows: SourceValue[][];
+  /** Position after the last row, for the next batch; null when the table has no key. */
+  readonly end: Position | null;
+}
+
+export interface Source {
+  /** `sqlite:////abs/path.db` or the URL without its password, for reports and checkpoints. */
+  readonly description: string;
+  tables(): Promise<SourceTable[]>;
+  count(table: string): Promise<number>;
+  /**
+   * Reads `columns` of `table` in key order, `batchSize` rows at a time, starting after `after`
+   * (from the start when null). Tables without a key are read in one pass (`after` must be null).
+   */
+  batches(
+    table: SourceTable,
+    columns: readonly string[],
+    batchSize: number,
+    after: Position | null,
+  ): AsyncIterable<Batch>;
+  close(): Promise<void>;
+}
+
+export type SourceSpec = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+
+/**
+ * `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's convention, as seed 002
+ * writes it), or a PostgreSQL URL (`postgres://`, `postgresql://`, and SQLAlchemy's
+ * `postgresql+driver://`). `setting` names the flag in errors.
+ */
+export function parseSource(value: string, setting: string, cwd: string): SourceSpec {
+  if (value.startsWith('sqlite:')) {
+    const m = /^sqlite:\/\/\/(.+)$/.exec(value);
+    if (!m || m[1].includes('?'))
+      throw new BadInputError(
+        `${setting}: a SQLite source is sqlite:///relative/path.db or sqlite:////absolute/path.db, got "${value}"`,
+      );
+    const path = m[1].startsWith('/') ? m[1] : resolve(cwd, m[1]);
+    if (!existsSync(path) || !statSync(path).isFile()) throw new BadInputError(`${setting}: no SQLite file at ${path}`);
+    return { kind: 'sqlite', path };
+  }
+  return { kind: 'postgres', url: postgresUrl(value, setting) };
+}
+
+/** A PostgreSQL URL as pg takes it; SQLAlchemy's `postgresql+psycopg://` is accepted too. */
+export function postgresUrl(value: string, setting: string): string {
+  const url = value.replace(/^postgresql\+[a-z0-9_]+:\/\//i, 'postgresql://');
+  if (!/^postgres(ql)?:\/\//i.test(url))
+    throw new BadInputError(
+      `${setting}: expected a postgres:// URL${setting === '--from' ? ' or sqlite:///path.db' : ''}, got "${redactUrl(value)}"`,
+    );
+  return url;
+}

@@ -1,0 +1,141 @@
+/**
+ * What the copy needs to know of the target database (schema public, as the migrations made it):
+ * tables, their columns and types, primary keys, unique constraints and indexes, foreign keys, and the
+ * sequences behind serial and identity columns.
+ */
+import type { ClientBase } from 'pg';
+
+export interface TargetColumn {
+  readonly name: string;
+  /** format_type(): the column's type as SQL, e.g. `character varying(80)`, `timestamp with time zone`. */
+  readonly type: string;
+  /** pg_type.typname of the type, or of the domain's base type (for arrays: of the element type). */
+  readonly baseType: string;
+  readonly isArray: boolean;
+  readonly notNull: boolean;
+  readonly hasDefault: boolean;
+}
+
+export interface UniqueKey {
+  /** The constraint's or index's name. */
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly primary: boolean;
+  /** PostgreSQL 15's NULLS NOT DISTINCT. */
+  readonly nullsNotDistinct: boolean;
+}
+
+export interface TargetTable {
+  readonly name: string;
+  /** Columns the copy writes (generated columns excluded), in table order. */
+  readonly columns: readonly TargetColumn[];
+  readonly primaryKey: readonly string[] | null;
+  /** Unique constraints and unique indexes without a predicate or expression, primary key first. */
+  readonly uniqueKeys: readonly UniqueKey[];
+  /** Tables this one references (itself included, when it does). */
+  readonly references: readonly string[];
+  /** Sequences that serial/identity columns take values from: column → sequence (qualified, quoted). */
+  readonly sequences: ReadonlyMap<string, string>;
+}
+
+/** The application's tables (the ledger excluded), by name. */
+export async function readTargetSchema(client: ClientBase): Promise<Map<string, TargetTable>> {
+  const { rows: tables } = await client.query(
+    `SELECT c.oid, c.relname FROM pg_class c
+      WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        AND c.relname <> 'orion_schema_history'
+      ORDER BY c.relname`,
+  );
+  const oids = tables.map((t) => t.oid);
+  const { rows: columns } = await client.query(
+    `SELECT a.attrelid AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+            coalesce(elem.typname, base.typname, t.typname) AS base_type,
+            (t.typcategory = 'A' OR base.typcategory = 'A') AS is_array,
+            a.attnotnull AS not_null, a.atthasdef AS has_default,
+            pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) AS sequence
+       FROM pg_attribute a
+       JOIN pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_type base ON t.typtype = 'd' AND base.oid = t.typbasetype
+       LEFT JOIN pg_type elem ON elem.oid = coalesce(base.typelem, t.typelem) AND (t.typcategory = 'A' OR base.typcategory = 'A')
+      WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+      ORDER BY a.attrelid, a.attnum`,
+    [oids],
+  );
+  const { rows: uniques } = await client.query(
+    `SELECT i.indrelid AS oid, coalesce(con.conname, ic.relname) AS name, i.indisprimary AS primary,
+            ${(await nullsNotDistinctColumn(client)) ? 'i.indnullsnotdistinct' : 'false'} AS nulls_not_distinct,
+            array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns
+       FROM pg_index i
+       JOIN pg_class ic ON ic.oid = i.indexrelid
+       LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype IN ('p', 'u')
+      WHERE i.indrelid = ANY($1) AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+      ORDER BY i.indrelid, i.indisprimary DESC, 2`,
+    [oids],
+  );
+  const { rows: fks } = await client.query(
+    `SELECT conrelid AS oid, confrelid::regclass::text AS referenced FROM pg_constraint
+      WHERE contype = 'f' AND conrelid = ANY($1)`,
+    [oids],
+  );
+  const nameOf = new Map(tables.map((t) => [t.oid, t.relname as string]));
+  const result = new Map<string, TargetTable>();
+  for (const t of tables) {
+    const own = columns.filter((c) => c.oid === t.oid);
+    const keys: UniqueKey[] = uniques
+      .filter((u) => u.oid === t.oid)
+      .map((u) => ({ name: u.name, columns: u.columns, primary: u.primary, nullsNotDistinct: u.nulls_not_distinct }));
+    result.set(t.relname, {
+      name: t.relname,
+      columns: own.map((c) => ({
+        name: c.name,
+        type: c.type,
+        baseType: c.base_type,
+        isArray: c.is_array,
+        notNull: c.not_null,
+        hasDefault: c.has_default,
+      })),
+      primaryKey: keys.find((k) => k.primary)?.columns ?? null,
+      uniqueKeys: keys,
+      references: fks
+        .filter((f) => f.oid === t.oid)
+        .map((f) => unqualified(f.referenced))
+        .filter((r) => [...nameOf.values()].includes(r)),
+      sequences: new Map(own.filter((c) => c.sequence).map((c) => [c.name, c.sequence])),
+    });
+  }
+  return result;
+}
+
+async function nullsNotDistinctColumn(client: ClientBase): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM pg_attribute WHERE attrelid = 'pg_index'::regclass AND attname = 'indnullsnotdistinct'`,
+  );
+  return rows.length > 0;
+}
+
+/** `public.foo` or `"Foo"` as regclass prints it, back to the bare name. */
+function unqualified(regclass: string): string {
+  const name = regclass.startsWith('public.') ? regclass.slice('public.'.length) : regclass;
+  return name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name;
+}
+
+/**
+ * Tables ordered so that a table comes after every table it references. A table that references
+ * itself is fine (it is copied in one statement); a cycle through several tables has no such order.
+ */
+export function foreignKeyOrder(tables: readonly TargetTable[]): { order: string[]; cycle: string[] | null } {
+  const names = new Set(tables.map((t) => t.name));
+  const deps = new Map(tables.map((t) => [t.name, new Set(t.references.filter((r) => r !== t.name && names.has(r)))]));
+  const order: string[] = [];
+  while (deps.size) {
+    const ready = [...deps].filter(([, d]) => d.size === 0).map(([n]) => n);
+    if (!ready.length) return { order, cycle: [...deps.keys()].sort() };
+    for (const n of ready.sort()) {
+      order.push(n);
+      deps.delete(n);
+      for (const d of deps.values()) d.delete(n);
+    }
+  }
+  return { order, cycle: null };
+}

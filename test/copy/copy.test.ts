@@ -1,0 +1,334 @@
+/**
+ * `orion-db copy` from real SQLite files (built by the sqlite3 shell) and from PostgreSQL into a real
+ * PostgreSQL, run as users run it: the built CLI in a child process.
+ */
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { runCli } from '../helpers/cli';
+import { client, createDatabase, query } from '../helpers/db';
+import { sqliteExec, sqliteFile } from '../helpers/sqlite';
+
+const TYPED_TARGET = `
+  CREATE TABLE typed (
+    id bigint PRIMARY KEY, u uuid, ts timestamptz, tsn timestamp, d date, b boolean, j jsonb, js json,
+    bin bytea, n numeric(12,3), i2 smallint, i4 integer, big bigint, f double precision, t text, tags text[]
+  );`;
+
+const TYPED_SOURCE = `
+  CREATE TABLE typed (id INTEGER PRIMARY KEY, u, ts, tsn, d, b, j, js, bin, n, i2, i4, big, f, t, tags);
+  INSERT INTO typed VALUES
+    (1, 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '2024-01-02T03:04:05Z', '2024-01-02 03:04:05.123456', '2024-01-02', 1,
+        '{"a":[1,2],"ü":"✓"}', '{"b":  1}', X'00ff10', '12.5', 7, -2147483648, 4611686018427387904, 1.5,
+        'Ωmega' || char(9) || 'tab' || char(10) || 'newline\\back', '["fr","de"]'),
+    (2, '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12}', 1704164645, 1704164645123, '2024-01-02T23:30:00-02:00', 'true',
+        NULL, NULL, 'text', 3, NULL, '42', '-9223372036854775808', 'NaN', 12, '{x,y}'),
+    (3, X'a0eebc999c0b4ef8bb6d6bb9bd380a13', '2024-01-02 05:04:05+02:00', '2024-01-02T03:04:05Z', 1704164645, 0,
+        '[1,"x",null]', '[]', NULL, 1.25, -32768, 0, 0, -0.5, NULL, NULL),
+    (4, NULL, 1704164645.25, NULL, NULL, NULL, 'true', '"s"', NULL, NULL, NULL, NULL, NULL, NULL, '', '[]');`;
+
+async function target(schema: string): Promise<string> {
+  const db = await createDatabase('orion_copy');
+  await query(db.url, schema);
+  return db.url;
+}
+
+const sqliteUrl = (path: string) => `sqlite:///${path}`; // an absolute path: sqlite:////abs/path.db
+
+describe('orion-db copy: conversion to the target types', () => {
+  test('SQLite values become uuid, timestamptz (ISO text, unix s/ms), boolean, jsonb, bytea, numeric, arrays', async () => {
+    const url = await target(TYPED_TARGET);
+    const run = await runCli(['copy', '--from', sqliteUrl(sqliteFile(TYPED_SOURCE)), '--to', url, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json()).toMatchObject({ ok: true, command: 'copy', tables: [{ table: 'typed', copied: 4 }] });
+    const c = await client(url);
+    await c.query(`SET TimeZone = 'UTC'`);
+    const { rows: result } = await c.query(
+      `SELECT id, u::text, ts::text, tsn::text, d::text, b, j::text, js::text, encode(bin, 'hex') AS bin, n::text,
+              i2, i4, big::text, f::text, t, tags::text FROM typed ORDER BY id`,
+    );
+    await c.end();
+    expect(result).toEqual([
+      {
+        id: '1',
+        u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+        ts: '2024-01-02 03:04:05+00',
+        tsn: '2024-01-02 03:04:05.123456',
+        d: '2024-01-02',
+        b: true,
+        j: '{"a": [1, 2], "ü": "✓"}',
+        js: '{"b":  1}',
+        bin: '00ff10',
+        n: '12.500',
+        i2: 7,
+        i4: -2147483648,
+        big: '4611686018427387904',
+        f: '1.5',
+        t: 'Ωmega\ttab\nnewline\\back',
+        tags: '{fr,de}',
+      },
+      {
+        id: '2',
+        u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12',
+        ts: '2024-01-02 03:04:05+00',
+        tsn: '2024-01-02 03:04:05.123',
+        d: '2024-01-03',
+        b: true,
+        j: null,
+        js: null,
+        bin: Buffer.from('text').toString('hex'),
+        n: '3.000',
+        i2: null,
+        i4: 42,
+        big: '-9223372036854775808',
+        f: 'NaN',
+        t: '12',
+        tags: '{x,y}',
+      },
+      {
+        id: '3',
+        u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13',
+        ts: '2024-01-02 03:04:05+00',
+        tsn: '2024-01-02 03:04:05',
+        d: '2024-01-02',
+        b: false,
+        j: '[1, "x", null]',
+        js: '[]',
+        bin: null,
+        n: '1.250',
+        i2: -32768,
+        i4: 0,
+        big: '0',
+        f: '-0.5',
+        t: null,
+        tags: null,
+      },
+      {
+        id: '4',
+        u: null,
+        ts: '2024-01-02 03:04:05.25+00',
+        tsn: null,
+        d: null,
+        b: null,
+        j: 'true',
+        js: '"s"',
+        bin: null,
+        n: null,
+        i2: null,
+        i4: null,
+        big: null,
+        f: null,
+        t: '',
+        tags: '{}',
+      },
+    ]);
+  });
+
+  test('a value that does not convert names table, key and column; earlier batches stay, the checkpoint resumes', async () => {
+    const url = await target(`CREATE TABLE items (id integer PRIMARY KEY, u uuid NOT NULL, at timestamptz);`);
+    const path = sqliteFile(`
+      CREATE TABLE items (id INTEGER PRIMARY KEY, u TEXT, at TEXT);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+      INSERT INTO items SELECT i, printf('00000000-0000-4000-8000-%012d', i), '2024-05-06 07:08:09' FROM n;
+      UPDATE items SET u = 'not-a-uuid' WHERE id = 180;`);
+    const checkpoint = join(dirname(path), 'checkpoint.json');
+    const args = ['copy', '--from', sqliteUrl(path), '--to', url, '--batch-size', '100', '--checkpoint', checkpoint];
+    const failed = await runCli([...args, '--json']);
+    expect(failed.code).toBe(1);
+    expect(failed.json().errors).toEqual([
+      {
+        message: 'table items, key id=180, column u: text "not-a-uuid" is not a uuid (target type uuid)',
+      },
+    ]);
+    expect((await query(url, 'SELECT count(*)::int AS n FROM items'))[0].n).toBe(100);
+    sqliteExec(path, `UPDATE items SET u = '00000000-0000-4000-8000-000000000180' WHERE id = 180;`);
+    const resumed = await runCli([...args, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.json()).toMatchObject({
+      resumed: true,
+      tables: [{ table: 'items', copied: 150, resumed_from: 100 }],
+    });
+    expect(
+      await query(url, 'SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, sum(id)::int AS s FROM items'),
+    ).toEqual([{ n: 250, d: 250, s: (250 * 251) / 2 }]);
+  });
+
+  test('a bad time and a bad boolean are refused with the row named; a text with NUL is refused', async () => {
+    const url = await target(`CREATE TABLE e (k text PRIMARY KEY, at timestamptz, ok boolean, note text);`);
+    for (const [values, column, problem] of [
+      [`('a', '2024-02-30 10:00:00', 1, 'x')`, 'at', 'text "2024-02-30 10:00:00" is not a valid date and time'],
+      [`('b', '2024-02-03', 2, 'x')`, 'ok', 'number 2 is not a boolean (0 or 1)'],
+      [`('c', NULL, 0, 'nul' || char(0) || 'byte')`, 'note', 'text contains a NUL character'],
+    ]) {
+      const path = sqliteFile(`CREATE TABLE e (k TEXT PRIMARY KEY, at, ok, note); INSERT INTO e VALUES ${values};`);
+      const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+      expect(run.code).toBe(1);
+      expect(run.json().errors[0].message).toContain(`table e, key k=${values[2]}, column ${column}: ${problem}`);
+    }
+    expect(await query(url, 'SELECT count(*)::int AS n FROM e')).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('orion-db copy: before anything is written', () => {
+  test('unique and primary keys of the target are checked against the source, on converted values', async () => {
+    const url = await target(`
+      CREATE TABLE owners (id integer PRIMARY KEY);
+      INSERT INTO owners VALUES (1);
+      CREATE TABLE tokens (id uuid PRIMARY KEY, owner integer REFERENCES owners (id), kind text, value text,
+                           UNIQUE (owner, kind, value));
+      DELETE FROM owners;`);
+    const path = sqliteFile(`
+      CREATE TABLE owners (id INTEGER PRIMARY KEY);
+      INSERT INTO owners VALUES (1);
+      CREATE TABLE tokens (id TEXT PRIMARY KEY, owner, kind TEXT, value TEXT);
+      INSERT INTO tokens VALUES
+        ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 1, 'viewer', 'v1'),
+        ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1, 'viewer', 'v2'),
+        ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', 1, 'speaker', 's'),
+        ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13', '1', 'speaker', 's'),
+        ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a14', NULL, 'speaker', 's'),
+        ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a15', NULL, 'speaker', 's');`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code).toBe(2);
+    expect(run.json().errors).toEqual([
+      {
+        message:
+          'table tokens: unique key tokens_pkey (id) would be violated: 2 source rows have (id) = (a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11); nothing was copied',
+      },
+      {
+        message:
+          'table tokens: unique key tokens_owner_kind_value_key (owner, kind, value) would be violated: 2 source rows have (owner, kind, value) = (1, speaker, s); nothing was copied',
+      },
+    ]);
+    expect(
+      await query(url, 'SELECT (SELECT count(*) FROM owners)::int AS o, (SELECT count(*) FROM tokens)::int AS t'),
+    ).toEqual([{ o: 0, t: 0 }]);
+  });
+
+  test('a target table with rows is refused unless --truncate; nothing is written', async () => {
+    const url = await target(`CREATE TABLE a (id integer PRIMARY KEY, v text); INSERT INTO a VALUES (99, 'old');`);
+    const path = sqliteFile(
+      `CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO a VALUES (1, 'new'), (2, 'new');`,
+    );
+    const refused = await runCli(['copy', '--from', sqliteUrl(path), '--to', url]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('target table(s) a already have rows; nothing was copied. Pass --truncate');
+    expect(await query(url, 'SELECT id FROM a')).toEqual([{ id: 99 }]);
+    const truncated = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--truncate', '--json']);
+    expect(truncated.code, truncated.stderr).toBe(0);
+    expect(truncated.json().truncated).toEqual(['a']);
+    expect(await query(url, 'SELECT id, v FROM a ORDER BY id')).toEqual([
+      { id: 1, v: 'new' },
+      { id: 2, v: 'new' },
+    ]);
+  });
+
+  test('columns: a source column without a target column, or a required target column without a source, is refused', async () => {
+    const url = await target(
+      `CREATE TABLE a (id integer PRIMARY KEY, must text NOT NULL); CREATE TABLE b (id integer PRIMARY KEY);`,
+    );
+    const path = sqliteFile(
+      `CREATE TABLE a (id INTEGER PRIMARY KEY); CREATE TABLE b (id INTEGER PRIMARY KEY, extra TEXT);`,
+    );
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code).toBe(2);
+    expect(run.json().errors.map((e: { message: string }) => e.message)).toEqual([
+      'table a: the source has no column must, which the target requires (NOT NULL, no default)',
+      'table b: source column(s) extra have no column in the target; their data would be lost',
+    ]);
+  });
+
+  test('SRC forms: sqlite:///relative, sqlite:////absolute, postgresql+driver://; bad forms name the flag', async () => {
+    const url = await target(`CREATE TABLE a (id integer PRIMARY KEY);`);
+    const path = sqliteFile(`CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (1);`, 'rules.db');
+    const relative = await runCli(
+      ['copy', '--from', 'sqlite:///rules.db', '--to', url.replace(/^postgres:/, 'postgresql+psycopg:')],
+      {
+        cwd: dirname(path),
+      },
+    );
+    expect(relative.code, relative.stderr).toBe(0);
+    expect(relative.stdout).toContain('ok: 1 rows copied into 1 table(s)');
+    const twoSlashes = await runCli(['copy', '--from', 'sqlite://rules.db', '--to', url]);
+    expect(twoSlashes.code).toBe(2);
+    expect(twoSlashes.stderr).toContain(
+      '--from: a SQLite source is sqlite:///relative/path.db or sqlite:////absolute/path.db',
+    );
+    const missing = await runCli(['copy', '--from', 'sqlite:////nowhere/rules.db', '--to', url]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--from: no SQLite file at /nowhere/rules.db');
+    const notSqlite = sqliteFile('');
+    writeFileSync(notSqlite, 'this is not a database');
+    const garbage = await runCli(['copy', '--from', sqliteUrl(notSqlite), '--to', url]);
+    expect(garbage.code).toBe(2);
+    expect(garbage.stderr).toContain(`--from: ${notSqlite} is not a readable SQLite database`);
+  });
+});
+
+describe('orion-db copy: order, keys and sequences', () => {
+  test('parents before children, self-references and tables without a primary key in one statement, sequences advanced', async () => {
+    const url = await target(`
+      CREATE TABLE z_parent (id serial PRIMARY KEY, name text NOT NULL);
+      CREATE TABLE a_child (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, parent_id int NOT NULL REFERENCES z_parent (id));
+      CREATE TABLE tree (id int PRIMARY KEY, parent_id int REFERENCES tree (id));
+      CREATE TABLE log (at timestamptz NOT NULL, message text);`);
+    const path = sqliteFile(`
+      CREATE TABLE z_parent (id INTEGER PRIMARY KEY, name TEXT);
+      CREATE TABLE a_child (id INTEGER PRIMARY KEY, parent_id INTEGER);
+      CREATE TABLE tree (id INTEGER PRIMARY KEY, parent_id INTEGER);
+      CREATE TABLE log (at TEXT, message TEXT);
+      INSERT INTO z_parent VALUES (1, 'p1'), (7, 'p7');
+      INSERT INTO a_child VALUES (10, 7), (11, 1), (12, 7);
+      INSERT INTO tree VALUES (1, 5), (2, 5), (3, 1), (5, NULL);
+      INSERT INTO log VALUES ('2024-01-01T00:00:00Z', 'a'), (1704067200, 'a');`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--batch-size', '2', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const tables = run.json().tables;
+    expect(tables.map((t: { table: string }) => t.table)).toEqual(['log', 'tree', 'z_parent', 'a_child']);
+    expect(tables).toMatchObject([
+      { table: 'log', mode: 'whole', whole_because: 'the target table has no primary key', copied: 2 },
+      {
+        table: 'tree',
+        mode: 'whole',
+        whole_because: 'it references itself (a parent row may come after its children)',
+        copied: 4,
+      },
+      { table: 'z_parent', mode: 'batches', copied: 2 },
+      { table: 'a_child', mode: 'batches', copied: 3 },
+    ]);
+    expect(await query(url, `INSERT INTO z_parent (name) VALUES ('next') RETURNING id`)).toEqual([{ id: 8 }]);
+    expect(await query(url, `INSERT INTO a_child (parent_id) VALUES (1) RETURNING id`)).toEqual([{ id: '13' }]);
+    expect(await query(url, `SELECT count(DISTINCT at)::int AS n FROM log`)).toEqual([{ n: 1 }]);
+  });
+});
+
+describe('orion-db copy: PostgreSQL to PostgreSQL', () => {
+  test('copies by primary key and verify compares; a changed row is named by its key', async () => {
+    const schema = `CREATE TABLE activities (id uuid PRIMARY KEY, title text NOT NULL, at timestamptz NOT NULL, meta jsonb);`;
+    const source = await target(schema);
+    await query(
+      source,
+      `INSERT INTO activities SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'Réunion ' || i,
+              '2024-01-01T00:00:00Z'::timestamptz + i * interval '1 minute', jsonb_build_object('i', i)
+         FROM generate_series(1, 2500) i`,
+    );
+    const url = await target(schema);
+    const run = await runCli(['copy', '--from', source, '--to', url, '--batch-size', '1000', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json().tables).toMatchObject([{ table: 'activities', copied: 2500, mode: 'batches' }]);
+    const same = await runCli(['verify', '--from', source, '--to', url, '--sample', '1']);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toContain(
+      'ok: row counts match in 1 table(s); a 100 % sample (2500 rows) matched value for value; no unique-key conflicts in --from (1 keys checked)',
+    );
+    await query(url, `UPDATE activities SET title = 'changed' WHERE id = '00000000-0000-4000-8000-000000000042'`);
+    const changed = await runCli(['verify', '--from', source, '--to', url, '--sample', '1', '--json']);
+    expect(changed.code).toBe(1);
+    expect(changed.json().errors).toEqual([
+      {
+        message:
+          'table activities: same row count (2500) but the sampled rows differ: key id=00000000-0000-4000-8000-000000000042 differs in title',
+      },
+    ]);
+  });
+});
