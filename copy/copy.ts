@@ -75,6 +75,16 @@ export async function copyDatabase(o: CopyOptions): Promise<CopyResult> {
       `tables ${cycle.join(', ')} reference each other in a cycle, so no order copies parents first; copy them with --tables in separate runs after making their foreign keys DEFERRABLE, or load them by hand`,
     );
   const plans = order.map((name) => selection.plans.find((p) => p.target.name === name)!);
+  if (o.truncate) {
+    const outside = [...schema.values()].filter(
+      (t) => !order.includes(t.name) && t.references.some((r) => order.includes(r)),
+    );
+    if (outside.length)
+      throw new BadInputError(
+        `--truncate: ${outside.map((t) => t.name).join(', ')} reference(s) copied tables but are not copied, and ` +
+          'PostgreSQL truncates a referenced table only together with the tables referencing it; add them to --tables',
+      );
+  }
   const checkpoint = Checkpoint.open(
     o.checkpointPath,
     { source: o.source.description, target: o.targetDescription, tables: order },

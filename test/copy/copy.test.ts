@@ -2,11 +2,12 @@
  * `orion-db copy` from real SQLite files (built by the sqlite3 shell) and from PostgreSQL into a real
  * PostgreSQL, run as users run it: the built CLI in a child process.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { runCli } from '../helpers/cli';
-import { client, createDatabase, query } from '../helpers/db';
+import { adminQuery, client, createDatabase, query, SOP_MIGRATIONS, uniqueName } from '../helpers/db';
+import { rdsMaster } from '../helpers/rds';
 import { sqliteExec, sqliteFile } from '../helpers/sqlite';
 
 const TYPED_TARGET = `
@@ -330,5 +331,106 @@ describe('orion-db copy: PostgreSQL to PostgreSQL', () => {
           'table activities: same row count (2500) but the sampled rows differ: key id=00000000-0000-4000-8000-000000000042 differs in title',
       },
     ]);
+  });
+});
+
+describe('orion-db verify from SQLite', () => {
+  test('counts, a sample compared on target types (text times equal timestamptz), unique keys; a changed row is named', async () => {
+    const path = sqliteFile(`
+      CREATE TABLE activities (id TEXT PRIMARY KEY, title TEXT, start_time TEXT, langs TEXT, active INTEGER);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)
+      INSERT INTO activities SELECT printf('00000000-0000-4000-8000-%012d', i), 'Séance ' || i,
+             CASE WHEN i % 2 THEN strftime('%Y-%m-%dT%H:%M:%S+08:00', 1700000000 + i, 'unixepoch') ELSE 1700000000 + i END,
+             '["fr", "de"]', i % 2 FROM n;`);
+    const url = await target(
+      `CREATE TABLE activities (id uuid PRIMARY KEY, title text, start_time timestamptz, langs jsonb, active boolean);`,
+    );
+    expect((await runCli(['copy', '--from', sqliteUrl(path), '--to', url])).code).toBe(0);
+    const same = await runCli(['verify', '--from', sqliteUrl(path), '--to', url, '--sample', '0.5', '--json']);
+    expect(same.code, same.stdout).toBe(0);
+    const report = same.json();
+    expect(report.tables.activities).toMatchObject({ from: { rows: 400 }, to: { rows: 400 } });
+    expect(report.tables.activities.from.sample_hash).toBe(report.tables.activities.to.sample_hash);
+    expect(report.sampled_rows).toBeGreaterThan(100);
+    expect(report.sampled_rows).toBeLessThan(300);
+
+    await query(
+      url,
+      `UPDATE activities SET start_time = start_time + interval '1 second' WHERE id = '00000000-0000-4000-8000-000000000007'`,
+    );
+    await query(url, `DELETE FROM activities WHERE id = '00000000-0000-4000-8000-000000000008'`);
+    const changed = await runCli(['verify', '--from', sqliteUrl(path), '--to', url, '--sample', '1', '--json']);
+    expect(changed.code).toBe(1);
+    expect(changed.json().errors).toEqual([
+      { message: 'table activities: 400 rows in --from, 399 in --to' },
+      {
+        message:
+          'table activities: sampled rows differ: key id=00000000-0000-4000-8000-000000000007 differs in start_time; ' +
+          'key id=00000000-0000-4000-8000-000000000008 is missing from --to',
+      },
+    ]);
+  });
+
+  test('a unique conflict in the source fails verify, naming table, key and values', async () => {
+    const path = sqliteFile(`
+      CREATE TABLE a (id TEXT PRIMARY KEY, code TEXT);
+      INSERT INTO a VALUES ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 'x'), ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'y');`);
+    const url = await target(`CREATE TABLE a (id uuid PRIMARY KEY, code text);`);
+    const run = await runCli(['verify', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code).toBe(1);
+    expect(run.json().errors).toContainEqual({
+      message:
+        'table a: unique key a_pkey (id) would be violated: 2 source rows have (id) = (a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11) in --from',
+    });
+  });
+});
+
+describe('orion-db copy as an RDS-like master (not a superuser)', () => {
+  test('into tables the master made: copy, --truncate, the pre-check and sequences need no superuser', async () => {
+    const master = await rdsMaster();
+    const name = uniqueName('orion_rds_copy');
+    await query(master.url(), `CREATE DATABASE ${name}`);
+    try {
+      const url = master.url(name);
+      await query(url, readFileSync(join(SOP_MIGRATIONS, '000001_init_schema.up.sql'), 'utf8'));
+      await query(url, `ALTER TABLE viewer_entries ADD COLUMN n serial`);
+      const path = sqliteFile(`
+        CREATE TABLE activities (id TEXT PRIMARY KEY, title TEXT, description TEXT, speaker TEXT, start_time TEXT,
+          end_time TEXT, input_language TEXT, target_languages TEXT, cover_url TEXT, status TEXT, viewer_url TEXT,
+          created_at INTEGER, updated_at TEXT);
+        INSERT INTO activities VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'T', NULL, 'S', '2024-01-02 03:04:05', NULL,
+          'en', '["fr"]', NULL, 'scheduled', NULL, 1704164645000, '2024-01-02T03:04:05Z');
+        CREATE TABLE activity_tokens (id TEXT PRIMARY KEY, activity_id TEXT, type TEXT, value TEXT, expires_at TEXT,
+          max_audience INTEGER, created_at TEXT, status TEXT);
+        CREATE TABLE viewer_entries (activity_id TEXT PRIMARY KEY, share_url TEXT, qr_type TEXT, qr_content TEXT,
+          status TEXT, updated_at TEXT, n INTEGER);
+        INSERT INTO viewer_entries VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'u', 'url', 'c', 'ready', 0, 41);`);
+      const partial = await runCli([
+        'copy',
+        '--from',
+        sqliteUrl(path),
+        '--to',
+        url,
+        '--tables',
+        'activities',
+        '--truncate',
+      ]);
+      expect(partial.code).toBe(2);
+      expect(partial.stderr).toContain(
+        '--truncate: activity_tokens, viewer_entries reference(s) copied tables but are not copied',
+      );
+      for (const extra of [[], ['--truncate']]) {
+        const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, ...extra, '--json']);
+        expect(run.code, run.stdout + run.stderr).toBe(0);
+        expect(run.json().tables.map((t: { copied: number }) => t.copied)).toEqual([1, 0, 1]);
+        expect(run.stdout + run.stderr).not.toContain(master.password);
+      }
+      expect(await query(url, `SELECT created_at = updated_at AS same FROM activities`)).toEqual([{ same: true }]);
+      expect(await query(url, `SELECT nextval(pg_get_serial_sequence('viewer_entries', 'n'))::int AS n`)).toEqual([
+        { n: 42 },
+      ]);
+    } finally {
+      await adminQuery(`DROP DATABASE ${name} WITH (FORCE)`);
+    }
   });
 });

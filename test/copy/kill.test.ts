@@ -1,0 +1,152 @@
+/**
+ * `orion-db copy` killed with SIGKILL mid-table and mid-batch, then run again with the same
+ * checkpoint: every row arrives exactly once (checked by count and by key).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { CLI, runCli } from '../helpers/cli';
+import { createDatabase, query } from '../helpers/db';
+import { sqliteFile } from '../helpers/sqlite';
+
+const ROWS = 60_000;
+
+function source(): string {
+  return sqliteFile(`
+    CREATE TABLE events (id INTEGER PRIMARY KEY, payload TEXT, at TEXT);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS})
+    INSERT INTO events SELECT i, printf('%d: %s', i, hex(randomblob(40))), datetime(1700000000 + i, 'unixepoch') FROM n;`);
+}
+
+async function targetDb(): Promise<{ name: string; url: string }> {
+  const db = await createDatabase('orion_kill');
+  await query(db.url, `CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL, at timestamptz NOT NULL)`);
+  return db;
+}
+
+function start(args: string[]): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', env: { ...process.env, DATABASE_URL: undefined } });
+}
+
+function progressOf(checkpoint: string): { rows: number; pending: { rows: number } | null } | undefined {
+  if (!existsSync(checkpoint)) return undefined;
+  try {
+    return JSON.parse(readFileSync(checkpoint, 'utf8')).progress.events;
+  } catch {
+    return undefined; // replaced between our stat and read
+  }
+}
+
+/** Polls until `ready` holds (or the child ends), then kills the child with SIGKILL. */
+async function killWhen(child: ChildProcess, ready: () => Promise<boolean>): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    if (await ready()) {
+      child.kill('SIGKILL');
+      await exited;
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`the copy ended (exit ${child.exitCode}) before the moment to kill it came`);
+}
+
+/** The killed process's session is gone from the server (its transaction rolled back). */
+async function sessionGone(db: { name: string; url: string }): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const rows = await query(
+      db.url,
+      `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'orion-db copy'`,
+      [db.name],
+    );
+    if (!rows.length) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('the killed copy session is still on the server');
+}
+
+async function expectExactlyOnce(url: string): Promise<void> {
+  expect(
+    await query(
+      url,
+      `SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, min(id)::int AS lo, max(id)::int AS hi,
+                             sum(id)::bigint::text AS s FROM events`,
+    ),
+  ).toEqual([{ n: ROWS, d: ROWS, lo: 1, hi: ROWS, s: String((ROWS * (ROWS + 1)) / 2) }]);
+}
+
+describe('orion-db copy survives SIGKILL', () => {
+  test('killed mid-batch (COPY in flight): that batch rolls back, the re-run resumes exactly there', async () => {
+    const path = source();
+    const db = await targetDb();
+    const checkpoint = join(dirname(path), 'checkpoint.json');
+    const args = [
+      'copy',
+      '--from',
+      `sqlite:///${path}`,
+      '--to',
+      db.url,
+      '--batch-size',
+      '20000',
+      '--checkpoint',
+      checkpoint,
+    ];
+    const child = start(args);
+    await killWhen(child, async () => {
+      const p = progressOf(checkpoint);
+      if (!p?.pending || p.rows < 20_000) return false;
+      const copying = await query(
+        db.url,
+        `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'orion-db copy'
+            AND state = 'active' AND query LIKE 'COPY%'`,
+        [db.name],
+      );
+      return copying.length > 0;
+    });
+    await sessionGone(db);
+    const afterKill = progressOf(checkpoint)!;
+    const [{ n }] = await query(db.url, 'SELECT count(*)::int AS n FROM events');
+    // The batch in flight either committed whole or not at all.
+    expect([afterKill.rows, afterKill.rows + afterKill.pending!.rows]).toContain(n);
+    const resumed = await runCli([...args, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.json()).toMatchObject({
+      resumed: true,
+      tables: [{ table: 'events', resumed_from: n, copied: ROWS - n }],
+    });
+    await expectExactlyOnce(db.url);
+    const verify = await runCli(['verify', '--from', `sqlite:///${path}`, '--to', db.url, '--sample', '1']);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+  });
+
+  test('killed mid-table twice, at whatever point it had reached; the third run completes exactly once', async () => {
+    const path = source();
+    const db = await targetDb();
+    const checkpoint = join(dirname(path), 'checkpoint.json');
+    const args = [
+      'copy',
+      '--from',
+      `sqlite:///${path}`,
+      '--to',
+      db.url,
+      '--batch-size',
+      '500',
+      '--checkpoint',
+      checkpoint,
+    ];
+    for (const atLeast of [5_000, 30_000]) {
+      await killWhen(start(args), async () => (progressOf(checkpoint)?.rows ?? 0) >= atLeast);
+      await sessionGone(db);
+      const [{ n }] = await query(db.url, 'SELECT count(*)::int AS n FROM events');
+      expect(n).toBeGreaterThanOrEqual(atLeast);
+      expect(n).toBeLessThan(ROWS);
+    }
+    const [{ n: before }] = await query(db.url, 'SELECT count(*)::int AS n FROM events');
+    const resumed = await runCli([...args, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.json().tables).toMatchObject([{ table: 'events', resumed_from: before, copied: ROWS - before }]);
+    await expectExactlyOnce(db.url);
+  });
+});
