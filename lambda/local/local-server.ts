@@ -3,11 +3,12 @@
  * (like `docker compose up -d`), so the printed connection string works afterwards.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { ConnectionError } from '../engine/errors';
 import { freePort } from './embedded-server';
-import { initdb, pgCtlStart, pgCtlStop, reachableByServer, serverUser } from './postgres-programs';
+import { initdb, pgCtlStart, pgCtlStop, reachableByServer, serverUser, sharedRoot } from './postgres-programs';
 
 export interface LocalServer {
   readonly port: number;
@@ -41,7 +42,7 @@ async function answers(port: number, password: string): Promise<boolean> {
     return true;
   } catch (err: any) {
     if (err.code === '28P01')
-      throw new Error(
+      throw new ConnectionError(
         `a PostgreSQL on port ${port} refused the password in .orion/secrets.json: it is not this project's server; stop it or delete .orion/server.json to use another port`,
       );
     return false;
@@ -52,22 +53,34 @@ async function answers(port: number, password: string): Promise<boolean> {
 
 function readState(stateDir: string): ServerState | undefined {
   const path = join(stateDir, 'server.json');
-  return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : undefined;
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err: any) {
+    throw new ConnectionError(`${path} is not valid JSON (${err.message}): delete it to start a new local server`);
+  }
 }
 
 /**
  * `.orion/data`, or — as root, when the `postgres` user the server runs as cannot reach `.orion/`
- * (a home of mode 0700) — a folder of its own under /var/tmp, named after `.orion/`'s path.
+ * (a home of mode 0700) — a folder of its own under /var/tmp, named after `.orion/`'s path. Found
+ * there without a `.orion/server.json` naming it, it was left by an earlier clone at the same path
+ * (whose password is gone with its `.orion/`): its server is stopped and the folder removed.
  */
-function chooseDataDir(stateDir: string): string | undefined {
+function chooseDataDir(stateDir: string, log: (m: string) => void): string | undefined {
   if (reachableByServer(stateDir)) return undefined;
-  const user = serverUser()!;
-  const dir = join(SHARED_DATA_ROOT, createHash('sha256').update(stateDir).digest('hex').slice(0, 16));
-  mkdirSync(SHARED_DATA_ROOT, { recursive: true, mode: 0o755 });
-  if (!reachableByServer(SHARED_DATA_ROOT, user))
-    throw new Error(
-      `PostgreSQL runs as the postgres user here (we are root), who can reach neither ${stateDir} nor ${SHARED_DATA_ROOT}`,
+  const root = sharedRoot(SHARED_DATA_ROOT);
+  if (!reachableByServer(root, serverUser()))
+    throw new ConnectionError(
+      `PostgreSQL runs as the postgres user here (we are root), who can reach neither ${stateDir} nor ${root}`,
     );
+  const dir = join(root, createHash('sha256').update(stateDir).digest('hex').slice(0, 16));
+  if (existsSync(dir)) {
+    log(`removing ${dir}, the local PostgreSQL of an earlier copy of this project at the same path`);
+    pgCtlStop(dir, 'immediate');
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(`${dir}.log`, { force: true });
+  }
   return dir;
 }
 
@@ -78,7 +91,7 @@ export async function ensureLocalServer(
   log: (m: string) => void,
 ): Promise<LocalServer> {
   mkdirSync(stateDir, { recursive: true, mode: 0o755 });
-  const state: ServerState = readState(stateDir) ?? { port: await freePort(), dataDir: chooseDataDir(stateDir) };
+  const state: ServerState = readState(stateDir) ?? { port: await freePort(), dataDir: chooseDataDir(stateDir, log) };
   const dataDir = state.dataDir ?? join(stateDir, 'data');
   const logFile = state.dataDir ? `${dataDir}.log` : join(stateDir, 'server.log');
   const serverUrl = () => `postgres://127.0.0.1:${state.port}/postgres`;
@@ -97,7 +110,7 @@ export async function ensureLocalServer(
       state.port = port;
       continue;
     }
-    throw new Error(`the local PostgreSQL in ${dataDir} did not start: ${error}`);
+    throw new ConnectionError(`the local PostgreSQL in ${dataDir} did not start: ${error}`);
   }
   writeFileSync(join(stateDir, 'server.json'), JSON.stringify(state) + '\n');
   log(`PostgreSQL started on port ${state.port}`);

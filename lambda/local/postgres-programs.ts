@@ -13,15 +13,18 @@ import {
   chownSync,
   cpSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { ConnectionError } from '../engine/errors';
 
 export interface ServerUser {
   readonly uid: number;
@@ -31,28 +34,44 @@ export interface ServerUser {
 /** Where programs are copied when the `postgres` user cannot reach node_modules. */
 const SHARED_COPY_ROOT = '/var/tmp/orion-db';
 
-/** The user the server runs as: undefined when we are not root (it runs as us). */
+let cachedUser: { user: ServerUser | undefined } | undefined;
+
+/** The user the server runs as: undefined when we are not root (it runs as us). Created if missing. */
 export function serverUser(): ServerUser | undefined {
-  if (process.getuid?.() !== 0) return undefined;
+  cachedUser ??= { user: process.getuid?.() === 0 ? postgresUser() : undefined };
+  return cachedUser.user;
+}
+
+function postgresUser(): ServerUser {
   const id = (flag: string) =>
     Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
   try {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
-    run(
-      'groupadd',
-      ['--system', 'postgres'],
-      undefined,
-      'creating the postgres group (PostgreSQL refuses to run as root)',
-    );
+    // PostgreSQL refuses to run as root. The group may exist without the user (-f: then it is kept).
+    run('groupadd', ['-f', '--system', 'postgres'], undefined, 'creating the postgres group');
     run(
       'useradd',
       ['--system', '--gid', 'postgres', '--no-create-home', 'postgres'],
       undefined,
-      'creating the postgres user (PostgreSQL refuses to run as root)',
+      'creating the postgres user',
     );
     return { uid: id('-u'), gid: id('-g') };
   }
+}
+
+/**
+ * A root-owned folder under a world-writable one (/var/tmp), made if missing. Refused when someone
+ * else made it first or can write to it: root copies programs there that the server then runs.
+ */
+export function sharedRoot(path: string): string {
+  mkdirSync(path, { recursive: true, mode: 0o755 });
+  const st = lstatSync(path);
+  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0)
+    throw new ConnectionError(
+      `${path} must be a folder owned by root and writable by nobody else (PostgreSQL's programs and data go there when the postgres user cannot reach this project); remove it and run again`,
+    );
+  return path;
 }
 
 /** True when the server's user may read and search `path` (a file or directory) and every parent. */
@@ -67,7 +86,7 @@ function packageNativeDir(): string {
   try {
     entry = require.resolve(pkg); // <pkg>/dist/index.js
   } catch {
-    throw new Error(`the PostgreSQL binaries (${pkg}) are not installed: run npm ci`);
+    throw new ConnectionError(`the PostgreSQL programs (${pkg}) are not installed: run npm ci`);
   }
   return join(dirname(entry), '..', 'native');
 }
@@ -83,17 +102,24 @@ export function postgresNativeDir(): string {
   return nativeDir;
 }
 
-/** A copy of the programs in a place every user can reach, made once per version. */
+/**
+ * A copy of the programs in a place every user can reach, made once per version. Copied aside and
+ * renamed into place, so a concurrent run (parallel test workers) never sees nor removes a partial one.
+ */
 function sharedCopy(installed: string): string {
   const version = JSON.parse(readFileSync(join(installed, '..', 'package.json'), 'utf8')).version as string;
-  const copy = join(SHARED_COPY_ROOT, `postgresql-${process.platform}-${process.arch}-${version}`);
-  if (!existsSync(join(copy, 'bin', 'postgres'))) {
-    mkdirSync(SHARED_COPY_ROOT, { recursive: true, mode: 0o755 });
-    const staging = mkdtempSync(`${copy}.tmp-`);
+  const copy = join(sharedRoot(SHARED_COPY_ROOT), `postgresql-${process.platform}-${process.arch}-${version}`);
+  if (existsSync(join(copy, 'bin', 'postgres'))) return copy;
+  const staging = mkdtempSync(`${copy}.tmp-`);
+  try {
     cpSync(installed, staging, { recursive: true, verbatimSymlinks: true });
-    spawnSync('chmod', ['-R', 'a+rX', staging]);
-    rmSync(copy, { recursive: true, force: true });
+    run('chmod', ['-R', 'a+rX', staging], undefined, `making ${staging} readable`);
     renameSync(staging, copy);
+  } catch (err: any) {
+    if (!existsSync(join(copy, 'bin', 'postgres')))
+      throw new ConnectionError(`could not copy PostgreSQL's programs to ${copy}: ${err.message}`);
+  } finally {
+    rmSync(staging, { recursive: true, force: true }); // left only when another run renamed first
   }
   return copy;
 }
@@ -102,12 +128,17 @@ function program(name: 'initdb' | 'pg_ctl'): string {
   return join(postgresNativeDir(), 'bin', name);
 }
 
+/** Runs a program; a failure is one sentence with the program's last line of output (exit 2: nothing ran). */
 function run(file: string, args: string[], user: ServerUser | undefined, what: string): string {
   const result = spawnSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...user });
-  if (result.error) throw new Error(`${what} failed: ${result.error.message}`);
-  if (result.status !== 0)
-    throw new Error(`${what} failed: ${(result.stderr || result.stdout).trim().split('\n').slice(-5).join('\n')}`);
+  if (result.error) throw new ConnectionError(`${what} failed: ${result.error.message}`);
+  if (result.status !== 0) throw new ConnectionError(`${what} failed: ${lastLine(result.stderr || result.stdout)}`);
   return result.stdout;
+}
+
+/** The last non-empty line of a program's output: what it said went wrong. */
+function lastLine(text: string | undefined): string {
+  return (text ?? '').trim().split('\n').filter(Boolean).at(-1)?.trim() ?? 'no output';
 }
 
 /** Creates a new cluster in `dataDir` (which must not exist or be empty) with superuser `postgres`. */
@@ -116,8 +147,8 @@ export function initdb(dataDir: string, password: string): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   if (user) chownSync(dataDir, user.uid, user.gid);
   if (!reachableByServer(dataDir, user)) {
-    throw new Error(
-      `PostgreSQL runs as the postgres user here (we are root), who cannot reach ${dataDir}; use a directory it can reach`,
+    throw new ConnectionError(
+      `PostgreSQL runs as the postgres user here (we are root), who cannot reach ${dataDir}: use a folder it can reach`,
     );
   }
   const secretDir = mkdtempSync(join(tmpdir(), 'orion-pw-'));
@@ -143,7 +174,7 @@ export function initdb(dataDir: string, password: string): void {
         '--no-instructions',
       ],
       user,
-      `initdb of ${dataDir}`,
+      `initialising PostgreSQL in ${dataDir} (initdb)`,
     );
   } finally {
     rmSync(secretDir, { recursive: true, force: true });
@@ -162,6 +193,7 @@ export interface StartOptions {
 export function pgCtlStart(options: StartOptions): string | undefined {
   const user = serverUser();
   writeFileSync(options.logFile, '', { flag: 'a' });
+  const logStart = statSync(options.logFile).size; // the log is appended to: this start's part begins here
   if (user) chownSync(options.logFile, user.uid, user.gid);
   const settings = ['listen_addresses=127.0.0.1', 'unix_socket_directories=/tmp', ...(options.settings ?? [])];
   const serverOptions = [`-p ${options.port}`, ...settings.map((s) => `-c ${s}`)].join(' ');
@@ -177,8 +209,12 @@ export function pgCtlStart(options: StartOptions): string | undefined {
   );
   if (result.error) return result.error.message;
   if (result.status === 0) return undefined;
-  const tail = readFileSync(options.logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
-  return `${result.stderr?.trim() ?? ''}\n${tail}`.trim();
+  // The server's own reason says more than pg_ctl's "could not start server": a port in use (logged
+  // before the FATAL that follows from it), else its last FATAL or ERROR.
+  const lines = readFileSync(options.logFile).subarray(logStart).toString('utf8').split('\n');
+  const reason =
+    lines.find((l) => /Address already in use/.test(l)) ?? lines.filter((l) => /\b(FATAL|ERROR|PANIC):/.test(l)).at(-1);
+  return `${reason?.trim() ?? lastLine(result.stderr || result.stdout)} (log: ${options.logFile})`;
 }
 
 /** Stops the server of `dataDir` if one runs; returns whether one was stopped. */
