@@ -177,7 +177,8 @@ export function progressPrinter(print: (line: string) => void, dryRun = false): 
         );
         break;
       case 'retry':
-        print(`lock timeout, retry ${e.attempt} in ${e.delayMs} ms: ${e.reason}`);
+        // The reason says what failed: a lock timeout (retried after a backoff), or a batch that ran again.
+        print(`retry ${e.attempt}${e.delayMs ? ` in ${e.delayMs} ms` : ''}: ${e.reason}`);
         break;
       case 'cleanup':
         print(`cleaning up after an earlier failed attempt of ${e.version}: ${e.sql}`);
