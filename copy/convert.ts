@@ -82,6 +82,7 @@ export function toText(v: SourceValue): string | null {
   return String(v);
 }
 
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const UUID = /^\{?([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})\}?$/i;
 
 function toUuid(v: SourceValue): string | null {
@@ -91,6 +92,7 @@ function toUuid(v: SourceValue): string | null {
     const h = Buffer.from(v).toString('hex');
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
+  if (typeof v === 'string' && CANONICAL_UUID.test(v)) return v;
   const m = typeof v === 'string' ? UUID.exec(v.trim()) : null;
   if (!m) fail(v, 'a uuid');
   return `${m[1]}-${m[2]}-${m[3]}-${m[4]}-${m[5]}`.toLowerCase();
@@ -197,11 +199,66 @@ const ISO =
 const MILLISECONDS_FROM = 1e11;
 
 interface Instant {
-  /** Whole seconds since the epoch, as written (local to `zoned` === false) or UTC. */
+  /** Whole seconds since the epoch, UTC. */
   readonly seconds: number;
   /** Digits after the decimal point, as written. */
   readonly fraction: string;
-  readonly zoned: boolean;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+function daysFromCivil(y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/** The date of a day number since 1970-01-01 (civil_from_days). */
+function civilFromDays(z: number): [number, number, number] {
+  z += 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp + (mp < 10 ? 3 : -9);
+  return [yoe + era * 400 + (m <= 2 ? 1 : 0), m, d];
+}
+
+/** An ISO-8601 text's parts, validated (a 30th of February is not a date); undefined if not ISO. */
+function isoParts(v: string) {
+  const m = ISO.exec(v);
+  if (!m) return undefined;
+  const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '', zone] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const valid =
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= (month === 2 && isLeap(year) ? 29 : DAYS_IN_MONTH[month - 1]) &&
+    Number(h) <= 23 &&
+    Number(mi) <= 59 &&
+    Number(s) <= 59;
+  return {
+    valid,
+    year,
+    month,
+    day,
+    h: Number(h),
+    mi: Number(mi),
+    s: Number(s),
+    fraction,
+    zone,
+    plain: y.length === 4 && !v.includes(','),
+  };
 }
 
 function parseInstant(v: SourceValue): Instant {
@@ -212,43 +269,42 @@ function parseInstant(v: SourceValue): Instant {
     const seconds = Math.abs(v) >= MILLISECONDS_FROM ? v / 1000 : v;
     const whole = Math.floor(seconds);
     const micros = Math.round((seconds - whole) * 1e6);
-    return { seconds: whole, fraction: micros ? String(micros).padStart(6, '0').replace(/0+$/, '') : '', zoned: true };
+    if (micros === 1e6) return { seconds: whole + 1, fraction: '' };
+    return { seconds: whole, fraction: micros ? String(micros).padStart(6, '0').replace(/0+$/, '') : '' };
   }
-  const m = typeof v === 'string' ? ISO.exec(v) : null;
-  if (!m) fail(v, 'a time (ISO-8601 text or unix seconds/milliseconds)');
-  const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '', zone] = m;
-  const date = new Date(0);
-  date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
-  date.setUTCHours(Number(h), Number(mi), Number(s), 0);
-  if (
-    date.getUTCFullYear() !== Number(y) ||
-    date.getUTCMonth() !== Number(mo) - 1 ||
-    date.getUTCDate() !== Number(d) ||
-    Number(h) > 23 ||
-    Number(mi) > 59 ||
-    Number(s) > 59
-  ) {
-    fail(v, 'a valid date and time');
-  }
+  const p = typeof v === 'string' ? isoParts(v) : undefined;
+  if (!p) fail(v, 'a time (ISO-8601 text or unix seconds/milliseconds)');
+  if (!p.valid) fail(v, 'a valid date and time');
   let offsetMinutes = 0;
-  if (zone && !/^(z|utc)$/i.test(zone)) {
-    const z = /^([+-])(\d{2}):?(\d{2})?$/.exec(zone)!;
+  if (p.zone && !/^(z|utc)$/i.test(p.zone)) {
+    const z = /^([+-])(\d{2}):?(\d{2})?$/.exec(p.zone)!;
     offsetMinutes = (z[1] === '-' ? -1 : 1) * (Number(z[2]) * 60 + Number(z[3] ?? 0));
   }
-  return { seconds: date.getTime() / 1000 - offsetMinutes * 60, fraction: fraction.replace(/0+$/, ''), zoned: true };
+  const seconds = daysFromCivil(p.year, p.month, p.day) * 86400 + p.h * 3600 + p.mi * 60 + p.s - offsetMinutes * 60;
+  return { seconds, fraction: p.fraction.replace(/0+$/, '') };
 }
 
+const pad2 = (n: number) => (n < 10 ? `0${n}` : String(n));
+
 function formatInstant(t: Instant, withZone: boolean): string {
-  const iso = new Date(t.seconds * 1000).toISOString(); // 2024-01-02T03:04:05.000Z
-  const base = `${iso.slice(0, 10)} ${iso.slice(11, 19)}${t.fraction ? `.${t.fraction}` : ''}`;
+  const days = Math.floor(t.seconds / 86400);
+  const rest = t.seconds - days * 86400;
+  const [y, m, d] = civilFromDays(days);
+  const year = y >= 0 && y <= 9999 ? String(y).padStart(4, '0') : fail(t.seconds, 'a time within the years 0–9999');
+  const time = `${pad2(Math.floor(rest / 3600))}:${pad2(Math.floor((rest % 3600) / 60))}:${pad2(rest % 60)}`;
+  const base = `${year}-${pad2(m)}-${pad2(d)} ${time}${t.fraction ? `.${t.fraction}` : ''}`;
   return withZone ? `${base}+00` : base;
 }
 
 function toTimestamp(v: SourceValue, withZone: boolean): string | null {
   if (v === null) return null;
-  const t = parseInstant(v);
-  if (!Number.isFinite(t.seconds) || Math.abs(t.seconds) > 8.64e12) fail(v, 'a time within the supported range');
-  return formatInstant(t, withZone);
+  if (typeof v === 'string') {
+    // Valid ISO text that PostgreSQL reads the same way goes through as written: the target session
+    // is in UTC, so text without a zone means UTC (SQLAlchemy's convention) for both column types.
+    const p = isoParts(v);
+    if (p?.valid && p.plain && (withZone || !p.zone)) return v.trim();
+  }
+  return formatInstant(parseInstant(v), withZone);
 }
 
 function toDate(v: SourceValue): string | null {
