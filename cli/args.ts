@@ -27,6 +27,12 @@ export interface CliOptions {
   readonly batchSize: number;
   readonly checkpoint?: string;
   readonly truncate: boolean;
+  /** migrate/down: run the migrations' SQL as this role (default: the owner role, when usable). */
+  readonly role?: string;
+  /** migrate/down: run as the connecting user, not the owner role. */
+  readonly noRole: boolean;
+  /** up --database-url: set the application's password from .orion/secrets.json. */
+  readonly setAppPassword: boolean;
   readonly cwd: string;
 }
 
@@ -35,13 +41,14 @@ export const USAGE = `Usage: orion-db <command> [options]
 Commands:
   status   [--database-url URL] [--migrations DIR] [--json]   applied and pending versions
   plan     [--to VERSION] [...]                                what migrate would do; changes nothing
-  migrate  [--to VERSION] [--dry-run] [--allow-out-of-order] [--lock-timeout 60s] [...]
-  down     --to VERSION [...]                                  revert with the stored down scripts
+  migrate  [--to VERSION] [--dry-run] [--allow-out-of-order] [--lock-timeout 60s] [--role ROLE | --no-role] [...]
+  down     --to VERSION [--role ROLE | --no-role] [...]        revert with the stored down scripts
   lint     [FILES...] [--json]                                 check migrations for dangerous SQL
   verify   --from SRC --to URL [--tables a,b] [--sample 0.05] [--json]
   copy     --from SRC --to URL [--tables a,b] [--batch-size 1000] [--checkpoint FILE] [--truncate] [--json]
   new      NAME                                                create the next up/down pair
-  up       [--migrations DIR] [--database-url URL] [--json]    the full deploy lifecycle (embedded PostgreSQL by default)
+  up       [--migrations DIR] [--database-url URL] [--set-app-password] [--json]
+                                                               the full deploy lifecycle (embedded PostgreSQL by default)
 
 SRC is sqlite:///relative/path.db, sqlite:////absolute/path.db or a postgres:// URL.
 --database-url defaults to $DATABASE_URL. Exit codes: 0 ok, 1 a migration or check failed,
@@ -67,6 +74,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
   const batchSize = v['batch-size'] !== undefined ? Number(v['batch-size']) : 1000;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1_000_000)
     throw new BadInputError(`--batch-size must be a whole number of rows from 1 to 1000000, got "${v['batch-size']}"`);
+  if (v.role !== undefined && v['no-role']) throw new BadInputError('--role and --no-role exclude each other');
   const sample = v.sample !== undefined ? Number(v.sample) : undefined;
   if (sample !== undefined && !(sample > 0 && sample <= 1))
     throw new BadInputError(`--sample must be a fraction in (0, 1], got "${v.sample}"`);
@@ -90,6 +98,9 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
     batchSize,
     checkpoint: v.checkpoint,
     truncate: v.truncate!,
+    role: v.role,
+    noRole: v['no-role']!,
+    setAppPassword: v['set-app-password']!,
     cwd,
   };
 }
@@ -119,6 +130,9 @@ function parseOptions(rest: readonly string[]) {
         'batch-size': { type: 'string' },
         checkpoint: { type: 'string' },
         truncate: { type: 'boolean', default: false },
+        role: { type: 'string' },
+        'no-role': { type: 'boolean', default: false },
+        'set-app-password': { type: 'boolean', default: false },
       },
     });
   } catch (err: any) {

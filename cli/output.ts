@@ -36,6 +36,8 @@ export function renderReport(r: Report): string {
     for (const k of (r.skipped as { version: string; name: string; reason: string }[] | undefined) ?? [])
       lines.push(`skipped ${k.version} ${k.name}: ${k.reason}`);
     if (r.snapshot) lines.push(`snapshot: ${r.snapshot}${r.restored ? ' (restored)' : ''}`);
+    if (r.backup) lines.push(`not restored; the backup taken before is ${r.backup}`);
+    for (const n of (r.notes as string[] | undefined) ?? []) lines.push(`note: ${n}`);
     if (r.lockdown)
       lines.push(
         `lockdown: ${r.lockdown.ok ? 'ok' : 'FAILED'} (${r.lockdown.checks.length} checks)${r.lockdown.corrected.length ? `, corrected: ${r.lockdown.corrected.join('; ')}` : ''}`,

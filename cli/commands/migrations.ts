@@ -21,6 +21,7 @@ import {
 import { down, migrate, type RunEvent, readPlan } from '../../lambda/engine/runner';
 import { loadParser } from '../../lambda/engine/sql';
 import type { CliOptions } from '../args';
+import { migrationRole } from './run-as';
 
 export interface CommandContext {
   readonly options: CliOptions;
@@ -125,7 +126,9 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
   const { migrations, client } = await open(ctx, { mayParse: true });
   try {
     const o = ctx.options;
+    const role = await migrationRole(client, o, ctx.progress);
     const result = await migrate(client, migrations, {
+      role,
       to: o.to,
       dryRun: o.dryRun,
       allowOutOfOrder: o.allowOutOfOrder,
@@ -142,7 +145,9 @@ export async function runDown(ctx: CommandContext): Promise<Report> {
   const { client } = await open(ctx); // the folder is validated, but down uses the scripts stored at apply time
   try {
     const o = ctx.options;
+    const role = await migrationRole(client, o, ctx.progress);
     const result = await down(client, {
+      role,
       to: o.to!,
       dryRun: o.dryRun,
       lockWaitMs: o.lockWaitMs,

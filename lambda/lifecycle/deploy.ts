@@ -128,12 +128,19 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
     await prepareScripts(plan.pending.map((p) => p.migration.up));
     report.from_version = report.to_version = versionString(plan.currentVersion);
     report.row_counts = { before: await readableRowCounts(target) };
-    // One transactional batch rolls back whole on failure: a snapshot adds nothing to that.
+    // One transactional batch rolls back whole on failure: a snapshot adds nothing to that, nor to an
+    // empty database.
     const batches = planBatches(plan.pending);
     const oneBatch = batches.length <= 1 && !batches[0]?.migrations[0].migration.up.directives.noTransaction;
-    const snapshot = config.snapshotWhen !== 'non-transactional' || !oneBatch;
+    const empty = (await applicationTables(target)).length === 0;
+    const snapshot = config.snapshotWhen !== 'non-transactional' || (!oneBatch && !empty);
     if (plan.pending.length > 0 && !snapshot) {
-      note(report, 'no backup taken: the pending migrations run in one transaction, so a failure rolls back whole');
+      note(
+        report,
+        oneBatch
+          ? 'no backup taken: the pending migrations run in one transaction, so a failure rolls back whole'
+          : 'no backup taken: the database has no tables yet',
+      );
     }
     if (plan.pending.length > 0 && snapshot) {
       report.snapshot = id;
