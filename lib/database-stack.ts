@@ -2,7 +2,16 @@
  * One environment's database: VPC, RDS PostgreSQL, secrets with rotation, alarms, and the
  * schema-migrations custom resource.
  */
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  Annotations,
+  CfnOutput,
+  type CfnResource,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+} from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -10,6 +19,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
@@ -32,6 +42,8 @@ export class DatabaseStack extends Stack {
   readonly appSecret: rds.DatabaseSecret;
   readonly migrations: SchemaMigrations;
   readonly alarmTopic: sns.Topic;
+  /** The on-call instance for SSM port forwarding (config `bastion`). */
+  readonly bastion?: ec2.Instance;
   readonly config: EnvironmentConfig;
   /** Stack outputs by name (Endpoint, Port, DatabaseName, MasterSecretArn, AppSecretArn, DatabaseUrlTemplate). */
   readonly outputs: Record<string, CfnOutput> = {};
@@ -44,7 +56,8 @@ export class DatabaseStack extends Stack {
     const key = new kms.Key(this, 'Key', {
       enableKeyRotation: true,
       description: `Orion ${c.name}: database storage, secrets, alarms`,
-      removalPolicy: RemovalPolicy.RETAIN,
+      // Kept when the stack is deleted (its snapshots need it), but not after a failed first create.
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
 
     const vpc = this.vpc(c);
@@ -67,6 +80,12 @@ export class DatabaseStack extends Stack {
     const secretsEndpoint = endpoint('SecretsManagerEndpoint', ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER);
     endpoint('RdsEndpoint', ec2.InterfaceVpcEndpointAwsService.RDS);
     endpoint('CloudFormationEndpoint', ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION);
+    if (c.bastion) {
+      // Session Manager's agent reaches these three; there is no other way out of the isolated subnets.
+      endpoint('SsmEndpoint', ec2.InterfaceVpcEndpointAwsService.SSM);
+      endpoint('SsmMessagesEndpoint', ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES);
+      endpoint('Ec2MessagesEndpoint', ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES);
+    }
 
     const dbSg = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', {
       vpc,
@@ -87,11 +106,11 @@ export class DatabaseStack extends Stack {
         log_min_error_statement: 'error',
       },
     });
+    // No fixed name: a retry after a failed first create must not collide with what it left behind.
     const subnetGroup = new rds.SubnetGroup(this, 'SubnetGroup', {
       vpc,
       vpcSubnets: isolated,
       description: `Orion ${c.name} database subnets`,
-      subnetGroupName: `${identifier}-db`,
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
@@ -115,7 +134,8 @@ export class DatabaseStack extends Stack {
       }),
       parameterGroup,
       backupRetention: Duration.days(c.backupRetentionDays),
-      deletionProtection: c.deletionProtection,
+      // Not set here: Custom::SchemaMigrations turns deletion protection on after a successful deploy,
+      // so a failed first create can still roll back (README, "A failed first deploy").
       removalPolicy: RemovalPolicy.SNAPSHOT, // a final snapshot on delete
       autoMinorVersionUpgrade: true,
       cloudwatchLogsExports: ['postgresql', 'upgrade'],
@@ -180,8 +200,14 @@ export class DatabaseStack extends Stack {
         port: c.port,
       },
     });
-    // The app secret must be attached (host, port) before the Lambda reads it.
-    this.migrations.resource.node.addDependency(appAttached);
+    // Migrations need the instance and both secrets attached (host, port) — but not the rotation
+    // schedules, which are children of the attachments: rotation must wait for the roles.
+    const cfn = (construct: Construct) => construct.node.defaultChild as CfnResource;
+    this.migrations.resource.node.addDependency(cfn(this.instance), cfn(masterSecret), cfn(appAttached));
+    for (const schedule of this.node.findAll().filter((n) => n instanceof secretsmanager.CfnRotationSchedule))
+      schedule.node.addDependency(this.migrations.resource);
+
+    if (c.bastion) this.bastion = this.onCallBastion(vpc, isolated, dbSg, c);
 
     this.alarmTopic = new sns.Topic(this, 'Alarms', {
       displayName: `Orion ${c.name} database alarms`,
@@ -189,6 +215,11 @@ export class DatabaseStack extends Stack {
       enforceSSL: true,
     });
     if (c.alarmEmail) this.alarmTopic.addSubscription(new subs.EmailSubscription(c.alarmEmail));
+    else if (c.name === 'prod')
+      Annotations.of(this.alarmTopic).addWarningV2(
+        'orion:no-alarm-subscriber',
+        'prod alarms reach nobody: set environments.prod.alarmEmail in the settings file (-c config=FILE) or pass -c alarmEmail=ADDRESS',
+      );
     key.grantEncryptDecrypt(new iam.ServicePrincipal('cloudwatch.amazonaws.com')); // alarms publish to the encrypted topic
     this.alarms(c);
 
@@ -201,20 +232,68 @@ export class DatabaseStack extends Stack {
     out('AppSecretArn', appAttached.secretArn, `${c.appRole} credentials (Secrets Manager)`);
     out(
       'DatabaseUrlTemplate',
-      `postgres://${c.appRole}:<password from AppSecretArn>@${this.instance.dbInstanceEndpointAddress}:${this.instance.dbInstanceEndpointPort}/${c.databaseName}?sslmode=require`,
-      'Connection string for the application; the password stays in Secrets Manager',
+      `postgres://<username>:<password>@${this.instance.dbInstanceEndpointAddress}:${this.instance.dbInstanceEndpointPort}/${c.databaseName}?sslmode=verify-full`,
+      `Fill <username> and <password> from AppSecretArn's current value at every connect: rotation alternates ${c.appRole} and ${c.appRole}_clone`,
     );
+    out('SchemaVersion', this.migrations.resource.getAttString('ToVersion'), 'Schema version after the last deploy');
+    if (this.bastion) {
+      out('BastionInstanceId', this.bastion.instanceId, 'On-call SSM port forwarding to the database');
+      out(
+        'PortForwardCommand',
+        Fn.join('', [
+          'aws ssm start-session --target ',
+          this.bastion.instanceId,
+          ' --document-name AWS-StartPortForwardingSessionToRemoteHost --parameters host=',
+          this.instance.dbInstanceEndpointAddress,
+          `,portNumber=${c.port},localPortNumber=${c.port}`,
+        ]),
+        'Then connect to localhost with the secret’s credentials (README, "Reaching the database")',
+      );
+    }
   }
 
   /**
-   * Fixed zones when the region is known, so synth never looks them up (a lookup needs credentials
-   * for the target account, which a pipeline's synth step does not have).
+   * On-call access to a database in isolated subnets: an instance with no inbound rule and no
+   * address outside the VPC, reached only through SSM Session Manager (IAM-authorized, logged).
+   */
+  private onCallBastion(
+    vpc: ec2.IVpc,
+    subnets: ec2.SubnetSelection,
+    dbSg: ec2.SecurityGroup,
+    c: EnvironmentConfig,
+  ): ec2.Instance {
+    const sg = new ec2.SecurityGroup(this, 'BastionSecurityGroup', {
+      vpc,
+      description: `Orion ${c.name} on-call bastion: SSM endpoints and the database only`,
+      allowAllOutbound: false,
+    });
+    sg.addEgressRule(ec2.Peer.ipv4(c.existingVpc?.cidrBlock ?? NEW_VPC_CIDR), ec2.Port.tcp(443), 'SSM endpoints');
+    sg.addEgressRule(dbSg, ec2.Port.tcp(c.port), 'the database');
+    dbSg.addIngressRule(sg, ec2.Port.tcp(c.port), 'on-call bastion (SSM port forwarding)');
+    const bastion = new ec2.Instance(this, 'Bastion', {
+      vpc,
+      vpcSubnets: subnets,
+      securityGroup: sg,
+      instanceType: new ec2.InstanceType('t4g.nano'),
+      machineImage: ec2.MachineImage.latestAmazonLinux2023({ cpuType: ec2.AmazonLinuxCpuType.ARM_64 }),
+      ssmSessionPermissions: true,
+      requireImdsv2: true,
+      blockDevices: [{ deviceName: '/dev/xvda', volume: ec2.BlockDeviceVolume.ebs(8, { encrypted: true }) }],
+    });
+    // The subnet decides the zone; naming it again would pin a zone name into the template.
+    (bastion.node.defaultChild as ec2.CfnInstance).addPropertyDeletionOverride('AvailabilityZone');
+    return bastion;
+  }
+
+  /**
+   * The configured zones, or the account's first two at deploy time (Fn::GetAZs): never a lookup
+   * at synth, which needs credentials for the target account that a pipeline's synth step lacks.
    */
   override get availabilityZones(): string[] {
     const c = this.config;
     if (c?.existingVpc) return [...c.existingVpc.availabilityZones];
-    if (c?.region) return [`${c.region}a`, `${c.region}b`];
-    return super.availabilityZones;
+    if (c?.availabilityZones) return [...c.availabilityZones];
+    return [0, 1].map((i) => Fn.select(i, Fn.getAzs()));
   }
 
   private engine(c: EnvironmentConfig): rds.IInstanceEngine {
@@ -233,7 +312,7 @@ export class DatabaseStack extends Stack {
       });
     }
     const vpc = new ec2.Vpc(this, 'Vpc', {
-      ...(c.region ? { availabilityZones: this.availabilityZones } : { maxAzs: 2 }),
+      maxAzs: this.availabilityZones.length, // the zones above
       ipAddresses: ec2.IpAddresses.cidr(NEW_VPC_CIDR),
       natGateways: 0,
       subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],

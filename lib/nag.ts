@@ -31,17 +31,39 @@ export function acknowledgeNagFindings(stack: DatabaseStack): void {
               reason: `${c.name} is single-AZ by configuration (cost); staging and prod are Multi-AZ`,
             },
           ]),
-      ...(c.deletionProtection
-        ? []
-        : [
-            {
-              id: 'AwsSolutions-RDS10',
-              reason: `${c.name} is disposable by configuration; removal still takes a final snapshot`,
-            },
-          ]),
+      {
+        id: 'AwsSolutions-RDS10',
+        reason:
+          `Custom::SchemaMigrations sets deletion protection (${c.deletionProtection ? 'on' : 'off'} for ${c.name} by configuration; ` +
+          'prod must have it) on every deploy instead of the template, so a failed first create can roll back rather ' +
+          'than end ROLLBACK_FAILED; removal still takes a final snapshot',
+      },
     ],
     true,
   );
+  if (stack.bastion) {
+    NagSuppressions.addResourceSuppressions(
+      stack.bastion,
+      [
+        {
+          id: 'AwsSolutions-EC28',
+          reason: 'The on-call bastion runs only the SSM agent and forwards a port; basic monitoring is enough',
+        },
+        {
+          id: 'AwsSolutions-EC29',
+          reason:
+            'The on-call bastion holds no state: the stack recreates it, and nothing is lost when it is terminated',
+        },
+        {
+          id: 'AwsSolutions-IAM4',
+          reason:
+            'AmazonSSMManagedInstanceCore is the AWS policy the Session Manager agent needs, and all the bastion has',
+          appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore'],
+        },
+      ],
+      true,
+    );
+  }
 
   const migrationRole: NagPackSuppression[] = [
     {
@@ -56,6 +78,17 @@ export function acknowledgeNagFindings(stack: DatabaseStack): void {
       appliesTo: [
         {
           regex: `/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):snapshot:${snapshotPrefix}-pre-\\*$/g`,
+        },
+      ],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'DescribeDBSnapshots listing an instance’s snapshots (the prune) is authorized against snapshot:*, as no single snapshot is named; read-only',
+      appliesTo: [
+        {
+          regex:
+            '/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):snapshot:\\*$/g',
         },
       ],
     },

@@ -17,12 +17,51 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { RESOURCE_TYPE, type SchemaMigrationsProperties } from '../lambda/schema-migrator/properties';
+import {
+  RESOURCE_TYPE,
+  type SchemaMigrationsProperties,
+  UNREACHABLE_RETRY_MS,
+} from '../lambda/schema-migrator/properties';
 import { lintErrorsForSynth } from './private/lint-at-synth';
 import { hashMigrations } from './private/migrations-hash';
 
 export const METRICS_NAMESPACE = 'Orion/SchemaMigrations';
 const ROOT = join(__dirname, '..');
+
+/**
+ * How the custom resource's hour is spent. CloudFormation fails it after `serviceTimeout`; the
+ * Provider framework must answer first. Its waiter (a Step Functions Retry) counts only the pauses:
+ * MaxAttempts = totalTimeout / queryInterval, each attempt preceded by IntervalSeconds, so the
+ * invocations' own time comes on top: the one that migrates, the first connection after a restore,
+ * and every other poll's short one. `worstCase` adds them up; a test keeps it under the hour.
+ */
+export const TIME_BUDGET = {
+  /** CloudFormation's limit for a custom resource. */
+  serviceTimeout: Duration.hours(1),
+  /** onEvent reads the properties (on a failed create's rollback: one DescribeStacks and one ModifyDBInstance). */
+  onEventTimeout: Duration.minutes(2),
+  /** The invocation that migrates may use it all; less than the framework's own 15 minutes, which waits for it. */
+  isCompleteTimeout: Duration.minutes(14),
+  queryInterval: Duration.minutes(1),
+  /** The pauses between polls: the snapshot being taken, a restore under way, a lock held elsewhere. */
+  totalTimeout: Duration.minutes(25),
+  /** The poll that connects after a restore-by-rename, while the endpoint's name does not resolve yet. */
+  reconnect: Duration.millis(UNREACHABLE_RETRY_MS),
+  /** What each other poll costs at most: a cold start in the VPC, reading secrets, connecting, planning. */
+  pollAllowance: Duration.seconds(20),
+} as const;
+
+/** The longest the Provider framework can take to answer, in seconds (see TIME_BUDGET). */
+export function worstCaseSeconds(b: typeof TIME_BUDGET = TIME_BUDGET): number {
+  const polls = b.totalTimeout.toSeconds() / b.queryInterval.toSeconds();
+  return (
+    b.onEventTimeout.toSeconds() +
+    b.isCompleteTimeout.toSeconds() +
+    b.reconnect.toSeconds() +
+    b.totalTimeout.toSeconds() +
+    polls * b.pollAllowance.toSeconds()
+  );
+}
 
 export interface SchemaMigrationsProps {
   readonly vpc: ec2.IVpc;
@@ -95,7 +134,7 @@ export class SchemaMigrations extends Construct {
         runtime: lambda.Runtime.NODEJS_24_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: 512,
-        timeout: Duration.minutes(15),
+        timeout: name === 'onEvent' ? TIME_BUDGET.onEventTimeout : TIME_BUDGET.isCompleteTimeout,
         role: this.role,
         vpc: props.vpc,
         vpcSubnets: props.vpcSubnets,
@@ -133,8 +172,8 @@ export class SchemaMigrations extends Construct {
     const provider = new cr.Provider(this, 'Provider', {
       onEventHandler: onEvent,
       isCompleteHandler: isComplete,
-      queryInterval: Duration.seconds(30),
-      totalTimeout: Duration.minutes(55), // CloudFormation gives a custom resource one hour
+      queryInterval: TIME_BUDGET.queryInterval,
+      totalTimeout: TIME_BUDGET.totalTimeout,
       logGroup: new logs.LogGroup(this, 'ProviderLogs', { retention: logs.RetentionDays.THREE_MONTHS }),
       disableWaiterStateMachineLogging: false,
       waiterStateMachineLogOptions: {
@@ -170,10 +209,12 @@ export class SchemaMigrations extends Construct {
     this.resource = new CustomResource(this, 'Resource', {
       serviceToken: provider.serviceToken,
       resourceType: RESOURCE_TYPE,
+      serviceTimeout: TIME_BUDGET.serviceTimeout,
       properties: properties as unknown as Record<string, unknown>,
     });
-    // Migrations need the instance, and its secrets attached, before they can run.
-    this.resource.node.addDependency(props.instance);
+    // The instance resource itself, not its construct: that one contains the rotation schedules,
+    // which must wait for this resource (they log in as roles it creates).
+    this.resource.node.addDependency(props.instance.node.defaultChild!);
   }
 
   private grantPermissions(props: SchemaMigrationsProps): void {
@@ -185,13 +226,13 @@ export class SchemaMigrations extends Construct {
     // Restores create `<id>-restore-*` and rename the failed instance to `<id>-failed-*`.
     const related = rdsArn('db', `${id}-*`);
     const snapshots = rdsArn('snapshot', `${this.snapshotPrefix}-pre-*`);
+    // Each action with the resource types IAM checks it against (the Service Authorization Reference),
+    // pinned by test/cdk/iam.test.ts against every call lambda/aws makes.
     const statements = [
       { Sid: 'Snapshots', actions: ['rds:CreateDBSnapshot'], resources: [instance, snapshots] },
-      {
-        Sid: 'ReadState',
-        actions: ['rds:DescribeDBSnapshots', 'rds:DescribeDBInstances', 'rds:ListTagsForResource'],
-        resources: [instance, related, snapshots],
-      },
+      { Sid: 'ReadInstances', actions: ['rds:DescribeDBInstances'], resources: [instance, related] },
+      // Listing by instance (the prune) is checked against snapshot:*, not one snapshot's ARN.
+      { Sid: 'ReadSnapshots', actions: ['rds:DescribeDBSnapshots'], resources: [instance, rdsArn('snapshot', '*')] },
       { Sid: 'Retention', actions: ['rds:DeleteDBSnapshot'], resources: [snapshots] },
       { Sid: 'Tagging', actions: ['rds:AddTagsToResource'], resources: [instance, related, snapshots] },
       {
@@ -205,7 +246,8 @@ export class SchemaMigrations extends Construct {
           rdsArn('og', 'default:postgres-*'),
         ],
       },
-      { Sid: 'RenameSwap', actions: ['rds:ModifyDBInstance'], resources: [instance, related] },
+      // Renames for the restore, and deletion protection (set after a deploy, lifted for a failed create's rollback).
+      { Sid: 'Modify', actions: ['rds:ModifyDBInstance'], resources: [instance, related] },
     ];
     for (const s of statements)
       this.role.addToPolicy(new iam.PolicyStatement({ sid: s.Sid, actions: s.actions, resources: s.resources }));

@@ -39,6 +39,51 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   return client;
 }
 
+/** Not reachable (yet): no DNS answer, nothing listening, no route, a timeout, or the server starting up. */
+const UNREACHABLE = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  '57P03', // cannot_connect_now: starting up or shutting down
+]);
+
+export function isUnreachable(err: unknown): boolean {
+  if (!(err instanceof ConnectionError)) return false;
+  return UNREACHABLE.has(err.sqlstate ?? '') || /timeout expired|connection timeout/i.test(err.message);
+}
+
+/**
+ * `connect`, tried again while the server is unreachable, for at most `retryForMs`: after an RDS
+ * instance is renamed into place its endpoint's DNS name takes minutes to resolve again. Any other
+ * error (a wrong password, a missing database) fails at once; so does the last unreachable one.
+ */
+export async function connectWhenReachable(
+  url: string,
+  options: ConnectOptions & { readonly retryForMs: number; readonly intervalMs?: number },
+): Promise<Client> {
+  const deadline = Date.now() + options.retryForMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connect(url, options);
+    } catch (err) {
+      const wait = Math.min(options.intervalMs ?? 5_000, deadline - Date.now());
+      if (!isUnreachable(err)) throw err;
+      if (wait <= 0) {
+        if (attempt === 1) throw err;
+        throw new ConnectionError(
+          `${(err as ConnectionError).message} (unreachable for ${Math.round(options.retryForMs / 1000)} s, ${attempt} attempts)`,
+          (err as ConnectionError).sqlstate,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
 /** The URL with its password replaced by `***`. */
 export function redactUrl(url: string): string {
   try {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { planBatches } from '../engine/batches';
-import { connect, withDatabase, withUser } from '../engine/db';
+import { type connect, connectWhenReachable, withDatabase, withUser } from '../engine/db';
 import {
   asServerError,
   BadInputError,
@@ -58,6 +58,11 @@ export interface DeployConfig {
   readonly run?: Pick<RunOptions, 'lockWaitMs' | 'maxStatementTimeoutMs' | 'onEvent' | 'defaultLockTimeoutMs'>;
   /** Progress for people or logs. */
   readonly log?: (message: string) => void;
+  /**
+   * How long a connection keeps being tried while the server is unreachable (DNS, refused, timeout):
+   * after an RDS restore-by-rename the endpoint's name takes minutes to resolve again. @default 0
+   */
+  readonly connectRetryMs?: number;
 }
 
 export interface DeployPorts {
@@ -96,7 +101,8 @@ export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promi
   const master = await ports.secrets.master();
   const app = await ports.secrets.app();
   const as = (database: string, who = master) =>
-    connect(withDatabase(withUser(config.serverUrl, who.username), database), {
+    connectWhenReachable(withDatabase(withUser(config.serverUrl, who.username), database), {
+      retryForMs: config.connectRetryMs ?? 0,
       password: who.password,
       applicationName: `orion-db deploy ${config.deployId}`,
     });

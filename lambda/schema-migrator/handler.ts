@@ -10,7 +10,7 @@ import type { Report } from '../engine/report';
 import { revertDeploy } from '../engine/runner';
 import { type DeployOutcome, runDeploy, snapshotId } from '../lifecycle/deploy';
 import type { SecretsPort, SnapshotPort } from '../lifecycle/ports';
-import { type MigrationSettings, parseProperties } from './properties';
+import { type MigrationSettings, parseProperties, UNREACHABLE_RETRY_MS } from './properties';
 
 export interface Logger {
   info(message: string, extra?: Record<string, unknown>): void;
@@ -30,9 +30,16 @@ export interface DeployTarget {
   readonly secrets: SecretsPort;
 }
 
+/** The instance's deletion protection, which this resource owns (lambda/aws/deletion-protection.ts). */
+export interface DeletionProtection {
+  apply(on: boolean): Promise<void>;
+  releaseForFailedCreate(stackId: string): Promise<boolean>;
+}
+
 export interface HandlerDeps {
   /** The AWS (or, in tests, local) adapters for one resource's settings. */
   target(settings: MigrationSettings, stackId: string): Promise<DeployTarget>;
+  deletionProtection(settings: MigrationSettings): DeletionProtection;
   isRollingBack(stackId: string): Promise<boolean>;
   readonly migrationsDir: string;
   readonly logger: Logger;
@@ -59,6 +66,7 @@ export function createHandlers(deps: HandlerDeps) {
     });
     if (event.RequestType === 'Delete') {
       // Never drops data: the instance's removal policy takes the final snapshot.
+      await releaseForFailedCreate(event);
       return { PhysicalResourceId: event.PhysicalResourceId! };
     }
     if (event.RequestType === 'Update' && (await rollingBack(event)))
@@ -72,7 +80,7 @@ export function createHandlers(deps: HandlerDeps) {
     context: InvocationContext,
   ): Promise<{ IsComplete: boolean; Data?: Record<string, string> }> {
     try {
-      if (event.RequestType === 'Delete') return { IsComplete: true };
+      if (event.RequestType === 'Delete') return { IsComplete: await releaseForFailedCreate(event) };
       if (event.RequestType === 'Update' && (await rollingBack(event)))
         return { IsComplete: await rollback(event, context) };
       return await deploy(event, context);
@@ -87,6 +95,7 @@ export function createHandlers(deps: HandlerDeps) {
     const started = Date.now();
     let outcome: DeployOutcome;
     try {
+      await deps.deletionProtection(settings).apply(settings.restore.deletionProtection);
       outcome = await runLifecycle(settings, target, context);
     } catch (err) {
       if (err instanceof LockTimeoutError) {
@@ -148,8 +157,32 @@ export function createHandlers(deps: HandlerDeps) {
           lockWaitMs: Math.min(60_000, Math.max(1_000, remaining / 4)),
         },
         log: (message) => logger.info(message),
+        connectRetryMs: Math.min(UNREACHABLE_RETRY_MS, remaining / 3),
       },
     );
+  }
+
+  /**
+   * A Delete while the stack's own creation rolls back: the instance must become deletable, or the
+   * rollback ends ROLLBACK_FAILED. Never fails (that would be the same dead end); true when done.
+   */
+  async function releaseForFailedCreate(event: ProviderEvent): Promise<boolean> {
+    try {
+      const settings = parseProperties(event.ResourceProperties);
+      const done = await deps.deletionProtection(settings).releaseForFailedCreate(event.StackId);
+      if (!done)
+        logger.info('failed first create: lifting deletion protection so the rollback can delete the instance');
+      return done;
+    } catch (err) {
+      logger.error(
+        'could not check or lift deletion protection for the rollback; see README, "A failed first deploy"',
+        {
+          error: describeError(err),
+        },
+      );
+      metrics.add('RollbackProblems', 1);
+      return true;
+    }
   }
 
   /**

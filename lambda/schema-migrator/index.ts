@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { awsClients } from '../aws/clients';
+import { RdsDeletionProtection } from '../aws/deletion-protection';
 import { SecretsManagerSecrets } from '../aws/secrets';
 import { RdsSnapshots } from '../aws/snapshots';
 import { isStackRollingBack } from '../aws/stack-status';
@@ -29,6 +30,7 @@ const handlers = createHandlers({
     flush: () => metrics.publishStoredMetrics(),
   },
   isRollingBack: (stackId) => isStackRollingBack(cloudFormation, stackId),
+  deletionProtection: (settings) => new RdsDeletionProtection(rds, cloudFormation, settings.instanceIdentifier),
   async target(settings, stackId) {
     const secrets = new SecretsManagerSecrets(secretsManager, settings.masterSecretArn, settings.appSecretArn);
     const master = await secrets.master();

@@ -6,6 +6,12 @@ import { BadInputError } from '../engine/errors';
 
 export const RESOURCE_TYPE = 'Custom::SchemaMigrations';
 
+/**
+ * How long the handler keeps connecting while the database endpoint does not resolve (after a
+ * restore-by-rename); the construct's time budget (lib/schema-migrations.ts) counts it.
+ */
+export const UNREACHABLE_RETRY_MS = 5 * 60_000;
+
 /** What the construct writes (values may be CDK tokens at synth time). */
 export interface SchemaMigrationsProperties {
   /** Changes on every deploy, so the resource is updated (and migrations run) every time. */

@@ -43,13 +43,27 @@ export interface EnvironmentConfig {
   readonly port: number;
   /** @default - a new VPC with isolated subnets in two availability zones */
   readonly existingVpc?: ExistingVpc;
+  /**
+   * Zones of the new VPC, e.g. `["eu-west-1a", "eu-west-1c"]`. Zone names map to different places in
+   * each account, and not every account has every letter (`aws ec2 describe-availability-zones`).
+   * @default - the first two zones the account has in the region, read at deploy time (Fn::GetAZs)
+   */
+  readonly availabilityZones?: readonly string[];
   /** Security groups of the application that may connect to the database. @default none */
   readonly applicationSecurityGroupIds: readonly string[];
   /** @default - alarms notify the SNS topic only */
   readonly alarmEmail?: string;
   /** Pre-migration snapshots to keep. */
   readonly snapshotRetention: number;
+  /**
+   * A small instance without inbound rules in the database's subnets, reached only through SSM
+   * Session Manager: on-call port forwarding to the database (see README, "Reaching the database").
+   */
+  readonly bastion: boolean;
 }
+
+/** Settings without a default value in ENVIRONMENTS; a config file may set them too. */
+export const OPTIONAL_SETTINGS = ['alarmEmail', 'existingVpc', 'availabilityZones'] as const;
 
 const COMMON = {
   engineVersion: '16.13',
@@ -60,6 +74,7 @@ const COMMON = {
   port: 5433,
   applicationSecurityGroupIds: [],
   snapshotRetention: 5,
+  bastion: true,
 } as const;
 
 export const ENVIRONMENTS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, 'account' | 'region'>>> = {
@@ -153,6 +168,13 @@ export function validateEnvironment(c: EnvironmentConfig): void {
     at('alarmEmail', `is not an e-mail address: "${c.alarmEmail}"`);
   for (const sg of c.applicationSecurityGroupIds)
     if (!/^sg-[0-9a-f]{8,17}$/.test(sg)) at('applicationSecurityGroupIds', `"${sg}" is not a security group id`);
+  if (c.availabilityZones) {
+    if (c.existingVpc) at('availabilityZones', 'give the zones in existingVpc.availabilityZones instead');
+    if (c.availabilityZones.length < 2) at('availabilityZones', 'needs at least two zones (Multi-AZ, subnet group)');
+    for (const zone of c.availabilityZones)
+      if (!/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/.test(zone) || (c.region && !zone.startsWith(c.region)))
+        at('availabilityZones', `"${zone}" is not a zone of ${c.region ?? 'an AWS region'} (like eu-west-1a)`);
+  }
   if (c.existingVpc) {
     const v = c.existingVpc;
     if (!/^vpc-[0-9a-f]{8,17}$/.test(v.vpcId)) at('existingVpc.vpcId', `"${v.vpcId}" is not a VPC id`);

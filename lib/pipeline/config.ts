@@ -1,11 +1,23 @@
 /**
- * Settings of the CDK pipeline that promotes staging to prod. Synthesized only when configured
- * (`-c pipeline=true`), so a plain `cdk synth` needs no repository connection.
+ * Settings of the CDK pipeline that promotes staging to prod: the `pipeline` section of the
+ * committed settings file (`-c pipeline=true -c config=orion.config.json`). Synthesized only when
+ * asked for, so a plain `cdk synth` needs no repository connection.
  */
 import { BadInputError } from '../../lambda/engine/errors';
 import type { ExistingVpc } from '../config/environments';
 
 export interface PipelineConfig {
+  /** The account of the pipeline itself (its stack, CodeBuild projects and artifact bucket). */
+  readonly account: string;
+  /** The region of the pipeline and of both environments. */
+  readonly region: string;
+  /**
+   * Where staging is deployed. The staging check runs CodeBuild inside `stagingVpc`, which a
+   * CodeBuild project of the pipeline's account can only use when the VPC is (shared) in that account.
+   */
+  readonly stagingAccount: string;
+  /** Where prod is deployed; bootstrapped with `cdk bootstrap --trust <account>`. */
+  readonly prodAccount: string;
   /** CodeStar/CodeConnections connection to the repository. */
   readonly connectionArn: string;
   /** `owner/name`. */
@@ -20,8 +32,12 @@ export interface PipelineConfig {
   readonly checkSecurityGroupId: string;
 }
 
-/** The example the README and the tests use; real values come from context (-c pipelineConfig=file.json). */
+/** What `-c pipeline=true` synthesizes without a settings file: for the tests and CI, never deployable. */
 export const EXAMPLE_PIPELINE_CONFIG: PipelineConfig = {
+  account: '111111111111',
+  region: 'eu-west-1',
+  stagingAccount: '111111111111',
+  prodAccount: '222222222222',
   connectionArn: 'arn:aws:codeconnections:eu-west-1:111111111111:connection/00000000-0000-0000-0000-000000000000',
   repository: 'example-org/orion-db-stack',
   branch: 'main',
@@ -36,16 +52,21 @@ export const EXAMPLE_PIPELINE_CONFIG: PipelineConfig = {
 
 export function validatePipelineConfig(c: PipelineConfig): PipelineConfig {
   const errors: string[] = [];
+  for (const key of ['account', 'stagingAccount', 'prodAccount'] as const)
+    if (!/^\d{12}$/.test(String(c[key]))) errors.push(`${key}: must be a 12-digit AWS account id, got "${c[key]}"`);
+  if (!/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/.test(String(c.region)))
+    errors.push(`region: must be an AWS region like eu-west-1, got "${c.region}"`);
   if (
     !/^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection\/[0-9a-f-]{36}$/.test(
-      c.connectionArn,
+      String(c.connectionArn),
     )
   )
     errors.push(`connectionArn: not a connection ARN: "${c.connectionArn}"`);
-  if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(c.repository))
+  if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(String(c.repository)))
     errors.push(`repository: must be owner/name, got "${c.repository}"`);
   if (!c.branch) errors.push('branch: must not be empty');
-  if (!/^sg-[0-9a-f]{8,17}$/.test(c.checkSecurityGroupId))
+  if (!c.stagingVpc) errors.push('stagingVpc: required (vpcId, cidrBlock, availabilityZones, subnetIds)');
+  if (!/^sg-[0-9a-f]{8,17}$/.test(String(c.checkSecurityGroupId)))
     errors.push(`checkSecurityGroupId: not a security group id: "${c.checkSecurityGroupId}"`);
   if (errors.length) throw new BadInputError(`invalid pipeline configuration:\n  ${errors.join('\n  ')}`);
   return c;

@@ -1,19 +1,24 @@
 /**
  * The roles GitHub Actions assumes through OIDC to deploy one environment: no long-lived AWS keys.
  * Each role trusts only this repository's jobs running in that GitHub environment, and may only
- * assume the CDK bootstrap roles (which `cdk deploy` uses) of its account.
+ * assume the CDK bootstrap roles (which `cdk deploy` uses) of its account. Those bootstrap roles can
+ * deploy any stack of the account, so only separate accounts keep the staging role away from prod.
  */
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
+import { BadInputError } from '../../lambda/engine/errors';
 
 export interface GitHubOidcStackProps extends StackProps {
   /** `owner/name`. */
   readonly repository: string;
   /** GitHub environment name → role name suffix, e.g. { staging: 'staging', production: 'prod' }. */
   readonly environments: Readonly<Record<string, string>>;
-  /** @default - the provider is created; pass an existing one's ARN (one per account) */
+  /**
+   * An account has at most one GitHub OIDC provider: give its ARN when it exists already.
+   * @default - the provider is created
+   */
   readonly existingProviderArn?: string;
 }
 
@@ -22,6 +27,22 @@ export class GitHubOidcStack extends Stack {
 
   constructor(scope: Construct, id: string, props: GitHubOidcStackProps) {
     super(scope, id, props);
+    if (
+      props.existingProviderArn !== undefined &&
+      !/^arn:aws[a-z-]*:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/.test(
+        props.existingProviderArn,
+      )
+    )
+      throw new BadInputError(
+        `-c githubOidcProviderArn: expected arn:aws:iam::<account>:oidc-provider/token.actions.githubusercontent.com, got "${props.existingProviderArn}"`,
+      );
+    if (Object.keys(props.environments).length > 1)
+      Annotations.of(this).addWarningV2(
+        'orion:shared-deploy-account',
+        `the roles for ${Object.keys(props.environments).join(' and ')} are in one account: each may assume the same CDK ` +
+          'bootstrap roles, so either can deploy every stack of it. Keep prod in its own account and deploy this ' +
+          'stack there with -c githubEnvironments=production (README, "GitHub Actions")',
+      );
     const providerArn =
       props.existingProviderArn ??
       new iam.OpenIdConnectProvider(this, 'GitHub', {

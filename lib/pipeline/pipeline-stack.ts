@@ -1,7 +1,7 @@
 /**
  * CDK Pipelines: synth (with the tests) → staging, checked from inside its VPC with `orion-db status`
- * → a manual approval that lists the migrations prod will receive → prod. Only a commit that passed
- * staging reaches prod; the pipeline updates itself first (self-mutation).
+ * → a manual approval that lists the migrations new to prod → prod. Only a commit that passed
+ * staging reaches prod; the pipeline updates itself first (self-mutation), from the same settings file.
  */
 
 import { readdirSync } from 'node:fs';
@@ -38,6 +38,12 @@ export class OrionStage extends Stage {
 
 export interface PipelineStackProps extends StackProps {
   readonly pipeline: PipelineConfig;
+  /**
+   * The committed settings file this pipeline was synthesized from, relative to the repository root:
+   * the pipeline's own synth step reads it again, so self-mutation reproduces this pipeline.
+   * @default - none: the example pipeline
+   */
+  readonly settingsFile?: string;
   readonly staging: EnvironmentConfig;
   readonly prod: EnvironmentConfig;
   /** @default - the project's migrations/ folder */
@@ -60,7 +66,7 @@ export class PipelineStack extends Stack {
       pipelineType: codepipeline.PipelineType.V2,
       synth: new pipelines.ShellStep('Synth', {
         input: source,
-        commands: ['npm ci', 'npm test', 'npx cdk synth -c pipeline=true'],
+        commands: ['npm ci', 'npm test', pipelineSynthCommand(props.settingsFile)],
       }),
     });
 
@@ -73,6 +79,7 @@ export class PipelineStack extends Stack {
     });
     const db = this.staging.database;
     const check = new pipelines.CodeBuildStep('CheckStagingSchema', {
+      input: source,
       vpc,
       subnetSelection: { subnets: vpc.privateSubnets },
       securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(this, 'CheckSecurityGroup', p.checkSecurityGroupId)],
@@ -103,25 +110,56 @@ export class PipelineStack extends Stack {
     this.pipeline.addStage(this.staging, { post: [check] });
 
     this.prod = new OrionStage(this, 'Prod', { config: props.prod, env: envOf(props.prod) });
+    const newToProd = this.newToProdStep(source, props, this.prod.database.stackName);
     const approval = new pipelines.ManualApprovalStep('ApproveProd', {
-      comment: approvalComment(props.migrationsDir ?? join(__dirname, '..', '..', 'migrations')),
+      comment: approvalComment(
+        props.migrationsDir ?? join(__dirname, '..', '..', 'migrations'),
+        newToProd.exportedVariable('PROD_SCHEMA_VERSION'),
+        newToProd.exportedVariable('NEW_TO_PROD'),
+      ),
     });
-    this.pipeline.addStage(this.prod, { pre: [approval] });
+    approval.addStepDependency(newToProd);
+    this.pipeline.addStage(this.prod, { pre: [newToProd, approval] });
+  }
+
+  /**
+   * Reads prod's schema version from its stack (output SchemaVersion) through the CDK lookup role of
+   * the prod account — read-only, and trusted by the pipeline's account since `cdk bootstrap --trust` —
+   * and lists this commit's migrations above it (lib/pipeline/new-to-prod.ts says why from there).
+   */
+  private newToProdStep(source: pipelines.IFileSetProducer, props: PipelineStackProps, prodStackName: string) {
+    const { prodAccount, region } = props.pipeline;
+    const lookupRole = `arn:${Stack.of(this).partition}:iam::${prodAccount}:role/cdk-hnb659fds-lookup-role-${prodAccount}-${region}`;
+    return new pipelines.CodeBuildStep('NewToProd', {
+      input: source,
+      commands: [
+        'npm ci',
+        `aws configure set profile.prod-lookup.role_arn ${lookupRole}`,
+        'aws configure set profile.prod-lookup.credential_source EcsContainer',
+        `AWS_PROFILE=prod-lookup npx tsx scripts/new-to-prod.ts --stack ${prodStackName} --region ${region} --migrations migrations > new-to-prod.env`,
+        '. ./new-to-prod.env',
+      ],
+      rolePolicyStatements: [new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [lookupRole] })],
+    });
   }
 }
 
-/** What the approver reads: the migrations of this commit, which prod applies where it has not yet. */
-export function approvalComment(migrationsDir: string): string {
-  const ups = readdirSync(migrationsDir)
-    .map((f) => ({ f, parsed: parseFileName(f) }))
-    .filter((x) => x.parsed?.direction === 'up')
-    .sort((a, b) => (a.parsed!.version < b.parsed!.version ? -1 : 1));
-  const latest = ups.at(-1)?.parsed?.version ?? 'none';
-  const names = ups.map((x) => x.f.replace(/\.up\.sql$/, ''));
-  const shown = names.length > 12 ? [...names.slice(0, 2), `… ${names.length - 6} more …`, ...names.slice(-4)] : names;
-  return `Promote to prod. Staging passed at schema version ${latest}. orion-db will bring prod to version ${latest}, applying those of these it has not applied yet, in one transaction where possible and behind a snapshot: ${shown.join(', ')}.`.slice(
-    0,
-    1000,
+/** The pipeline's own synth: the settings file it was built from, and nothing else (see lib/app.ts). */
+export function pipelineSynthCommand(settingsFile?: string): string {
+  return `npx cdk synth -c pipeline=true${settingsFile ? ` -c config=${settingsFile}` : ''}`;
+}
+
+/** What the approver reads; the two variables come from the NewToProd step at run time. */
+export function approvalComment(migrationsDir: string, prodVersion: string, newToProd: string): string {
+  const latest =
+    readdirSync(migrationsDir)
+      .map((f) => parseFileName(f))
+      .filter((p) => p?.direction === 'up')
+      .reduce<bigint | undefined>((max, p) => (max === undefined || p!.version > max ? p!.version : max), undefined)
+      ?.toString() ?? 'none';
+  return (
+    `Promote to prod. Staging passed at schema version ${latest}. Prod is at version ${prodVersion}; ` +
+    `new to prod (applied in one transaction where possible, behind a snapshot): ${newToProd}.`
   );
 }
 

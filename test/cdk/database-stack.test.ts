@@ -1,9 +1,23 @@
-import { Match } from 'aws-cdk-lib/assertions';
+import { App } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
+import { defineOrionApp } from '../../lib/app';
 import { ENVIRONMENT_NAMES, ENVIRONMENTS } from '../../lib/config/environments';
+import type { DatabaseStack } from '../../lib/database-stack';
+import { worstCaseSeconds } from '../../lib/schema-migrations';
 import { type SynthesizedStack, synthStack } from '../helpers/cdk';
 import { migrationsDir } from '../helpers/db';
+
+/** One environment through the app's own wiring (context and settings file), as `cdk synth -c env=…` builds it. */
+function synthApp(context: Record<string, string>): SynthesizedStack {
+  const app = new App({
+    context: { 'aws:cdk:bundling-stacks': [], account: '123456789012', region: 'eu-west-1', ...context },
+  });
+  defineOrionApp(app);
+  const stack = app.node.findChild(`Orion-${context.env}`) as DatabaseStack;
+  return { stack, template: Template.fromStack(stack), errors: [] };
+}
 
 const stacks = {} as Record<(typeof ENVIRONMENT_NAMES)[number], SynthesizedStack>;
 beforeAll(() => {
@@ -30,7 +44,6 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       AllocatedStorage: String(config.allocatedStorageGiB),
       MaxAllocatedStorage: config.maxAllocatedStorageGiB,
       BackupRetentionPeriod: config.backupRetentionDays,
-      DeletionProtection: config.deletionProtection,
       Port: String(config.port),
       EnablePerformanceInsights: true,
       MonitoringInterval: 60,
@@ -82,6 +95,7 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     expect(Object.keys(props).sort()).toEqual(
       [
         'ServiceToken',
+        'ServiceTimeout',
         'DeployId',
         'MigrationsHash',
         'DatabaseName',
@@ -127,7 +141,7 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     stacks[name].template.hasResourceProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Handler: 'index.onEvent',
-      Timeout: 900,
+      Timeout: 120,
       VpcConfig: { SubnetIds: Match.anyValue(), SecurityGroupIds: Match.anyValue() },
       Environment: {
         Variables: Match.objectLike({
@@ -175,15 +189,43 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     expect(ingress.length).toBeGreaterThanOrEqual(1);
     const sources = ingress.map((r) => {
       expect(r.Properties.CidrIp).toBeUndefined();
-      expect(r.Properties.FromPort['Fn::GetAtt'][1]).toBe('Endpoint.Port'); // the database port only
+      const port = r.Properties.FromPort;
+      expect(port['Fn::GetAtt']?.[1] ?? String(port)).toMatch(/^(Endpoint\.Port|5433)$/); // the database port only
       return r.Properties.SourceSecurityGroupId['Fn::GetAtt'][0];
     });
-    // The migration Lambda and the two rotation Lambdas, nothing else.
+    // The migration Lambda, the two rotation Lambdas and the on-call bastion, nothing else.
     expect(sources.map((s: string) => s.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'BastionSecurityGroup',
       'DatabaseAppRotationSecurityGroup',
       'DatabaseRotationSingleUserSecurityGroup',
       'SchemaMigrationsSecurityGroup',
     ]);
+  });
+
+  test('an on-call bastion reachable only through SSM: no inbound rule, IMDSv2, encrypted disk, isolated subnets', () => {
+    const t = stacks[name].template;
+    t.hasResourceProperties('AWS::EC2::Instance', {
+      InstanceType: 't4g.nano',
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: Match.objectLike({ Encrypted: true }) }],
+    });
+    const [bastion] = Object.values(t.findResources('AWS::EC2::Instance'));
+    expect(bastion.Properties).not.toHaveProperty('AvailabilityZone');
+    const sgs = t.findResources('AWS::EC2::SecurityGroup', {
+      Properties: { GroupDescription: Match.stringLikeRegexp('bastion') },
+    });
+    const [sg] = Object.values(sgs);
+    expect(sg.Properties.SecurityGroupIngress).toBeUndefined();
+    expect(
+      Object.values(t.findResources('AWS::EC2::SecurityGroupIngress')).filter((r) =>
+        JSON.stringify(r.Properties.GroupId).includes(Object.keys(sgs)[0]),
+      ),
+    ).toEqual([]);
+    t.resourceCountIs('AWS::EC2::LaunchTemplate', 1); // IMDSv2
+    t.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: { MetadataOptions: { HttpTokens: 'required' } },
+    });
+    for (const service of ['ssm', 'ssmmessages', 'ec2messages'])
+      t.hasResourceProperties('AWS::EC2::VPCEndpoint', { ServiceName: `com.amazonaws.eu-west-1.${service}` });
   });
 
   test('alarms on CPU, storage, memory, connections and migration failures, to an encrypted SNS topic', () => {
@@ -205,19 +247,80 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     t.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
   });
 
-  test('outputs endpoint, port, database, secret ARNs and a DATABASE_URL template without the password', () => {
+  test('rotation waits for the roles: the custom resource depends on the instance resource, both rotation schedules on it', () => {
+    const t = stacks[name].template.toJSON();
+    const ids = (type: string) => Object.keys(t.Resources).filter((id) => t.Resources[id].Type === type);
+    const [cr] = ids(RESOURCE_TYPE);
+    const [instance] = ids('AWS::RDS::DBInstance');
+    const schedules = ids('AWS::SecretsManager::RotationSchedule');
+    expect(schedules).toHaveLength(2);
+    const dependsOn: string[] = t.Resources[cr].DependsOn;
+    expect(dependsOn).toContain(instance);
+    expect(dependsOn).toEqual(expect.arrayContaining(ids('AWS::SecretsManager::SecretTargetAttachment')));
+    for (const schedule of schedules) {
+      expect(dependsOn).not.toContain(schedule);
+      expect(t.Resources[schedule].DependsOn).toContain(cr);
+    }
+  });
+
+  test('a failed first create can roll back: deletion protection is the custom resource’s, nothing kept by name', () => {
+    const t = stacks[name].template;
+    const [instance] = Object.values(t.findResources('AWS::RDS::DBInstance'));
+    expect(instance.Properties).not.toHaveProperty('DeletionProtection');
+    const [cr] = Object.values(t.findResources(RESOURCE_TYPE));
+    expect(cr.Properties.RestoreDeletionProtection).toBe(String(config.deletionProtection));
+    // Deleted by a rollback of the create (secrets without a recovery window, so the names are free again)…
+    t.hasResource('AWS::RDS::DBSubnetGroup', { DeletionPolicy: 'Delete' });
+    expect(Object.values(t.findResources('AWS::RDS::DBSubnetGroup'))[0].Properties).not.toHaveProperty(
+      'DBSubnetGroupName',
+    );
+    for (const secret of Object.values(t.findResources('AWS::SecretsManager::Secret')))
+      expect(secret.DeletionPolicy).toBe('Delete');
+    // …while the key survives a stack deletion (its snapshots need it), but not a failed create.
+    t.hasResource('AWS::KMS::Key', { DeletionPolicy: 'RetainExceptOnCreate', UpdateReplacePolicy: 'Retain' });
+  });
+
+  test('the custom resource’s hour: explicit service timeout, and a waiter that leaves room for the invocations', () => {
+    const t = stacks[name].template;
+    const [cr] = Object.values(t.findResources(RESOURCE_TYPE));
+    expect(cr.Properties.ServiceTimeout).toBe('3600');
+    t.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.onEvent', Timeout: 120 });
+    t.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.isComplete', Timeout: 840 });
+    const [machine] = Object.values(t.findResources('AWS::StepFunctions::StateMachine'));
+    const definition = JSON.stringify(machine.Properties.DefinitionString);
+    expect(definition).toContain('\\"IntervalSeconds\\":60,\\"MaxAttempts\\":25,\\"BackoffRate\\":1');
+    // onEvent 2 + migrating 14 + reconnecting 5 + pauses 25 + 25 polls × 20 s ≈ 54 minutes, under the hour.
+    expect(worstCaseSeconds()).toBe(120 + 840 + 300 + 1500 + 25 * 20);
+    expect(worstCaseSeconds()).toBeLessThan(Number(cr.Properties.ServiceTimeout));
+    // The framework's own functions wait for ours: theirs are 15 minutes.
+    const framework = Object.values(t.findResources('AWS::Lambda::Function')).filter((f) =>
+      String(f.Properties.Handler).startsWith('framework.'),
+    );
+    expect(framework.map((f) => f.Properties.Timeout)).toEqual([900, 900, 900]);
+  });
+
+  test('outputs endpoint, port, database, secret ARNs, schema version, the bastion and a DATABASE_URL template without credentials', () => {
     const outputs = stacks[name].template.findOutputs('*');
     expect(Object.keys(outputs).sort()).toEqual([
       'AppSecretArn',
+      'BastionInstanceId',
       'DatabaseName',
       'DatabaseUrlTemplate',
       'Endpoint',
       'MasterSecretArn',
       'Port',
+      'PortForwardCommand',
+      'SchemaVersion',
     ]);
+    // Multi-user rotation alternates orion_app and orion_app_clone: the username comes from the secret too.
     const url = JSON.stringify(outputs.DatabaseUrlTemplate.Value);
-    expect(url).toContain('postgres://orion_app:<password from AppSecretArn>@');
-    expect(url).toContain(`/${config.databaseName}?sslmode=require`);
+    expect(url).toContain('postgres://<username>:<password>@');
+    expect(url).not.toContain('orion_app:');
+    expect(url).toContain(`/${config.databaseName}?sslmode=verify-full`);
+    expect(outputs.DatabaseUrlTemplate.Description).toMatch(/orion_app and orion_app_clone/);
+    expect(outputs.SchemaVersion.Value).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^SchemaMigrations/), 'ToVersion'],
+    });
   });
 
   test('puts the database in isolated subnets with VPC endpoints for Secrets Manager, RDS and CloudFormation, and flow logs', () => {
@@ -239,6 +342,47 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
     for (const p of passwords) expect(p).toContain('{{resolve:secretsmanager:');
     expect(text).not.toMatch(/"SecretString":/);
     expect(text).toMatch(/"GenerateSecretString"/);
+  });
+});
+
+describe('settings', () => {
+  test('zones come from the account at deploy time, or from config — never guessed as <region>a/b', () => {
+    const subnetZones = (s: SynthesizedStack) =>
+      Object.values(s.template.findResources('AWS::EC2::Subnet')).map((r) => r.Properties.AvailabilityZone);
+    expect(subnetZones(stacks.prod)).toEqual([
+      { 'Fn::Select': [0, { 'Fn::GetAZs': '' }] },
+      { 'Fn::Select': [1, { 'Fn::GetAZs': '' }] },
+    ]);
+    expect(subnetZones(synthStack('dev', { availabilityZones: ['eu-west-1b', 'eu-west-1c'] }))).toEqual([
+      'eu-west-1b',
+      'eu-west-1c',
+    ]);
+  });
+
+  test('prod without an alarm subscriber is a synth warning; an e-mail from context or the settings file subscribes', () => {
+    const warnings = (s: SynthesizedStack) =>
+      Annotations.fromStack(s.stack).findWarning('*', Match.stringLikeRegexp('prod alarms reach nobody'));
+    expect(warnings(stacks.prod)).toHaveLength(1);
+    expect(warnings(stacks.staging)).toHaveLength(0);
+    const fromContext = synthApp({ env: 'prod', alarmEmail: 'oncall@example.org' });
+    fromContext.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.org',
+    });
+    expect(warnings(fromContext)).toHaveLength(0);
+    const fromFile = synthApp({
+      env: 'prod',
+      region: 'eu-central-1',
+      config: 'test/fixtures/pipeline/orion.config.json',
+    });
+    fromFile.template.hasResourceProperties('AWS::SNS::Subscription', { Endpoint: 'oncall@example.org' });
+    expect(() => synthApp({ env: 'prod', alarmEmail: 'oncall' })).toThrow(/prod\.alarmEmail: is not an e-mail address/);
+  });
+
+  test('no bastion when the environment turns it off', () => {
+    const { template } = synthStack('dev', { bastion: false });
+    template.resourceCountIs('AWS::EC2::Instance', 0);
+    expect(Object.keys(template.findOutputs('*'))).not.toContain('BastionInstanceId');
   });
 });
 

@@ -91,6 +91,13 @@ describe('environment config', () => {
       },
       /existingVpc\.subnetIds: needs one subnet per availability zone, in at least two zones/,
     ],
+    [
+      'zones of another region',
+      'dev',
+      { region: 'eu-west-1', availabilityZones: ['us-east-1a', 'us-east-1b'] },
+      /dev\.availabilityZones: "us-east-1a" is not a zone of eu-west-1/,
+    ],
+    ['a single zone', 'dev', { availabilityZones: ['eu-west-1a'] }, /dev\.availabilityZones: needs at least two zones/],
   ])('rejects %s with an error naming the setting', (_case, name, overrides, message) => {
     expect(() => environmentConfig(name, overrides)).toThrow(message);
   });

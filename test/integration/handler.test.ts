@@ -6,11 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { type DBInstance, DescribeDBInstancesCommand, ModifyDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { Client } from 'pg';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
 import { isStackRollingBack } from '../../lambda/aws/stack-status';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
+import type { SnapshotPort } from '../../lambda/lifecycle/ports';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
 import { createHandlers, type ProviderEvent } from '../../lambda/schema-migrator/handler';
 import type { SchemaMigrationsProperties } from '../../lambda/schema-migrator/properties';
@@ -25,10 +28,13 @@ import {
   tableNames,
 } from '../helpers/db';
 import { type DeployFixture, deployFixture } from '../helpers/deploy';
+import { gatedPort } from '../helpers/gated-port';
 import { cuttingProxy } from '../helpers/proxy';
 
 const STACK_ID = 'arn:aws:cloudformation:eu-west-1:123456789012:stack/Orion-test/0a1b2c3d';
 const cfn = mockClient(CloudFormationClient);
+const rds = mockClient(RDSClient);
+const STACK_CREATED = new Date('2026-11-02T10:00:00Z');
 const context = { getRemainingTimeInMillis: () => 14 * 60_000 };
 
 let fixture: DeployFixture;
@@ -42,7 +48,10 @@ beforeEach(async () => {
   logs = [];
   metrics = {};
   cfn.reset();
+  rds.reset();
   stackStatus('UPDATE_IN_PROGRESS');
+  instance({ DeletionProtection: false, InstanceCreateTime: new Date('2026-11-02T10:05:00Z') });
+  rds.on(ModifyDBInstanceCommand).resolves({});
 });
 afterEach(async () => {
   await admin.end();
@@ -52,11 +61,21 @@ afterEach(async () => {
 function stackStatus(status: string) {
   cfn
     .on(DescribeStacksCommand, { StackName: STACK_ID })
-    .resolves({ Stacks: [{ StackName: 'Orion-test', StackStatus: status as any, CreationTime: new Date() }] });
+    .resolves({ Stacks: [{ StackName: 'Orion-test', StackStatus: status as any, CreationTime: STACK_CREATED }] });
 }
 
+/** The RDS instance `orion-test`, as DescribeDBInstances reports it. */
+function instance(state: Partial<DBInstance>) {
+  rds.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'orion-test' }).resolves({
+    DBInstances: [{ DBInstanceIdentifier: 'orion-test', DBInstanceStatus: 'available', ...state }],
+  });
+}
+
+const protectionChanges = () =>
+  rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input.DeletionProtection);
+
 /** A handler as one Lambda bundle would be: its own migrations folder. */
-function handlers(dir: string, serverUrl = fixture.serverUrl) {
+function handlers(dir: string, serverUrl = fixture.serverUrl, snapshots?: SnapshotPort) {
   const record = (level: string) => (message: string, extra?: Record<string, unknown>) =>
     logs.push({ level, message, extra });
   return createHandlers({
@@ -68,10 +87,16 @@ function handlers(dir: string, serverUrl = fixture.serverUrl) {
       flush: () => {},
     },
     isRollingBack: (stackId) => isStackRollingBack(new CloudFormationClient({ region: 'eu-west-1' }), stackId),
+    deletionProtection: (settings) =>
+      new RdsDeletionProtection(
+        new RDSClient({ region: 'eu-west-1' }),
+        new CloudFormationClient({ region: 'eu-west-1' }),
+        settings.instanceIdentifier,
+      ),
     target: async () => ({
       serverUrl,
       secrets: fixture.secrets,
-      snapshots: new TemplateDatabaseSnapshots(admin, fixture.roles.database),
+      snapshots: snapshots ?? new TemplateDatabaseSnapshots(admin, fixture.roles.database),
     }),
   });
 }
@@ -118,8 +143,7 @@ function event(type: 'Create' | 'Update' | 'Delete', deployId: string, oldDeploy
 }
 
 /** onEvent, then isComplete polled until done, as the Provider framework does. */
-async function deploy(dir: string, e: ProviderEvent) {
-  const h = handlers(dir);
+async function deploy(dir: string, e: ProviderEvent, h = handlers(dir)) {
   const { PhysicalResourceId } = await h.onEvent(e);
   for (let poll = 0; poll < 10; poll++) {
     const result = await h.isComplete({ ...e, PhysicalResourceId }, context);
@@ -387,5 +411,86 @@ describe('Custom::SchemaMigrations handler', () => {
       expect(text).not.toContain(app);
       expect(text).not.toContain(master);
     }
+  });
+  test('after an in-place restore the endpoint answers only later: the deploy waits for it and reports the restore', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    await query(fixture.targetUrl, insertActivities('dup', 'dup'));
+    const server = new URL(adminUrl());
+    const gate = await gatedPort({ host: server.hostname, port: Number(server.port) });
+    try {
+      const viaGate = new URL(fixture.serverUrl);
+      viaGate.host = `127.0.0.1:${gate.port}`;
+      // As RDS: once the restored instance has taken the name, the name does not resolve for a while.
+      const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
+      const renaming: SnapshotPort = {
+        ensure: (id, tags) => local.ensure(id, tags),
+        list: () => local.list(),
+        delete: (id) => local.delete(id),
+        restoreStatus: (id) => local.restoreStatus(id),
+        keptAs: (id) => local.keptAs(id),
+        async restore(id, reason) {
+          const state = await local.restore(id, reason);
+          if (state === 'done') await gate.close(1_500);
+          return state;
+        },
+      };
+      const dir = sopPlus({
+        '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+        '000004_unique_title.up.sql':
+          '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
+      });
+      const err = await deploy(dir, event('Update', 'd2', 'd1'), handlers(dir, viaGate.toString(), renaming)).catch(
+        (e) => e,
+      );
+      expect(err.message).toMatch(/SQLSTATE 23505.*The database was restored from snapshot .* \(version 2\)/);
+      expect(err.message).not.toMatch(/did not start|cannot connect/);
+      expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
+    } finally {
+      await gate.dispose();
+    }
+  });
+
+  test('a deploy applies the configured deletion protection to the instance before it migrates', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    expect(protectionChanges()).toEqual([true]); // RestoreDeletionProtection: 'true'
+    instance({ DeletionProtection: true, InstanceCreateTime: new Date('2026-11-02T10:05:00Z') });
+    await deploy(SOP_MIGRATIONS, event('Update', 'd2', 'd1'));
+    expect(protectionChanges()).toEqual([true]); // already on: left alone
+    rds.on(ModifyDBInstanceCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
+    instance({ DeletionProtection: false });
+    await expect(deploy(SOP_MIGRATIONS, event('Update', 'd3', 'd2'))).rejects.toThrow(
+      /^Schema migrations did not start: not authorized\. Nothing was changed\.$/,
+    );
+  });
+
+  test('a Delete while the stack’s creation rolls back lifts deletion protection of the instance it created, and waits for it', async () => {
+    stackStatus('ROLLBACK_IN_PROGRESS');
+    instance({ DeletionProtection: true, InstanceCreateTime: new Date('2026-11-02T10:05:00Z') });
+    const h = handlers(SOP_MIGRATIONS);
+    const e = event('Delete', 'd1');
+    await h.onEvent(e);
+    expect(protectionChanges()).toEqual([false]);
+    const created = new Date('2026-11-02T10:05:00Z');
+    instance({ DeletionProtection: false, DBInstanceStatus: 'modifying', InstanceCreateTime: created });
+    await expect(h.isComplete(e, context)).resolves.toEqual({ IsComplete: false });
+    instance({ DeletionProtection: false, DBInstanceStatus: 'available', InstanceCreateTime: created });
+    await expect(h.isComplete(e, context)).resolves.toEqual({ IsComplete: true });
+    expect(protectionChanges()).toEqual([false]);
+  });
+
+  test('Delete leaves deletion protection alone when the stack is deleted, or the instance is older than the stack', async () => {
+    const h = handlers(SOP_MIGRATIONS);
+    stackStatus('DELETE_IN_PROGRESS');
+    instance({ DeletionProtection: true, InstanceCreateTime: new Date('2026-11-02T10:05:00Z') });
+    await h.onEvent(event('Delete', 'd1'));
+    await expect(h.isComplete(event('Delete', 'd1'), context)).resolves.toEqual({ IsComplete: true });
+    stackStatus('ROLLBACK_IN_PROGRESS');
+    instance({ DeletionProtection: true, InstanceCreateTime: new Date('2026-01-01T00:00:00Z') }); // adopted
+    await h.onEvent(event('Delete', 'd1'));
+    expect(protectionChanges()).toEqual([]);
+    // Whatever goes wrong, a Delete completes: a failure would leave the rollback stuck.
+    cfn.on(DescribeStacksCommand).rejects(new Error('DescribeStacks is not allowed'));
+    await expect(h.isComplete(event('Delete', 'd1'), context)).resolves.toEqual({ IsComplete: true });
+    expect(metrics.RollbackProblems).toBe(1);
   });
 });
