@@ -1,6 +1,6 @@
 import { App } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test, vi } from 'vitest';
 import { RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
 import { defineOrionApp } from '../../lib/app';
 import { ENVIRONMENT_NAMES, ENVIRONMENTS } from '../../lib/config/environments';
@@ -20,6 +20,9 @@ function synthApp(context: Record<string, string>): SynthesizedStack {
 }
 
 const stacks = {} as Record<(typeof ENVIRONMENT_NAMES)[number], SynthesizedStack>;
+// Synthesis is CPU-bound (cdk-nag, the lint gate): minutes when a 2-core machine is busy.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
+
 beforeAll(() => {
   for (const name of ENVIRONMENT_NAMES) stacks[name] = synthStack(name);
 });

@@ -4,13 +4,16 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { App, type Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { parse } from 'yaml';
 import { defineOrionApp } from '../../lib/app';
 import { EXAMPLE_PIPELINE_CONFIG, validatePipelineConfig } from '../../lib/pipeline/config';
 import { approvalVariables, migrationsNewerThan, prodSchemaVersion } from '../../lib/pipeline/new-to-prod';
 import type { PipelineStack } from '../../lib/pipeline/pipeline-stack';
 import { migrationsDir, SOP_MIGRATIONS } from '../helpers/db';
+
+// Synthesis is CPU-bound (cdk-nag, the lint gate): minutes when a 2-core machine is busy.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const CONTEXT = JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')).context;
 const SETTINGS = 'test/fixtures/pipeline/orion.config.json';
