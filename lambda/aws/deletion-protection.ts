@@ -21,11 +21,14 @@ export class RdsDeletionProtection {
     private readonly instanceIdentifier: string,
   ) {}
 
-  /** Sets deletion protection to `on` where it differs; it takes effect at once, without a reboot. */
+  /**
+   * Sets deletion protection to `on` where it differs; it takes effect at once, without a reboot.
+   * Not while the instance is busy or renamed away for a restore (which sets it on the copy): a
+   * later poll or deploy does it then.
+   */
   async apply(on: boolean): Promise<void> {
     const instance = await this.instance();
-    if (!instance) throw new Error(`DB instance ${this.instanceIdentifier} not found`);
-    if (instance.DeletionProtection !== on) await this.protect(on);
+    if (instance?.DBInstanceStatus === 'available' && instance.DeletionProtection !== on) await this.protect(on);
   }
 
   /**

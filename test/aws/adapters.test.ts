@@ -16,6 +16,7 @@ import {
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
+import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
 import { SecretsManagerSecrets } from '../../lambda/aws/secrets';
 import { RdsSnapshots, TAG_FAILED_DEPLOY, TAG_RESTORE_REASON, TAG_RESTORED_FROM } from '../../lambda/aws/snapshots';
 import { isStackRollingBack } from '../../lambda/aws/stack-status';
@@ -288,5 +289,27 @@ describe('isStackRollingBack', () => {
       .on(DescribeStacksCommand, { StackName: 'arn:stack' })
       .resolves({ Stacks: [{ StackName: 's', StackStatus: status as any, CreationTime: new Date() }] });
     expect(await isStackRollingBack(new CloudFormationClient({ region: 'eu-west-1' }), 'arn:stack')).toBe(expected);
+  });
+});
+
+describe('RdsDeletionProtection.apply', () => {
+  const protection = () =>
+    new RdsDeletionProtection(new RDSClient({ region: 'eu-west-1' }), new CloudFormationClient({}), 'orion-prod');
+
+  test('sets the configured value where it differs, and waits while the instance is busy or renamed away', async () => {
+    rds.on(ModifyDBInstanceCommand).resolves({});
+    instances({ 'orion-prod': { DBInstanceStatus: 'available', DeletionProtection: false } });
+    await protection().apply(true);
+    expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
+      { DBInstanceIdentifier: 'orion-prod', DeletionProtection: true, ApplyImmediately: true },
+    ]);
+    rds.resetHistory();
+    instances({ 'orion-prod': { DBInstanceStatus: 'available', DeletionProtection: true } });
+    await protection().apply(true);
+    instances({ 'orion-prod': { DBInstanceStatus: 'backing-up', DeletionProtection: false } });
+    await protection().apply(true);
+    instances({}); // a restore renamed it away
+    await protection().apply(true);
+    expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
   });
 });
