@@ -49,3 +49,22 @@ export function describeConflict(c: UniqueConflict): string {
     `${c.rows} source rows have (${c.columns.join(', ')}) = (${c.values.map((v) => (v === null ? 'NULL' : v)).join(', ')})`
   );
 }
+
+/** Copied rows that a foreign key refuses (a child whose parent is not in the source), found when it is validated. */
+export class ForeignKeyError extends OrionError {
+  readonly exitCode = 1 as const;
+  constructor(
+    readonly table: string,
+    readonly constraint: string,
+    readonly detail: string,
+  ) {
+    super(
+      `table ${table}: foreign key ${constraint} does not hold for the copied rows: ${detail} ` +
+        `The rows stay, with the key NOT VALID; fix the source and copy again with --truncate`,
+    );
+    this.name = 'ForeignKeyError';
+  }
+  toEntries(): ErrorEntry[] {
+    return [{ sqlstate: '23503', message: this.message }];
+  }
+}

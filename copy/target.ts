@@ -25,6 +25,12 @@ export interface UniqueKey {
   readonly nullsNotDistinct: boolean;
 }
 
+export interface ForeignKey {
+  readonly name: string;
+  /** pg_get_constraintdef(): `FOREIGN KEY (a) REFERENCES b(id) ON DELETE CASCADE`, maybe `NOT VALID`. */
+  readonly definition: string;
+}
+
 export interface TargetTable {
   readonly name: string;
   /** Columns the copy writes (generated columns excluded), in table order. */
@@ -34,6 +40,8 @@ export interface TargetTable {
   readonly uniqueKeys: readonly UniqueKey[];
   /** Tables this one references (itself included, when it does). */
   readonly references: readonly string[];
+  /** Its foreign keys, to set aside while rows arrive (see copy.ts); empty when the user does not own the table. */
+  readonly foreignKeys: readonly ForeignKey[];
   /** Sequences that serial/identity columns take values from: column → sequence (qualified, quoted). */
   readonly sequences: ReadonlyMap<string, string>;
 }
@@ -74,8 +82,14 @@ export async function readTargetSchema(client: ClientBase): Promise<Map<string, 
     [oids],
   );
   const { rows: fks } = await client.query(
-    `SELECT conrelid AS oid, confrelid::regclass::text AS referenced FROM pg_constraint
-      WHERE contype = 'f' AND conrelid = ANY($1)`,
+    `SELECT con.conrelid AS oid, con.confrelid::regclass::text AS referenced, con.conname AS name,
+            pg_get_constraintdef(con.oid) AS definition,
+            pg_has_role(child.relowner, 'USAGE') AND pg_has_role(parent.relowner, 'USAGE') AS owned
+       FROM pg_constraint con
+       JOIN pg_class child ON child.oid = con.conrelid
+       JOIN pg_class parent ON parent.oid = con.confrelid
+      WHERE con.contype = 'f' AND con.conrelid = ANY($1)
+      ORDER BY con.conname`,
     [oids],
   );
   const nameOf = new Map(tables.map((t) => [t.oid, t.relname as string]));
@@ -101,6 +115,9 @@ export async function readTargetSchema(client: ClientBase): Promise<Map<string, 
         .filter((f) => f.oid === t.oid)
         .map((f) => unqualified(f.referenced))
         .filter((r) => [...nameOf.values()].includes(r)),
+      foreignKeys: fks.filter((f) => f.oid === t.oid).every((f) => f.owned)
+        ? fks.filter((f) => f.oid === t.oid).map((f) => ({ name: f.name, definition: f.definition }))
+        : [],
       sequences: new Map(own.filter((c) => c.sequence).map((c) => [c.name, c.sequence])),
     });
   }

@@ -300,6 +300,42 @@ describe('orion-db copy: order, keys and sequences', () => {
     expect(await query(url, `INSERT INTO z_parent (name) VALUES ('next') RETURNING id`)).toEqual([{ id: 8 }]);
     expect(await query(url, `INSERT INTO a_child (parent_id) VALUES (1) RETURNING id`)).toEqual([{ id: '13' }]);
     expect(await query(url, `SELECT count(DISTINCT at)::int AS n FROM log`)).toEqual([{ n: 1 }]);
+    // Foreign keys set aside while rows arrived are back, validated, as they were defined.
+    expect(
+      await query(
+        url,
+        `SELECT conrelid::regclass::text AS t, pg_get_constraintdef(oid) AS def, convalidated AS valid
+           FROM pg_constraint WHERE contype = 'f' ORDER BY 1`,
+      ),
+    ).toEqual([
+      { t: 'a_child', def: 'FOREIGN KEY (parent_id) REFERENCES z_parent(id)', valid: true },
+      { t: 'tree', def: 'FOREIGN KEY (parent_id) REFERENCES tree(id)', valid: true },
+    ]);
+  });
+
+  test('a child row whose parent is not in the source is named when its foreign key is validated', async () => {
+    const url = await target(`
+      CREATE TABLE parent (id int PRIMARY KEY);
+      CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent (id) ON DELETE CASCADE);`);
+    const path = sqliteFile(`
+      CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER);
+      INSERT INTO parent VALUES (1); INSERT INTO child VALUES (10, 1), (11, 2);`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code).toBe(1);
+    expect(run.json().errors).toEqual([
+      {
+        sqlstate: '23503',
+        message:
+          'table child: foreign key child_parent_id_fkey does not hold for the copied rows: Key (parent_id)=(2) is not present in table "parent". ' +
+          'The rows stay, with the key NOT VALID; fix the source and copy again with --truncate',
+      },
+    ]);
+    expect(
+      await query(
+        url,
+        `SELECT pg_get_constraintdef(oid) AS def, convalidated AS valid FROM pg_constraint WHERE contype = 'f'`,
+      ),
+    ).toEqual([{ def: 'FOREIGN KEY (parent_id) REFERENCES parent(id) ON DELETE CASCADE NOT VALID', valid: false }]);
   });
 });
 

@@ -14,14 +14,21 @@ const ROWS = 60_000;
 
 function source(): string {
   return sqliteFile(`
-    CREATE TABLE events (id INTEGER PRIMARY KEY, payload TEXT, at TEXT);
+    CREATE TABLE kinds (id INTEGER PRIMARY KEY, name TEXT);
+    INSERT INTO kinds VALUES (1, 'a'), (2, 'b'), (3, 'c');
+    CREATE TABLE events (id INTEGER PRIMARY KEY, kind INTEGER, payload TEXT, at TEXT);
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS})
-    INSERT INTO events SELECT i, printf('%d: %s', i, hex(randomblob(40))), datetime(1700000000 + i, 'unixepoch') FROM n;`);
+    INSERT INTO events SELECT i, i % 3 + 1, printf('%d: %s', i, hex(randomblob(40))), datetime(1700000000 + i, 'unixepoch') FROM n;`);
 }
 
 async function targetDb(): Promise<{ name: string; url: string }> {
   const db = await createDatabase('orion_kill');
-  await query(db.url, `CREATE TABLE events (id bigint PRIMARY KEY, payload text NOT NULL, at timestamptz NOT NULL)`);
+  await query(
+    db.url,
+    `CREATE TABLE kinds (id int PRIMARY KEY, name text);
+     CREATE TABLE events (id bigint PRIMARY KEY, kind int NOT NULL REFERENCES kinds (id), payload text NOT NULL,
+                          at timestamptz NOT NULL)`,
+  );
   return db;
 }
 
@@ -75,6 +82,9 @@ async function expectExactlyOnce(url: string): Promise<void> {
                              sum(id)::bigint::text AS s FROM events`,
     ),
   ).toEqual([{ n: ROWS, d: ROWS, lo: 1, hi: ROWS, s: String((ROWS * (ROWS + 1)) / 2) }]);
+  expect(await query(url, `SELECT convalidated AS valid FROM pg_constraint WHERE contype = 'f'`)).toEqual([
+    { valid: true },
+  ]);
 }
 
 describe('orion-db copy survives SIGKILL', () => {
@@ -108,13 +118,16 @@ describe('orion-db copy survives SIGKILL', () => {
     await sessionGone(db);
     const afterKill = progressOf(checkpoint)!;
     const [{ n }] = await query(db.url, 'SELECT count(*)::int AS n FROM events');
-    // The batch in flight either committed whole or not at all.
+    // The batch in flight either committed whole or not at all, and the foreign key it set aside is in place.
     expect([afterKill.rows, afterKill.rows + afterKill.pending!.rows]).toContain(n);
+    expect(await query(db.url, `SELECT conname FROM pg_constraint WHERE contype = 'f'`)).toEqual([
+      { conname: 'events_kind_fkey' },
+    ]);
     const resumed = await runCli([...args, '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.json()).toMatchObject({
       resumed: true,
-      tables: [{ table: 'events', resumed_from: n, copied: ROWS - n }],
+      tables: [{ table: 'kinds' }, { table: 'events', resumed_from: n, copied: ROWS - n }],
     });
     await expectExactlyOnce(db.url);
     const verify = await runCli(['verify', '--from', `sqlite:///${path}`, '--to', db.url, '--sample', '1']);
@@ -146,7 +159,10 @@ describe('orion-db copy survives SIGKILL', () => {
     const [{ n: before }] = await query(db.url, 'SELECT count(*)::int AS n FROM events');
     const resumed = await runCli([...args, '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.json().tables).toMatchObject([{ table: 'events', resumed_from: before, copied: ROWS - before }]);
+    expect(resumed.json().tables).toMatchObject([
+      { table: 'kinds', copied: 0 },
+      { table: 'events', resumed_from: before, copied: ROWS - before },
+    ]);
     await expectExactlyOnce(db.url);
   });
 });
