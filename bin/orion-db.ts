@@ -6,7 +6,7 @@
 import { type CliOptions, parseCli } from '../cli/args';
 import type { CommandContext } from '../cli/commands/migrations';
 import { renderReport } from '../cli/output';
-import { OrionError } from '../lambda/engine/errors';
+import { asServerError, OrionError } from '../lambda/engine/errors';
 import { addError, emptyReport, type Report } from '../lambda/engine/report';
 
 async function run(ctx: CommandContext): Promise<Report> {
@@ -44,7 +44,9 @@ export async function main(argv: readonly string[], env = process.env, cwd = pro
     options = parseCli(argv, env, cwd);
     report = await run({ options, progress });
     if (!report.ok) exitCode = report.exit_code === 2 ? 2 : 1;
-  } catch (err) {
+  } catch (thrown) {
+    // The server's refusal (a SQLSTATE) is one sentence, not an internal error with a stack trace.
+    const err = asServerError(options?.command ?? argv[0] ?? 'orion-db', thrown);
     report = addError(emptyReport(options?.command ?? argv[0] ?? ''), err);
     exitCode = err instanceof OrionError ? err.exitCode : 1;
     if (!(err instanceof OrionError)) progress(`internal error: ${(err as Error)?.stack ?? err}`);

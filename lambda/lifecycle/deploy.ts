@@ -93,6 +93,13 @@ export function snapshotId(prefix: string, deployId: string): string {
 }
 
 export async function runDeploy(ports: DeployPorts, config: DeployConfig): Promise<DeployOutcome> {
+  // A server error no step expected (the ledger unreadable, say) is still one sentence with its SQLSTATE.
+  return deploy(ports, config).catch((err) => {
+    throw asServerError('deploy', err);
+  });
+}
+
+async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployOutcome> {
   const log = config.log ?? (() => {});
   const roles = validateRoles(config.roles);
   const report = emptyReport('up');

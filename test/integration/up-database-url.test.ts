@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import { ensureLedger } from '../../lambda/engine/ledger';
 import { findPgDumps } from '../../lambda/local/dump-snapshots';
 import { runCli } from '../helpers/cli';
 import { adminQuery, adminUrl, client, query, SOP_MIGRATIONS, tableNames, uniqueName } from '../helpers/db';
@@ -189,6 +190,21 @@ describe('orion-db up --database-url (a server it did not start)', () => {
     } finally {
       await adminQuery(`ALTER ROLE orion_app NOBYPASSRLS`);
     }
+  });
+
+  test('an unexpected refusal by the server (a ledger the master may not read) is one sentence with its SQLSTATE', async () => {
+    const { dir, database } = project();
+    const master = await rdsMaster();
+    await query(master.url(), `CREATE DATABASE "${database}"`);
+    // Another administrator's ledger (a superuser's, here), which the master was never granted.
+    const other = await client(superUrl(database));
+    await ensureLedger(other).finally(() => other.end());
+    const run = await runCli(['up', '--database-url', await masterUrl(database)], { cwd: dir });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /^error: SQLSTATE 42501: deploy failed: permission denied for table orion_schema_history$/m,
+    );
+    expect(run.stderr).not.toMatch(/internal error|\n\s+at /);
   });
 });
 
