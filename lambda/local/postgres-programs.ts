@@ -22,7 +22,6 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConnectionError } from '../engine/errors';
 
@@ -151,7 +150,8 @@ export function initdb(dataDir: string, password: string): void {
       `PostgreSQL runs as the postgres user here (we are root), who cannot reach ${dataDir}: use a folder it can reach`,
     );
   }
-  const secretDir = mkdtempSync(join(tmpdir(), 'orion-pw-'));
+  // Beside the data directory, which the server's user can reach ($TMPDIR may be private), mode 0700.
+  const secretDir = mkdtempSync(join(dirname(dataDir), '.orion-pw-'));
   const pwfile = join(secretDir, 'pw');
   try {
     writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });

@@ -16,7 +16,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { stopLocalServer } from '../../lambda/local/local-server';
 import { pgCtlStop } from '../../lambda/local/postgres-programs';
@@ -48,11 +48,12 @@ function privateProject(): { project: string; parent: string } {
   return { project, parent };
 }
 
+/** `orion-db up` in `project`, with $TMPDIR private too (as a user's own temporary folder may be). */
 function up(project: string) {
   const run = spawnSync(process.execPath, [join(project, 'dist', 'orion-db.cjs'), 'up', '--json'], {
     cwd: project,
     encoding: 'utf8',
-    env: { ...process.env, DATABASE_URL: undefined },
+    env: { ...process.env, DATABASE_URL: undefined, TMPDIR: dirname(project) },
   });
   return { code: run.status, stderr: run.stderr, report: run.stdout ? JSON.parse(run.stdout) : undefined };
 }
