@@ -25,11 +25,13 @@ describe('the RDS-like master', () => {
       rolbypassrls: false,
       rolinherit: true,
     });
+    // Only predefined (pg_*) and RDS (rds_*) groups: other test files share this server, and the roles the
+    // master creates there (orion_owner, …) make it a member of them (on 16 automatically, with ADMIN).
     const memberOf = async (role: string) =>
       (
         await adminQuery(
-          `SELECT g.rolname FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
-            WHERE m.rolname = $1 ORDER BY 1`,
+          `SELECT DISTINCT g.rolname FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
+            WHERE m.rolname = $1 AND (g.rolname LIKE 'pg\\_%' OR g.rolname LIKE 'rds\\_%') ORDER BY 1`,
           [role],
         )
       ).map((r) => r.rolname);
