@@ -4,7 +4,7 @@
  * With --json, stdout carries exactly one report document; everything for people goes to stderr.
  */
 import { type CliOptions, parseCli } from '../cli/args';
-import type { CommandContext } from '../cli/commands/migrations';
+import { type CommandContext, exitCodeOf } from '../cli/context';
 import { renderReport } from '../cli/output';
 import { asServerError, OrionError } from '../lambda/engine/errors';
 import { addError, emptyReport, type Report } from '../lambda/engine/report';
@@ -43,7 +43,7 @@ export async function main(argv: readonly string[], env = process.env, cwd = pro
   try {
     options = parseCli(argv, env, cwd);
     report = await run({ options, progress });
-    if (!report.ok) exitCode = report.exit_code === 2 ? 2 : 1;
+    exitCode = exitCodeOf(report);
   } catch (thrown) {
     // The server's refusal (a SQLSTATE) is one sentence, not an internal error with a stack trace.
     const err = asServerError(options?.command ?? argv[0] ?? 'orion-db', thrown);
@@ -51,7 +51,6 @@ export async function main(argv: readonly string[], env = process.env, cwd = pro
     exitCode = err instanceof OrionError ? err.exitCode : 1;
     if (!(err instanceof OrionError)) progress(`internal error: ${(err as Error)?.stack ?? err}`);
   }
-  delete report.exit_code;
   if (options?.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else {
     const text = renderReport(report);

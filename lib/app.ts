@@ -5,8 +5,8 @@
  */
 import { Annotations, type App, Aspects } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { BadInputError } from '../lambda/engine/errors';
 import { ENVIRONMENTS, type EnvironmentName, environmentConfig, selectEnvironments } from './config/environments';
+import { ConfigError } from './config/errors';
 import { environmentOverrides, type LoadedSettings, readSettingsFile } from './config/settings';
 import { DatabaseStack } from './database-stack';
 import { acknowledgeNagFindings, acknowledgePipelineFindings } from './nag';
@@ -26,7 +26,7 @@ export function defineOrionApp(app: App): void {
   if (context('pipeline') === 'true' || context('pipeline') === true) {
     const given = NOT_FOR_PIPELINE.filter((key) => context(key) !== undefined);
     if (given.length)
-      throw new BadInputError(
+      throw new ConfigError(
         `${given.map((k) => `-c ${k}`).join(', ')} cannot be used with -c pipeline=true: the pipeline synthesizes ` +
           'itself again from the settings file alone; put them in the file given with -c config=FILE',
       );
@@ -70,7 +70,7 @@ export function defineOrionApp(app: App): void {
 const GITHUB_ENVIRONMENTS: Record<string, EnvironmentName> = { staging: 'staging', production: 'prod' };
 
 function unknownEnvironment(e: string): never {
-  throw new BadInputError(`-c githubEnvironments: unknown GitHub environment "${e}" (expected staging, production)`);
+  throw new ConfigError(`-c githubEnvironments: unknown GitHub environment "${e}" (expected staging, production)`);
 }
 
 function definePipeline(app: App, settings: LoadedSettings): void {

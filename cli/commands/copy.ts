@@ -7,7 +7,7 @@ import { openSource } from '../../copy/open-source';
 import { parseSource, postgresUrl } from '../../copy/source';
 import { connect, redactUrl } from '../../lambda/engine/db';
 import { emptyReport, type Report } from '../../lambda/engine/report';
-import type { CommandContext } from './migrations';
+import type { CommandContext } from '../context';
 
 export async function copy(ctx: CommandContext): Promise<Report> {
   const { options } = ctx;

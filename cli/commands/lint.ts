@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type LintResult, lintMigrations } from '../../lambda/engine/lint';
 import { emptyReport, type Report } from '../../lambda/engine/report';
-import type { CommandContext } from './migrations';
+import type { CommandContext } from '../context';
 
 export async function lint(ctx: CommandContext): Promise<Report> {
   const { options } = ctx;

@@ -9,6 +9,7 @@ import { connect } from '../../lambda/engine/db';
 import { BadInputError, OrionError } from '../../lambda/engine/errors';
 import { loadMigrations, type Migration, prepareScripts } from '../../lambda/engine/files';
 import { readLedger } from '../../lambda/engine/ledger';
+import { down, migrate, type RunEvent, readPlan } from '../../lambda/engine/migrate';
 import { planMigrations } from '../../lambda/engine/plan';
 import {
   addError,
@@ -18,16 +19,9 @@ import {
   splitReport,
   versionString,
 } from '../../lambda/engine/report';
-import { down, migrate, type RunEvent, readPlan } from '../../lambda/engine/runner';
 import { loadParser } from '../../lambda/engine/sql';
-import type { CliOptions } from '../args';
+import { type CommandContext, setExitCode } from '../context';
 import { migrationRole } from './run-as';
-
-export interface CommandContext {
-  readonly options: CliOptions;
-  /** Progress for people, on stderr. */
-  readonly progress: (line: string) => void;
-}
 
 /**
  * The folder and a connection. The connection (and, when SQL may be parsed, the parser) are started
@@ -77,7 +71,7 @@ export async function status(ctx: CommandContext): Promise<Report> {
     } catch (err) {
       if (!(err instanceof OrionError)) throw err;
       addError(report, err);
-      report.exit_code = err.exitCode;
+      setExitCode(report, err.exitCode);
     }
     const current = applied.at(-1)?.version ?? null;
     report.from_version = report.to_version = versionString(current);

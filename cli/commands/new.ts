@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { BadInputError } from '../../lambda/engine/errors';
 import { parseFileName } from '../../lambda/engine/files';
 import { emptyReport, type Report } from '../../lambda/engine/report';
-import type { CommandContext } from './migrations';
+import type { CommandContext } from '../context';
 
 const NAME = /^[a-z0-9][a-z0-9_]*$/;
 

@@ -20,7 +20,8 @@ import { DumpSnapshots } from '../../lambda/local/dump-snapshots';
 import { ensureLocalServer } from '../../lambda/local/local-server';
 import { FileSecrets } from '../../lambda/local/secrets';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
-import { type CommandContext, progressPrinter } from './migrations';
+import type { CommandContext } from '../context';
+import { progressPrinter } from './migrations';
 
 interface Target {
   readonly serverUrl: string;

@@ -7,7 +7,7 @@ import { parseSource, postgresUrl } from '../../copy/source';
 import { verifyCopy } from '../../copy/verify';
 import { connect } from '../../lambda/engine/db';
 import { emptyReport, type Report } from '../../lambda/engine/report';
-import type { CommandContext } from './migrations';
+import type { CommandContext } from '../context';
 
 export async function verify(ctx: CommandContext): Promise<Report> {
   const { options } = ctx;

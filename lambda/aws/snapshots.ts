@@ -24,12 +24,24 @@ import {
   type Tag,
 } from '@aws-sdk/client-rds';
 import type { RestoreState, RestoreStatus, SnapshotInfo, SnapshotPort, SnapshotState } from '../lifecycle/ports';
-import type { RestoreSettings } from '../schema-migrator/properties';
 import { unlessNotFound } from './not-found';
 
 export const TAG_RESTORED_FROM = 'orion:restored-from';
 export const TAG_FAILED_DEPLOY = 'orion:failed-deploy-snapshot';
 export const TAG_RESTORE_REASON = 'orion:restore-reason';
+
+/** What a restored instance is given so it takes the failed one's place (from the stack, through the custom resource). */
+export interface RestoreSettings {
+  readonly subnetGroupName: string;
+  readonly securityGroupIds: readonly string[];
+  readonly parameterGroupName: string;
+  readonly multiAz: boolean;
+  readonly instanceClass: string;
+  readonly kmsKeyId: string;
+  readonly storageType: string;
+  readonly deletionProtection: boolean;
+  readonly port: number;
+}
 
 export interface RdsSnapshotsOptions {
   readonly instanceIdentifier: string;

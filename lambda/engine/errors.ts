@@ -117,12 +117,12 @@ export class ConnectionError extends OrionError {
   }
 }
 
-/** A post-condition (lockdown, verify) does not hold. */
-export class VerificationFailedError extends OrionError {
+/** A post-condition of the deploy (the lockdown's checks, the restored version) does not hold. */
+export class PostconditionFailedError extends OrionError {
   readonly exitCode = 1 as const;
   constructor(readonly problems: readonly string[]) {
     super(problems.join('; '));
-    this.name = 'VerificationFailedError';
+    this.name = 'PostconditionFailedError';
   }
   toEntries(): ErrorEntry[] {
     return this.problems.map((message) => ({ message }));

@@ -4,7 +4,7 @@
  */
 import type { BatchSplit } from './batches';
 import { type ErrorEntry, toErrorEntries } from './errors';
-import type { RunResult } from './runner';
+import type { RunResult } from './migrate';
 
 export interface LockdownReport {
   readonly ok: boolean;

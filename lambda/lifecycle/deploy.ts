@@ -1,6 +1,6 @@
 /**
  * The deploy lifecycle, written once for the Lambda and `orion-db up`:
- * pre-checks → bootstrap → plan → snapshot → migrate → lockdown → verify, and restore on failure.
+ * pre-checks → bootstrap → plan → snapshot → migrate → lockdown and its probe as the app role, and restore on failure.
  *
  * Re-entrant: it derives where it is from durable facts (the ledger, the snapshot port), so a caller
  * that gets `waiting` (a snapshot still being taken) simply calls it again later.
@@ -13,8 +13,8 @@ import {
   asServerError,
   BadInputError,
   OutcomeUnknownError,
+  PostconditionFailedError,
   ServerError,
-  VerificationFailedError,
 } from '../engine/errors';
 import { loadMigrations, type Migration, prepareScripts } from '../engine/files';
 import { validateIdentifier } from '../engine/identifiers';
@@ -26,9 +26,9 @@ import {
   lockdown,
   probeAppRole,
 } from '../engine/lockdown';
+import { migrate, type RunOptions, type RunResult, readPlan } from '../engine/migrate';
 import { addError, applyRunResult, emptyReport, type Report, versionString } from '../engine/report';
-import { migrate, type RunOptions, type RunResult, readPlan } from '../engine/runner';
-import { applicationTables, rowCounts } from '../engine/verify';
+import { applicationTables, rowCounts } from '../engine/row-counts';
 import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import type { SecretsPort, SnapshotPort } from './ports';
 
@@ -265,7 +265,7 @@ async function lockdownAndProbe(
   if (!report.lockdown.ok) {
     addError(
       report,
-      new VerificationFailedError(
+      new PostconditionFailedError(
         report.lockdown.checks
           .filter((c) => !c.ok)
           .map((c) => `lockdown check failed: ${c.name}${c.detail ? ` (${c.detail})` : ''}`),
@@ -357,7 +357,7 @@ async function finishRestore(
     if (report.from_version !== undefined && report.from_version !== null && version !== report.from_version) {
       addError(
         report,
-        new VerificationFailedError([
+        new PostconditionFailedError([
           `the restored database is at version ${version}, expected ${report.from_version}`,
         ]),
       );

@@ -6,8 +6,8 @@
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { connect, withDatabase, withUser } from '../engine/db';
 import { LockTimeoutError, OrionError, OutcomeUnknownError } from '../engine/errors';
+import { revertDeploy } from '../engine/migrate';
 import type { Report } from '../engine/report';
-import { revertDeploy } from '../engine/runner';
 import { type DeployOutcome, runDeploy, snapshotId } from '../lifecycle/deploy';
 import type { SecretsPort, SnapshotPort } from '../lifecycle/ports';
 import { type MigrationSettings, parseProperties, UNREACHABLE_RETRY_MS } from './properties';

@@ -2,6 +2,7 @@
  * The properties of `Custom::SchemaMigrations`: written by the CDK construct, read by the handler.
  * Defined once, here, and pinned by a test. CloudFormation delivers every value as a string.
  */
+import type { RestoreSettings } from '../aws/snapshots';
 import { BadInputError } from '../engine/errors';
 
 export const RESOURCE_TYPE = 'Custom::SchemaMigrations';
@@ -50,18 +51,6 @@ export interface MigrationSettings {
   readonly snapshotPrefix: string;
   readonly snapshotRetention: number;
   readonly restore: RestoreSettings;
-}
-
-export interface RestoreSettings {
-  readonly subnetGroupName: string;
-  readonly securityGroupIds: readonly string[];
-  readonly parameterGroupName: string;
-  readonly multiAz: boolean;
-  readonly instanceClass: string;
-  readonly kmsKeyId: string;
-  readonly storageType: string;
-  readonly deletionProtection: boolean;
-  readonly port: number;
 }
 
 /** Narrows the raw ResourceProperties; a missing or malformed one is a clear error naming it. */

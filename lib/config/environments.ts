@@ -1,9 +1,10 @@
 /**
  * Typed settings per environment, validated at synth time with errors that name the setting.
  */
-import { BadInputError } from '../../lambda/engine/errors';
+
 import { validateIdentifier } from '../../lambda/engine/identifiers';
 import { DEFAULT_ROLES } from '../../lambda/lifecycle/names';
+import { ConfigError } from './errors';
 
 export const ENVIRONMENT_NAMES = ['dev', 'staging', 'prod'] as const;
 export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
@@ -116,7 +117,7 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, Omit<EnvironmentConf
 export function selectEnvironments(envContext: unknown): EnvironmentName[] {
   if (envContext === undefined || envContext === '') return [...ENVIRONMENT_NAMES];
   if (typeof envContext !== 'string' || !(ENVIRONMENT_NAMES as readonly string[]).includes(envContext)) {
-    throw new BadInputError(
+    throw new ConfigError(
       `unknown environment ${JSON.stringify(envContext)} (-c env=...): expected one of ${ENVIRONMENT_NAMES.join(', ')}`,
     );
   }
@@ -201,5 +202,5 @@ export function validateEnvironment(c: EnvironmentConfig): void {
       errors.push((err as Error).message);
     }
   }
-  if (errors.length) throw new BadInputError(`invalid configuration:\n  ${errors.join('\n  ')}`);
+  if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`);
 }

@@ -5,7 +5,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
-import { BadInputError } from '../../lambda/engine/errors';
 import type { PipelineConfig } from '../pipeline/config';
 import {
   ENVIRONMENT_NAMES,
@@ -14,6 +13,7 @@ import {
   type EnvironmentName,
   OPTIONAL_SETTINGS,
 } from './environments';
+import { ConfigError } from './errors';
 
 export interface SettingsFile {
   /** Overrides per environment: any setting of environments.ts but name, account and region. */
@@ -31,18 +31,18 @@ export interface LoadedSettings {
 /** Reads and checks `-c config=FILE`; no file means no overrides. */
 export function readSettingsFile(path: unknown): LoadedSettings {
   if (path === undefined || path === '') return { file: {} };
-  if (typeof path !== 'string') throw new BadInputError('-c config=FILE: expected a file path');
+  if (typeof path !== 'string') throw new ConfigError('-c config=FILE: expected a file path');
   // The pipeline's synth step runs in a fresh checkout: the file must be inside the repository.
   if (isAbsolute(path) || normalize(path).startsWith('..') || !/^[\w./-]+$/.test(path))
-    throw new BadInputError(
+    throw new ConfigError(
       `-c config=${path}: give a relative path inside the repository, of letters, digits, '.', '_', '-' and '/' (the pipeline reads the committed file again)`,
     );
-  if (!existsSync(path)) throw new BadInputError(`-c config=${path}: no such file`);
+  if (!existsSync(path)) throw new ConfigError(`-c config=${path}: no such file`);
   let file: unknown;
   try {
     file = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new BadInputError(`${path} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`${path} is not valid JSON: ${(err as Error).message}`);
   }
   checkShape(path, file);
   return { path: normalize(path), file: file as SettingsFile };
@@ -57,13 +57,13 @@ export function environmentOverrides(
   const fromFile = settings.file.environments?.[name] ?? {};
   if (context.alarmEmail === undefined) return fromFile;
   if (typeof context.alarmEmail !== 'string')
-    throw new BadInputError('-c alarmEmail=ADDRESS: expected an e-mail address');
+    throw new ConfigError('-c alarmEmail=ADDRESS: expected an e-mail address');
   return { ...fromFile, alarmEmail: context.alarmEmail };
 }
 
 function checkShape(path: string, file: unknown): void {
   const errors: string[] = [];
-  if (!isObject(file)) throw new BadInputError(`${path}: expected a JSON object with "environments" and/or "pipeline"`);
+  if (!isObject(file)) throw new ConfigError(`${path}: expected a JSON object with "environments" and/or "pipeline"`);
   for (const key of Object.keys(file))
     if (key !== 'environments' && key !== 'pipeline')
       errors.push(`${key}: unknown section (expected "environments" or "pipeline")`);
@@ -88,7 +88,7 @@ function checkShape(path: string, file: unknown): void {
     }
   }
   if (file.pipeline !== undefined && !isObject(file.pipeline)) errors.push('pipeline: expected an object');
-  if (errors.length) throw new BadInputError(`${path}:\n  ${errors.join('\n  ')}`);
+  if (errors.length) throw new ConfigError(`${path}:\n  ${errors.join('\n  ')}`);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

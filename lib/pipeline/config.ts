@@ -3,8 +3,9 @@
  * committed settings file (`-c pipeline=true -c config=orion.config.json`). Synthesized only when
  * asked for, so a plain `cdk synth` needs no repository connection.
  */
-import { BadInputError } from '../../lambda/engine/errors';
+
 import type { ExistingVpc } from '../config/environments';
+import { ConfigError } from '../config/errors';
 
 export interface PipelineConfig {
   /** The account of the pipeline itself (its stack, CodeBuild projects and artifact bucket). */
@@ -68,6 +69,6 @@ export function validatePipelineConfig(c: PipelineConfig): PipelineConfig {
   if (!c.stagingVpc) errors.push('stagingVpc: required (vpcId, cidrBlock, availabilityZones, subnetIds)');
   if (!/^sg-[0-9a-f]{8,17}$/.test(String(c.checkSecurityGroupId)))
     errors.push(`checkSecurityGroupId: not a security group id: "${c.checkSecurityGroupId}"`);
-  if (errors.length) throw new BadInputError(`invalid pipeline configuration:\n  ${errors.join('\n  ')}`);
+  if (errors.length) throw new ConfigError(`invalid pipeline configuration:\n  ${errors.join('\n  ')}`);
   return c;
 }

@@ -8,7 +8,7 @@ import { Annotations, CfnOutput, Duration, Stack, type StackProps } from 'aws-cd
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
-import { BadInputError } from '../../lambda/engine/errors';
+import { ConfigError } from '../config/errors';
 
 export interface GitHubOidcStackProps extends StackProps {
   /** `owner/name`. */
@@ -33,7 +33,7 @@ export class GitHubOidcStack extends Stack {
         props.existingProviderArn,
       )
     )
-      throw new BadInputError(
+      throw new ConfigError(
         `-c githubOidcProviderArn: expected arn:aws:iam::<account>:oidc-provider/token.actions.githubusercontent.com, got "${props.existingProviderArn}"`,
       );
     if (Object.keys(props.environments).length > 1)

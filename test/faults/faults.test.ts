@@ -11,7 +11,7 @@ import { Client } from 'pg';
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadMigrations } from '../../lambda/engine/files';
 import { MIGRATION_LOCK_KEY } from '../../lambda/engine/lock';
-import { migrate } from '../../lambda/engine/runner';
+import { migrate } from '../../lambda/engine/migrate';
 import { startEmbeddedServer } from '../../lambda/local/embedded-server';
 import { CLI, runCli } from '../helpers/cli';
 import { adminQuery, client, createDatabase, migrationsDir, query, tableNames } from '../helpers/db';

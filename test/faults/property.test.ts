@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Client } from 'pg';
 import { describe, expect, test } from 'vitest';
 import { loadMigrations } from '../../lambda/engine/files';
-import { migrate } from '../../lambda/engine/runner';
+import { migrate } from '../../lambda/engine/migrate';
 import { createDatabase, migrationsDir, query } from '../helpers/db';
 
 type Fault = 'none' | 'error' | 'kill';

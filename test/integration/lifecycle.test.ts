@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { BadInputError, OutcomeUnknownError } from '../../lambda/engine/errors';
-import type { RunEvent } from '../../lambda/engine/runner';
+import type { RunEvent } from '../../lambda/engine/migrate';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import {
   adminQuery,

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadMigrations } from '../../lambda/engine/files';
-import { down, migrate } from '../../lambda/engine/runner';
+import { down, migrate } from '../../lambda/engine/migrate';
 import { client, createDatabase, migrationsDir, query, SOP_MIGRATIONS, tableNames } from '../helpers/db';
 
 async function run(url: string, dir: string, options: Parameters<typeof migrate>[2] = {}) {
