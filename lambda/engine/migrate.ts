@@ -6,7 +6,7 @@
  */
 import type { ClientBase } from 'pg';
 import { quoteIdent } from './db';
-import { BadInputError, type OrionError } from './errors';
+import { BadInputError } from './errors';
 import { Executor, type RunOptions, type RunResult } from './executor';
 import { type Migration, prepareScripts, readScript } from './files';
 import { ensureLedger, type LedgerRow, readDownScripts, readLedger } from './ledger';
@@ -119,5 +119,3 @@ async function revertWhere(
     return new Executor(client, options).revert(applied, targets, scripts);
   });
 }
-
-export type { OrionError };

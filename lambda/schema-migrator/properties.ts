@@ -17,7 +17,7 @@ export const UNREACHABLE_RETRY_MS = 5 * 60_000;
 export interface SchemaMigrationsProperties {
   /** Changes on every deploy, so the resource is updated (and migrations run) every time. */
   readonly DeployId: string;
-  /** sha256 over the migrations folder, so a changed folder is visible in the template diff. */
+  /** sha256 over the migrations folder, so a changed folder is visible in the template diff (the handler does not read it). */
   readonly MigrationsHash: string;
   readonly DatabaseName: string;
   readonly OwnerRole: string;
@@ -43,7 +43,6 @@ export interface SchemaMigrationsProperties {
 /** The same, narrowed and converted for the handler. */
 export interface MigrationSettings {
   readonly deployId: string;
-  readonly migrationsHash: string;
   readonly roles: { database: string; owner: string; group: string; app: string };
   readonly masterSecretArn: string;
   readonly appSecretArn: string;
@@ -80,7 +79,6 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
   }
   return {
     deployId: str('DeployId'),
-    migrationsHash: str('MigrationsHash'),
     roles: { database: str('DatabaseName'), owner: str('OwnerRole'), group: str('GroupRole'), app: str('AppRole') },
     masterSecretArn: str('MasterSecretArn'),
     appSecretArn: str('AppSecretArn'),
