@@ -16,7 +16,9 @@ export function renderReport(r: Report): string {
       );
     }
   } else if (r.command === 'plan') {
-    if (r.pending.length === 0) lines.push(`nothing to do: at version ${version(r.from_version)}`);
+    // A plan that failed (a file that is no migration, an edited one) has no pending list to speak of.
+    if (!r.ok) lines.push(`plan FAILED at version ${version(r.from_version)}`);
+    else if (r.pending.length === 0) lines.push(`nothing to do: at version ${version(r.from_version)}`);
     else lines.push(`${version(r.from_version)} → ${version(r.to_version)}:`);
     for (const s of (r.steps as { file: string; batch: number; transaction: boolean; statements: number }[]) ?? []) {
       lines.push(

@@ -156,8 +156,11 @@ describe('lint rules', () => {
     ).rejects.toThrow(/orion-lint\.json: "allow" must be a list of known lint rule names/);
   });
 
-  test('the shipped migrations lint clean', async () => {
-    expect((await lintMigrations(SHIPPED_MIGRATIONS)).diagnostics).toEqual([]);
+  // Without errors, as the gates require (lint exit 0, cdk synth): a later migration may carry a warning
+  // (one without a down file is valid) and the suite must stay green as the folder grows.
+  test('the shipped migrations lint without errors', async () => {
+    const { diagnostics } = await lintMigrations(SHIPPED_MIGRATIONS);
+    expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   });
 });
 

@@ -270,6 +270,20 @@ describe('orion-db migrate / status / plan / down', () => {
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
+  test('a folder whose .sql files match no layout (only schema.sql) exits 2 naming them, never "nothing to do"', async () => {
+    const { url } = await createDatabase();
+    const dir = migrationsDir({ 'schema.sql': 'CREATE TABLE a (id int);', 'README.md': '# notes' });
+    for (const command of ['plan', 'migrate', 'status']) {
+      const run = await runCli([command, '--database-url', url, '--migrations', dir]);
+      expect(run.code, command).toBe(2);
+      expect(run.stderr, command).toMatch(/schema\.sql: /);
+      expect(`${run.stdout}${run.stderr}`, command).not.toMatch(/nothing to do/);
+      const json = await runCli([command, '--database-url', url, '--migrations', dir, '--json']);
+      expect(json.json().errors.map((e: { file?: string }) => e.file)).toEqual(['schema.sql']);
+    }
+    expect(await tableNames(url)).toEqual([]);
+  });
+
   test('usage errors exit 2: unknown command, unknown flag, no database', async () => {
     expect((await runCli(['migrat'])).code).toBe(2);
     const flag = await runCli(['migrate', '--databse-url', 'x']);
