@@ -12,6 +12,7 @@ import { type connect, connectWhenReachable, withDatabase, withUser } from '../e
 import {
   asServerError,
   BadInputError,
+  LockTimeoutError,
   OutcomeUnknownError,
   PostconditionFailedError,
   ServerError,
@@ -29,6 +30,7 @@ import {
 import { migrate, type RunOptions, type RunResult, readPlan } from '../engine/migrate';
 import { addError, applyRunResult, emptyReport, type Report, versionString } from '../engine/report';
 import { applicationTables, rowCounts } from '../engine/row-counts';
+import { AfterCommitError, type AfterCommitState } from './after-commit';
 import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import type { SecretsPort, SnapshotPort } from './ports';
 
@@ -114,11 +116,52 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
       applicationName: `orion-db deploy ${config.deployId}`,
     });
 
+  // Once something may have committed, a failure is never "nothing was changed": it says where the
+  // database is (from the ledger) and what was or was not restored.
+  const progress: Progress = { committed: false, step: 'the deploy', restore: 'none' };
+  const readVersion = async () => {
+    const c = await connectWhenReachable(withDatabase(withUser(config.serverUrl, master.username), roles.database), {
+      retryForMs: 0,
+      password: master.password,
+      applicationName: `orion-db deploy ${config.deployId}`,
+    });
+    try {
+      return versionString((await readPlan(c, migrations, { allowOutOfOrder: true })).currentVersion);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  };
+  const afterCommit = async (err: unknown): Promise<never> => {
+    if (!progress.committed || err instanceof OutcomeUnknownError || err instanceof AfterCommitError) throw err;
+    if (err instanceof LockTimeoutError) throw err; // the next poll takes it up where it stopped
+    const to = await readVersion().catch(() => undefined);
+    const state: AfterCommitState = {
+      from: report.from_version,
+      to,
+      restore: progress.restore,
+      snapshot: report.snapshot,
+      keptAs: progress.restore === 'none' ? undefined : ports.snapshots.keptAs(id),
+    };
+    const cause = asServerError(progress.step, err);
+    throw new AfterCommitError(progress.step, cause instanceof Error ? cause.message : String(cause), state);
+  };
+
   // A restore started by an earlier invocation of this deploy: finish it, report the failure again.
   const prior = await ports.snapshots.restoreStatus(id);
   if (prior.state !== 'none') {
     report.snapshot = id;
-    return finishRestore(ports, config, report, id, prior.reason ?? 'a migration failed', as, migrations);
+    progress.committed = true;
+    progress.restore = 'started';
+    return finishRestore(
+      ports,
+      config,
+      report,
+      id,
+      prior.reason ?? 'a migration failed',
+      as,
+      migrations,
+      progress,
+    ).catch(afterCommit);
   }
 
   const setAppPassword = config.setAppPassword ?? true;
@@ -173,7 +216,9 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     }
     if (plan.pending.length > 0) {
       const runOptions: RunOptions = { ...config.run, deployId: config.deployId, role: roles.owner };
+      progress.step = 'the migration';
       let result = await migrate(target, migrations, runOptions);
+      progress.committed = true;
       if (result.error && result.connectionLost) {
         // A dropped connection (the network, a Multi-AZ failover) says nothing about the SQL, and
         // whether the last batch committed is in the ledger, not in the error: reconnect and run
@@ -199,21 +244,34 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
         }
         await target.end();
         log(`migration failed after changes were committed; restoring snapshot ${id}`);
-        return finishRestore(ports, config, report, id, result.error.message, as, migrations);
+        return await finishRestore(ports, config, report, id, result.error.message, as, migrations, progress);
       }
-      if (snapshot) report.deleted_snapshots = await pruneSnapshots(ports.snapshots, config, id);
+      if (snapshot) await pruneSnapshots(ports.snapshots, config, id, report, log);
     }
 
+    progress.step = 'the lockdown';
     await lockdownAndProbe(report, target, roles, {
       lockTimeoutMs: config.run?.defaultLockTimeoutMs,
       connectAsApp: setAppPassword ? () => as(roles.database, app) : undefined,
     });
     if (!report.ok) {
-      const ledger = await readPlan(target, migrations, { allowOutOfOrder: true }).catch(() => undefined);
-      if (ledger) report.to_version = versionString(ledger.currentVersion);
+      // The lockdown's connection may be the one that failed: the ledger is read on a new one.
+      const version = await readPlan(target, migrations, { allowOutOfOrder: true })
+        .then((p) => versionString(p.currentVersion))
+        .catch(() => readVersion())
+        .catch(() => undefined);
+      if (version !== undefined) report.to_version = version;
+      else note(report, 'the version after this deploy could not be read from the ledger');
     }
-    (report.row_counts as Record<string, unknown>).after = await readableRowCounts(target);
+    // Counts are for the report: one that cannot be read is said so, never a failed deploy.
+    try {
+      (report.row_counts as Record<string, unknown>).after = await readableRowCounts(target);
+    } catch (err) {
+      note(report, `row counts after the deploy could not be read: ${(err as Error)?.message ?? err}`);
+    }
     return { status: 'complete', report };
+  } catch (err) {
+    return afterCommit(err);
   } finally {
     await target.end().catch(() => {});
   }
@@ -335,13 +393,18 @@ async function finishRestore(
   reason: string,
   as: (database: string) => ReturnType<typeof connect>,
   migrations: Awaited<ReturnType<typeof loadMigrations>>,
+  progress: Progress,
 ): Promise<DeployOutcome> {
   report.ok = false;
   if (report.errors.length === 0) report.errors.push({ message: reason });
+  progress.step = `restoring snapshot ${id}`;
+  progress.restore = 'started';
   const state = await ports.snapshots.restore(id, reason);
   if (state === 'in-progress') return { status: 'waiting', reason: `restoring snapshot ${id}`, report };
   if (state === 'manual') {
     // Left as it is, at the version the ledger says: restoring is a person's decision here.
+    progress.restore = 'none';
+    progress.step = 'reading the version after the failed migration';
     const client = await as(config.roles.database);
     try {
       report.to_version = versionString((await readPlan(client, migrations, { allowOutOfOrder: true })).currentVersion);
@@ -351,6 +414,8 @@ async function finishRestore(
     report.backup = ports.snapshots.keptAs(id);
     return { status: 'complete', report };
   }
+  progress.restore = 'done';
+  progress.step = 'connecting to the restored database';
   const restored = await as(config.roles.database);
   try {
     const version = versionString((await readPlan(restored, migrations, { allowOutOfOrder: true })).currentVersion);
@@ -385,13 +450,38 @@ export function validateRoles(roles: LockdownRoles): LockdownRoles {
   return checked;
 }
 
-/** Deletes pre-migration snapshots beyond the newest N (never the one just taken). */
-async function pruneSnapshots(snapshots: SnapshotPort, config: DeployConfig, current: string): Promise<string[]> {
+/**
+ * Deletes pre-migration snapshots beyond the newest N (never the one just taken). Best-effort: a
+ * snapshot that cannot be listed or deleted now is a note, and the next deploy tries again.
+ */
+async function pruneSnapshots(
+  snapshots: SnapshotPort,
+  config: DeployConfig,
+  current: string,
+  report: Report,
+  log: (message: string) => void,
+): Promise<void> {
   const keep = config.snapshotRetention ?? 5;
-  const mine = (await snapshots.list())
-    .filter((s) => s.id.startsWith(`${config.snapshotPrefix}-pre-`))
-    .sort((a, b) => (a.id === current ? -1 : b.id === current ? 1 : b.createdAt.getTime() - a.createdAt.getTime()));
-  const doomed = mine.slice(Math.max(keep, 1)).map((s) => s.id);
-  for (const id of doomed) await snapshots.delete(id);
-  return doomed;
+  const deleted: string[] = [];
+  try {
+    const mine = (await snapshots.list())
+      .filter((s) => s.id.startsWith(`${config.snapshotPrefix}-pre-`))
+      .sort((a, b) => (a.id === current ? -1 : b.id === current ? 1 : b.createdAt.getTime() - a.createdAt.getTime()));
+    for (const { id } of mine.slice(Math.max(keep, 1))) {
+      await snapshots.delete(id);
+      deleted.push(id);
+    }
+  } catch (err) {
+    const text = `old snapshots were not all deleted (${(err as Error)?.message ?? err}); the next deploy tries again`;
+    log(text);
+    note(report, text);
+  }
+  report.deleted_snapshots = deleted;
+}
+
+/** How far a deploy got, for the message of a failure after its migrations committed. */
+interface Progress {
+  committed: boolean;
+  step: string;
+  restore: AfterCommitState['restore'];
 }

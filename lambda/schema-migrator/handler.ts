@@ -8,6 +8,7 @@ import { connect, withDatabase, withUser } from '../engine/db';
 import { LockTimeoutError, OrionError, OutcomeUnknownError } from '../engine/errors';
 import { revertDeploy } from '../engine/migrate';
 import type { Report } from '../engine/report';
+import { AfterCommitError, describeState } from '../lifecycle/after-commit';
 import { type DeployOutcome, runDeploy, snapshotId } from '../lifecycle/deploy';
 import type { SecretsPort, SnapshotPort } from '../lifecycle/ports';
 import { type MigrationSettings, parseProperties, UNREACHABLE_RETRY_MS } from './properties';
@@ -104,9 +105,10 @@ export function createHandlers(deps: HandlerDeps) {
         return { IsComplete: false };
       }
       metrics.add('MigrationFailures', 1);
-      // Thrown after migrations began only when the connection was lost for good: not "nothing was changed".
-      if (err instanceof OutcomeUnknownError)
-        throw new Error(await scrub(target, `Schema migration failed: ${err.message}.`));
+      // Thrown once migrations began (the connection lost for good, a step after they committed):
+      // the message says where the database is, never "nothing was changed".
+      if (err instanceof OutcomeUnknownError || err instanceof AfterCommitError)
+        throw new Error(await scrub(target, `Schema migration failed: ${err.message.replace(/\.$/, '')}.`));
       throw new Error(
         await scrub(target, `Schema migrations did not start: ${describeError(err)}. Nothing was changed.`),
       );
@@ -294,10 +296,12 @@ export function failureMessage(report: Report): string {
   const where = e.file ? `${e.file}${e.line ? `:${e.line}` : ''} ` : '';
   const state = e.sqlstate ? `SQLSTATE ${e.sqlstate}: ` : '';
   const version = report.to_version ?? 'none';
+  const changed = report.applied.length > 0 || report.from_version !== report.to_version;
+  const lockdownFailed = report.lockdown !== null && !report.lockdown.ok;
   const outcome = report.restored
     ? `The database was restored from snapshot ${report.snapshot} (version ${version}); the failed instance is kept as ${String(report.kept_as)}.`
-    : report.lockdown && !report.lockdown.ok
-      ? `Migrations are at version ${version}; the privilege lockdown check failed.`
+    : changed || lockdownFailed
+      ? `${describeState({ from: report.from_version, to: report.to_version, restore: 'none' })}${lockdownFailed ? ' The privilege lockdown did not complete; the next deploy re-asserts it.' : ''}`
       : `The database was left unchanged at version ${version}.`;
   return `Schema migration failed: ${where}${state}${e.message}. ${outcome}`;
 }

@@ -386,6 +386,91 @@ describe('Custom::SchemaMigrations handler', () => {
     }
   });
 
+  test('a connection cut in the lockdown after the migrations committed says the versions from the ledger, never "nothing was changed"', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const server = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    try {
+      const viaProxy = new URL(fixture.serverUrl);
+      viaProxy.host = `127.0.0.1:${proxy.port}`;
+      proxy.cutAfter(/SELECT rolname FROM pg_roles WHERE rolname = ANY/); // the lockdown's first read
+      const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+      const err = await deploy(dir, event('Update', 'd2', 'd1'), handlers(dir, viaProxy.toString())).catch((x) => x);
+      expect(proxy.cuts).toBe(1);
+      expect(err.message).toMatch(
+        /^Schema migration failed: lockdown failed: .*\. Version 2 before this deploy, 3 now \(read from the ledger\)\. Nothing was restored\. The privilege lockdown did not complete; the next deploy re-asserts it\.$/,
+      );
+      expect(err.message).not.toMatch(/did not start|Nothing was changed/);
+      expect(await tableNames(fixture.targetUrl)).toContain('speakers');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('when the restored database cannot be reached, the message says the restore happened and the version is unread', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    await query(fixture.targetUrl, insertActivities('dup', 'dup'));
+    const server = new URL(adminUrl());
+    const gate = await gatedPort({ host: server.hostname, port: Number(server.port) });
+    try {
+      const viaGate = new URL(fixture.serverUrl);
+      viaGate.host = `127.0.0.1:${gate.port}`;
+      const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
+      const unreachable: SnapshotPort = {
+        ensure: (id, tags) => local.ensure(id, tags),
+        list: () => local.list(),
+        delete: (id) => local.delete(id),
+        restoreStatus: (id) => local.restoreStatus(id),
+        keptAs: (id) => local.keptAs(id),
+        async restore(id, reason) {
+          const state = await local.restore(id, reason);
+          if (state === 'done') await gate.close(); // and never answers again
+          return state;
+        },
+      };
+      const dir = sopPlus({
+        '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+        '000004_unique_title.up.sql':
+          '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
+      });
+      const h = handlers(dir, viaGate.toString(), unreachable);
+      const e = event('Update', 'd2', 'd1');
+      await h.onEvent(e);
+      const shortContext = { getRemainingTimeInMillis: () => 12_000 }; // reconnects for 4 s
+      const err = await h.isComplete(e, shortContext).catch((x) => x);
+      expect(err.message).toMatch(
+        /^Schema migration failed: connecting to the restored database failed after the migrations had committed: cannot connect .*\. Version 2 before this deploy, unknown now \(the ledger could not be read\)\. The database was restored from snapshot .*; the failed one is kept as .*_failed_[0-9a-f]{8}\.$/,
+      );
+      expect(err.message).not.toMatch(/did not start|Nothing was changed/);
+    } finally {
+      await gate.dispose();
+    }
+  });
+
+  test('pruning old snapshots is best-effort: a snapshot that cannot be deleted never fails the deploy', async () => {
+    const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
+    const undeletable: SnapshotPort = {
+      ensure: (id, tags) => local.ensure(id, tags),
+      list: () => local.list(),
+      delete: async () => {
+        throw Object.assign(new Error('not authorized to delete the snapshot'), { name: 'AccessDenied' });
+      },
+      restoreStatus: (id) => local.restoreStatus(id),
+      keptAs: (id) => local.keptAs(id),
+      restore: (id, reason) => local.restore(id, reason),
+    };
+    const keepOne = (e: ProviderEvent) =>
+      ({ ...e, ResourceProperties: { ...e.ResourceProperties, SnapshotRetention: '1' } }) as ProviderEvent;
+    await deploy(SOP_MIGRATIONS, keepOne(event('Create', 'd1')), handlers(SOP_MIGRATIONS, undefined, undeletable));
+    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    const done = await deploy(dir, keepOne(event('Update', 'd2', 'd1')), handlers(dir, undefined, undeletable));
+    expect(done.Data).toMatchObject({ FromVersion: '2', ToVersion: '3', Applied: '1' });
+    expect(JSON.stringify(logs)).toMatch(
+      /old snapshots were not all deleted \(not authorized to delete the snapshot\)/,
+    );
+    expect(await fixture.snapshotDatabases()).toHaveLength(2);
+  });
+
   test('no secret appears in any log line or failure message, even where the server or the parser echoes it', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const app = fixture.secrets.appCredentials.password;
