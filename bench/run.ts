@@ -390,6 +390,7 @@ async function main(): Promise<void> {
     seconds,
     rows,
   };
+  writeFileSync(join(WORK, 'last-run.json'), `${JSON.stringify(result, null, 2)}\n`);
   if (FULL) {
     // Every full run is kept (runs/), so the README can give the spread across runs, not one run.
     const text = `${JSON.stringify(result, null, 2)}\n`;

@@ -115,8 +115,8 @@ export const SHAPES: readonly Shape[] = [
   },
   {
     id: 'prisma',
-    label: 'hoppscotch Prisma history (22 migrations, 23 tables)',
-    counts: [22],
+    label: 'hoppscotch Prisma history (21 migrations, 23 tables)',
+    counts: [21],
     tables: () => 23,
     steps: () => prismaSteps(),
   },
