@@ -86,8 +86,10 @@ export class PipelineStack extends Stack {
       envFromCfnOutputs: { MASTER_SECRET_ARN: db.outputs.MasterSecretArn, DATABASE_NAME: db.outputs.DatabaseName },
       commands: [
         'npm ci',
-        // The URL holds the password: it lives in this variable only, never in the log.
-        'export DATABASE_URL="$(node scripts/database-url-from-secret.mjs "$MASTER_SECRET_ARN" "$DATABASE_NAME")"',
+        // The URL holds the password: it lives in this variable only, never in the log. Assigned, then
+        // exported: `export X="$(…)"` exits 0 whatever the command did, and a failure must stop the step here.
+        'DATABASE_URL="$(node scripts/database-url-from-secret.mjs "$MASTER_SECRET_ARN" "$DATABASE_NAME")"',
+        'export DATABASE_URL',
         'npx orion-db status --json > status.json',
         'node scripts/require-up-to-date.mjs status.json',
       ],

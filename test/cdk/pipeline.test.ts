@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { App, type Stack } from 'aws-cdk-lib';
@@ -103,10 +105,37 @@ describe('the delivery pipeline', () => {
     const commands: string[] = JSON.parse(check.Properties.Source.BuildSpec).phases.build.commands;
     expect(commands).toEqual([
       'npm ci',
-      'export DATABASE_URL="$(node scripts/database-url-from-secret.mjs "$MASTER_SECRET_ARN" "$DATABASE_NAME")"',
+      'DATABASE_URL="$(node scripts/database-url-from-secret.mjs "$MASTER_SECRET_ARN" "$DATABASE_NAME")"',
+      'export DATABASE_URL',
       'npx orion-db status --json > status.json',
       'node scripts/require-up-to-date.mjs status.json',
     ]);
+  });
+
+  test('the staging check stops at the secret when it cannot be read, and hands the URL on when it can', () => {
+    const check = Object.values(template.findResources('AWS::CodeBuild::Project')).find((p) =>
+      JSON.stringify(p.Properties).includes('require-up-to-date'),
+    )!;
+    const commands: string[] = JSON.parse(check.Properties.Source.BuildSpec).phases.build.commands;
+    // The commands that build the URL, run as CodeBuild runs a phase (one shell, stopping at the first
+    // failing command), then a stand-in for `orion-db status` that says what it was given.
+    const urlCommands = commands.slice(
+      commands.indexOf('npm ci') + 1,
+      commands.findIndex((c) => c.includes('status')),
+    );
+    const step = (secretScript: string) => {
+      const dir = mkdtempSync(join(tmpdir(), 'orion-check-step-'));
+      mkdirSync(join(dir, 'scripts'));
+      writeFileSync(join(dir, 'scripts', 'database-url-from-secret.mjs'), secretScript);
+      const script = [...urlCommands, 'echo "reached status with $(printenv DATABASE_URL)"'].join('\n');
+      return spawnSync('bash', ['-e', '-c', script], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH } });
+    };
+    const denied = step('console.error("AccessDeniedException"); process.exit(1);');
+    expect(denied.status).not.toBe(0);
+    expect(denied.stdout).not.toMatch(/reached status/);
+    const read = step('process.stdout.write("postgres://u:p@h:5433/orion_staging");');
+    expect(read.status).toBe(0);
+    expect(read.stdout).toMatch(/reached status with postgres:\/\/u:p@h:5433\/orion_staging/);
   });
 
   test('the staging database admits the check step’s security group', () => {
@@ -368,7 +397,6 @@ describe('.github/workflows/deploy.yml', () => {
 });
 
 describe('scripts/require-up-to-date.mjs (the staging check)', () => {
-  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const script = join(__dirname, '..', '..', 'scripts', 'require-up-to-date.mjs');
   const check = (report: object) => {
     const dir = migrationsDir({ 'status.json': JSON.stringify(report) });
