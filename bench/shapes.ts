@@ -13,14 +13,12 @@ interface Step {
   name: string;
   up: string;
   down: string;
-  /** The up file's own layout (Prisma: `<version>_<name>/migration.sql`), when orion-db reads it as is. */
-  nativePath?: string;
 }
 
 export interface Shape {
   readonly id: string;
   readonly label: string;
-  /** Counts this shape runs at; a real history has its own. */
+  /** Counts this shape runs at (the first by `apply`, the rest by `scale`); a real history has its own. */
   readonly counts: readonly number[];
   /** Migrations before which a commit is needed (an enum value added earlier is used): the floor commits there too. */
   readonly commitBefore?: (n: number) => boolean;
@@ -30,6 +28,8 @@ export interface Shape {
   readonly tables: (count: number) => number;
   /** The history's steps. */
   steps(count: number): Step[];
+  /** The history's own folder, which orion-db reads as is once its engine knows the layout. */
+  readonly nativeDir?: string;
 }
 
 const table = (n: number, columns: string) => `CREATE TABLE t_${n} (${columns});\n`;
@@ -68,7 +68,7 @@ export const SHAPES: readonly Shape[] = [
   {
     id: 'index-fk',
     label: 'table + row + foreign key to the previous table + index per file',
-    counts: [300, 1000, 3000],
+    counts: [300, 1000],
     tables: (count) => count,
     steps: (count) =>
       generated(
@@ -85,7 +85,7 @@ export const SHAPES: readonly Shape[] = [
   {
     id: 'function',
     label: 'table + PL/pgSQL trigger function + trigger + row per file',
-    counts: [300, 1000, 3000],
+    counts: [300, 1000],
     tables: (count) => count,
     steps: (count) =>
       generated(
@@ -100,7 +100,7 @@ export const SHAPES: readonly Shape[] = [
   {
     id: 'enum',
     label: `enum value added every ${ENUM_EVERY} files and used by the next (split batches)`,
-    counts: [300, 1000, 3000],
+    counts: [300, 1000],
     commitBefore: (n) => n > 1 && (n - 1) % ENUM_EVERY === 0,
     expectedSplits: (count) => Math.floor((count - 1) / ENUM_EVERY),
     tables: (count) => count,
@@ -119,6 +119,7 @@ export const SHAPES: readonly Shape[] = [
     counts: [21],
     tables: () => 23,
     steps: () => prismaSteps(),
+    nativeDir: PRISMA_CORPUS,
   },
 ];
 
@@ -137,7 +138,6 @@ function prismaSteps(): Step[] {
         name: m[2],
         up: readFileSync(join(PRISMA_CORPUS, dir, 'migration.sql'), 'utf8'),
         down: '',
-        nativePath: join(dir, 'migration.sql'),
       };
     });
 }
