@@ -27,6 +27,10 @@ async function run(ctx: CommandContext): Promise<Report> {
       return (await import('../cli/commands/copy')).copy(ctx);
     case 'lint':
       return (await import('../cli/commands/lint')).lint(ctx);
+    case 'drift':
+      return (await import('../cli/commands/drift')).drift(ctx);
+    case 'inventory':
+      return (await import('../cli/commands/inventory')).inventory(ctx);
     case 'new':
       return (await import('../cli/commands/new')).newMigration(ctx);
     default:

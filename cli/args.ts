@@ -5,7 +5,19 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../lambda/engine/directives';
 import { BadInputError } from '../lambda/engine/errors';
 
-export const COMMANDS = ['status', 'plan', 'migrate', 'down', 'lint', 'verify', 'new', 'up', 'copy'] as const;
+export const COMMANDS = [
+  'status',
+  'plan',
+  'migrate',
+  'down',
+  'lint',
+  'verify',
+  'new',
+  'up',
+  'copy',
+  'drift',
+  'inventory',
+] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface CliOptions {
@@ -34,6 +46,14 @@ export interface CliOptions {
   /** up --database-url: set the application's password from .orion/secrets.json. */
   readonly setAppPassword: boolean;
   readonly cwd: string;
+  /** drift: build the reference on this server instead of the live one. */
+  readonly devUrl?: string;
+  /** inventory: write the inventory to this file. */
+  readonly output?: string;
+  /** inventory: compare with the inventory saved in this file. */
+  readonly compare?: string;
+  /** inventory --compare: the drop in a table's row count (percent) that fails the comparison. */
+  readonly tolerancePct: number;
 }
 
 export const USAGE = `Usage: orion-db <command> [options]
@@ -48,6 +68,10 @@ Commands:
   copy     --from SRC --to URL [--tables a,b] [--batch-size 1000] [--checkpoint FILE] [--truncate] [--json]
   new      NAME                                                create the next up/down pair
   up       [--migrations DIR] [--database-url URL] [--set-app-password] [--json]
+  drift    [--database-url URL] [--migrations DIR] [--dev-url URL] [--role OWNER] [--json]
+                                                               the live schema vs a replay of its applied migrations
+  inventory [--database-url URL] [--output FILE] [--compare FILE] [--tolerance PCT] [--json]
+                                                               row counts, sizes, unexpected and missing tables
                                                                the full deploy lifecycle (embedded PostgreSQL by default)
 
 SRC is sqlite:///relative/path.db, sqlite:////absolute/path.db or a postgres:// URL.
@@ -75,6 +99,9 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1_000_000)
     throw new BadInputError(`--batch-size must be a whole number of rows from 1 to 1000000, got "${v['batch-size']}"`);
   if (v.role !== undefined && v['no-role']) throw new BadInputError('--role and --no-role exclude each other');
+  const tolerancePct = v.tolerance !== undefined ? Number(v.tolerance) : 0;
+  if (!(tolerancePct >= 0 && tolerancePct <= 100))
+    throw new BadInputError(`--tolerance must be a percentage from 0 to 100, got "${v.tolerance}"`);
   const sample = v.sample !== undefined ? Number(v.sample) : undefined;
   if (sample !== undefined && !(sample > 0 && sample <= 1))
     throw new BadInputError(`--sample must be a fraction in (0, 1], got "${v.sample}"`);
@@ -102,6 +129,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
     noRole: v['no-role']!,
     setAppPassword: v['set-app-password']!,
     cwd,
+    devUrl: v['dev-url'],
+    output: v.output,
+    compare: v.compare,
+    tolerancePct,
   };
 }
 
@@ -133,6 +164,10 @@ function parseOptions(rest: readonly string[]) {
         role: { type: 'string' },
         'no-role': { type: 'boolean', default: false },
         'set-app-password': { type: 'boolean', default: false },
+        'dev-url': { type: 'string' },
+        output: { type: 'string' },
+        compare: { type: 'string' },
+        tolerance: { type: 'string' },
       },
     });
   } catch (err: any) {

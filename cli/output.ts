@@ -2,6 +2,8 @@
  * Human rendering of a report.
  */
 import type { Report } from '../lambda/engine/report';
+import { renderDrift } from './commands/drift';
+import { renderInventory } from './commands/inventory';
 
 export function renderReport(r: Report): string {
   const lines: string[] = [];
@@ -76,6 +78,10 @@ export function renderReport(r: Report): string {
           `no unique-key conflicts in --from (${r.unique_keys_checked} keys checked)`,
       );
     }
+  } else if (r.command === 'drift') {
+    lines.push(...renderDrift(r));
+  } else if (r.command === 'inventory') {
+    lines.push(...renderInventory(r));
   } else if (r.command === 'copy' && r.ok) {
     const tables = (r.tables as { table: string; copied: number; resumed_from: number; ms: number }[]) ?? [];
     for (const t of tables)

@@ -81,6 +81,30 @@ export async function isBootstrapped(client: ClientBase, owner: string): Promise
   return rows[0].b;
 }
 
+/**
+ * The lifecycle's roles, as a database it locked down shows them: `owner` (given), the group role its
+ * default privileges grant tables to, and the LOGIN member of that group (not a rotation clone).
+ * Undefined when the database was not bootstrapped for `owner`, or never locked down.
+ */
+export async function inferRoles(
+  client: ClientBase,
+  owner: string,
+): Promise<Omit<LockdownRoles, 'database'> | undefined> {
+  if (!(await isBootstrapped(client, owner))) return undefined;
+  const { rows } = await client.query(
+    `SELECT g.rolname AS "group",
+            (SELECT m.rolname FROM pg_auth_members am JOIN pg_roles m ON m.oid = am.member
+              WHERE am.roleid = g.oid AND m.rolcanlogin AND m.rolname NOT LIKE '%\\_clone' ORDER BY 1 LIMIT 1) AS app
+       FROM pg_default_acl d, aclexplode(d.defaclacl) a, pg_roles g
+      WHERE g.oid = a.grantee AND a.grantee <> d.defaclrole AND a.privilege_type = 'SELECT'
+        AND d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND d.defaclnamespace = 0 AND d.defaclobjtype = 'r'
+      ORDER BY 1 LIMIT 1`,
+    [owner],
+  );
+  if (!rows[0]?.app) return undefined;
+  return { owner, group: rows[0].group, app: rows[0].app };
+}
+
 export async function checkDrift(options: CheckDriftOptions): Promise<DriftResult> {
   const { client } = options;
   return withMigrationLock(client, { lockWaitMs: options.lockWaitMs }, async () => {
