@@ -5,7 +5,8 @@
  */
 import { type CliOptions, parseCli } from '../cli/args';
 import { type CommandContext, exitCodeOf } from '../cli/context';
-import { renderReport } from '../cli/output';
+import { helpRequested } from '../cli/help';
+import { renderErrors, renderReport } from '../cli/output';
 import { asServerError, OrionError } from '../lambda/engine/errors';
 import { addError, emptyReport, type Report } from '../lambda/engine/report';
 
@@ -41,14 +42,21 @@ async function run(ctx: CommandContext): Promise<Report> {
 /** Runs the CLI; returns the exit code. Exported for tests. */
 export async function main(argv: readonly string[], env = process.env, cwd = process.cwd()): Promise<number> {
   const progress = (line: string) => process.stderr.write(line + '\n');
+  const help = helpRequested(argv);
+  if (help) {
+    process.stdout.write(help + '\n');
+    return 0;
+  }
   let options: CliOptions | undefined;
   let report: Report;
   let exitCode = 0;
+  let threw = false;
   try {
     options = parseCli(argv, env, cwd);
     report = await run({ options, progress });
     exitCode = exitCodeOf(report);
   } catch (thrown) {
+    threw = true;
     // The server's refusal (a SQLSTATE) is one sentence, not an internal error with a stack trace.
     const err = asServerError(options?.command ?? argv[0] ?? 'orion-db', thrown);
     report = addError(emptyReport(options?.command ?? argv[0] ?? ''), err);
@@ -57,7 +65,8 @@ export async function main(argv: readonly string[], env = process.env, cwd = pro
   }
   if (options?.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else {
-    const text = renderReport(report);
+    // A command that threw has no state to show: its errors only (no "current version: none").
+    const text = threw ? renderErrors(report) : renderReport(report);
     if (text) (exitCode === 0 ? process.stdout : process.stderr).write(text + '\n');
   }
   return exitCode;

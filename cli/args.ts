@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../lambda/engine/directives';
 import { BadInputError } from '../lambda/engine/errors';
+import { COMMAND_HELP, usage } from './help';
 
 export const COMMANDS = [
   'status',
@@ -19,6 +20,8 @@ export const COMMANDS = [
   'inventory',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
+/** Every command has its entry in help.ts (a compile error otherwise). */
+export const HELP: Record<CommandName, unknown> = COMMAND_HELP;
 
 export interface CliOptions {
   readonly command: CommandName;
@@ -56,31 +59,12 @@ export interface CliOptions {
   readonly tolerancePct: number;
 }
 
-export const USAGE = `Usage: orion-db <command> [options]
-
-Commands:
-  status   [--database-url URL] [--migrations DIR] [--json]   applied and pending versions
-  plan     [--to VERSION] [...]                                what migrate would do; changes nothing
-  migrate  [--to VERSION] [--dry-run] [--allow-out-of-order] [--lock-timeout 60s] [--role ROLE | --no-role] [...]
-  down     --to VERSION [--role ROLE | --no-role] [...]        revert with the stored down scripts
-  lint     [FILES...] [--json]                                 check migrations for dangerous SQL
-  verify   --from SRC --to URL [--tables a,b] [--sample 0.05] [--json]
-  copy     --from SRC --to URL [--tables a,b] [--batch-size 1000] [--checkpoint FILE] [--truncate] [--json]
-  new      NAME                                                create the next up/down pair
-  up       [--migrations DIR] [--database-url URL] [--set-app-password] [--json]
-  drift    [--database-url URL] [--migrations DIR] [--dev-url URL] [--role OWNER] [--json]
-                                                               the live schema vs a replay of its applied migrations
-  inventory [--database-url URL] [--output FILE] [--compare FILE] [--tolerance PCT] [--json]
-                                                               row counts, sizes, unexpected and missing tables
-                                                               the full deploy lifecycle (embedded PostgreSQL by default)
-
-SRC is sqlite:///relative/path.db, sqlite:////absolute/path.db or a postgres:// URL.
---database-url defaults to $DATABASE_URL. Exit codes: 0 ok, 1 a migration or check failed,
-2 bad input or usage (nothing ran), 3 the migration lock was not acquired in time.`;
+/** The overview; each command's entry is in help.ts. */
+const USAGE = usage();
 
 export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): CliOptions {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') throw new BadInputError(USAGE);
+  if (!command) throw new BadInputError(USAGE); // help itself (exit 0) is answered before parsing: help.ts
   if (!(COMMANDS as readonly string[]).includes(command))
     throw new BadInputError(`unknown command "${command}"\n\n${USAGE}`);
   const parsed = parseOptions(rest);

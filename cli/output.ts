@@ -17,6 +17,11 @@ export function renderReport(r: Report): string {
         `  incomplete ${i.version}: ${i.statements_done} statement(s) ran before it stopped; "orion-db migrate" resumes it`,
       );
     }
+    const f = r.last_failure as LastFailure | undefined;
+    if (f) {
+      const where = `${f.file ?? `${f.version} ${f.name}`}${f.line ? `:${f.line}` : ''}`;
+      lines.push(`  last failure: ${where} at ${f.at}: ${f.sqlstate ? `SQLSTATE ${f.sqlstate}: ` : ''}${f.message}`);
+    }
   } else if (r.command === 'plan') {
     // A plan that failed (a file that is no migration, an edited one) has no pending list to speak of.
     if (!r.ok) lines.push(`plan FAILED at version ${version(r.from_version)}`);
@@ -32,9 +37,19 @@ export function renderReport(r: Report): string {
   } else if (r.command === 'migrate' || r.command === 'down' || r.command === 'up') {
     const verb =
       r.command === 'down' ? (r.dry_run ? 'would revert' : 'reverted') : r.dry_run ? 'would apply' : 'applied';
-    lines.push(
-      `${r.ok ? 'ok' : 'FAILED'}: ${version(r.from_version)} → ${version(r.to_version)}, ${verb} ${r.applied.length}, pending ${r.pending.length}`,
-    );
+    if (r.restored) {
+      // What ran before the failure was undone by the restore: nothing is "applied".
+      const undone = r.applied.map((a) => a.version).join(', ');
+      lines.push(
+        `FAILED: restored to version ${version(r.to_version)} from the snapshot taken before` +
+          `${undone ? ` (undoing ${undone})` : ''}, pending ${r.pending.length}`,
+      );
+      if (r.kept_as) lines.push(`the failed database is kept as ${r.kept_as}, to inspect; drop it when done`);
+    } else {
+      lines.push(
+        `${r.ok ? 'ok' : 'FAILED'}: ${version(r.from_version)} → ${version(r.to_version)}, ${verb} ${r.applied.length}, pending ${r.pending.length}`,
+      );
+    }
     for (const b of (r.batch_splits as { after: string; before: string; reason: string }[] | undefined) ?? [])
       lines.push(`batch split: committed after ${b.after}, before ${b.before}: ${b.reason}`);
     for (const k of (r.skipped as { version: string; name: string; reason: string }[] | undefined) ?? [])
@@ -42,11 +57,12 @@ export function renderReport(r: Report): string {
     if (r.snapshot) lines.push(`snapshot: ${r.snapshot}${r.restored ? ' (restored)' : ''}`);
     if (r.backup) lines.push(`not restored; the backup taken before is ${r.backup}`);
     for (const n of (r.notes as string[] | undefined) ?? []) lines.push(`note: ${n}`);
-    if (r.lockdown)
-      lines.push(
-        `lockdown: ${r.lockdown.ok ? 'ok' : 'FAILED'} (${r.lockdown.checks.length} checks)${r.lockdown.corrected.length ? `, corrected: ${r.lockdown.corrected.join('; ')}` : ''}`,
-      );
+    if (r.lockdown) lines.push(...lockdownLines(r.lockdown));
     if (r.app_url) lines.push(`application connection: ${r.app_url}\n  password: ${r.app_password_from}`);
+    if (r.admin_url)
+      lines.push(
+        `admin connection (status, plan, migrate, down): ${r.admin_url}\n  password: ${r.admin_password_from}`,
+      );
   } else if (r.command === 'lint' && r.diagnostics) {
     const diagnostics =
       (r.diagnostics as {
@@ -94,9 +110,44 @@ export function renderReport(r: Report): string {
   } else if (r.ok) {
     lines.push('ok');
   }
-  for (const e of r.errors) {
-    const where = e.file ? `${e.file}${e.line ? `:${e.line}${e.column ? `:${e.column}` : ''}` : ''}: ` : '';
-    lines.push(`error: ${where}${e.sqlstate ? `SQLSTATE ${e.sqlstate}: ` : ''}${e.message}`);
-  }
+  if (r.errors.length) lines.push(renderErrors(r));
   return lines.join('\n');
+}
+
+/** The report's errors alone: what a command that threw (and so has no state to show) prints. */
+export function renderErrors(r: Report): string {
+  return r.errors
+    .map((e) => {
+      const where = e.file ? `${e.file}${e.line ? `:${e.line}${e.column ? `:${e.column}` : ''}` : ''}: ` : '';
+      return `error: ${where}${e.sqlstate ? `SQLSTATE ${e.sqlstate}: ` : ''}${e.message}`;
+    })
+    .join('\n');
+}
+
+interface LastFailure {
+  version: string;
+  name: string;
+  file?: string;
+  line?: number;
+  at: string;
+  sqlstate?: string;
+  message: string;
+}
+
+/** Lines of text output stay readable; --json has every word. */
+export const MAX_LINE = 120;
+
+function clip(line: string): string {
+  return line.length <= MAX_LINE ? line : `${line.slice(0, MAX_LINE - 20)}… (--json lists all)`;
+}
+
+/** The lockdown's result, then every correction it made, one per line. */
+function lockdownLines(l: Report['lockdown'] & {}): string[] {
+  const failed = l.checks.filter((c) => !c.ok);
+  return [
+    `lockdown: ${l.ok ? 'ok' : 'FAILED'} (${l.checks.length} checks${failed.length ? `, ${failed.length} failed` : ''})` +
+      `${l.corrected.length ? `, corrected ${l.corrected.length}:` : ''}`,
+    ...l.corrected.map((c) => clip(`  corrected: ${c}`)),
+    ...failed.map((c) => clip(`  failed: ${c.name}${c.detail ? `: ${c.detail}` : ''}`)),
+  ];
 }

@@ -5,10 +5,10 @@
 import { resolve } from 'node:path';
 import type { Client } from 'pg';
 import { planBatches } from '../../lambda/engine/batches';
-import { connect } from '../../lambda/engine/db';
+import { connect, isUnreachable } from '../../lambda/engine/db';
 import { BadInputError, OrionError } from '../../lambda/engine/errors';
 import { loadMigrations, type Migration, prepareScripts } from '../../lambda/engine/files';
-import { readLedger } from '../../lambda/engine/ledger';
+import { readLastFailure, readLedger } from '../../lambda/engine/ledger';
 import { down, migrate, type RunEvent, readPlan } from '../../lambda/engine/migrate';
 import { planMigrations } from '../../lambda/engine/plan';
 import {
@@ -20,7 +20,10 @@ import {
   versionString,
 } from '../../lambda/engine/report';
 import { loadParser } from '../../lambda/engine/sql';
+import { DEFAULT_ROLES } from '../../lambda/lifecycle/names';
 import { type CommandContext, setExitCode } from '../context';
+import { warnAboutLint } from '../lint-warnings';
+import { localDatabase, STATE_DIR } from '../local-database';
 import { migrationRole } from './run-as';
 
 /**
@@ -33,9 +36,10 @@ async function open(
   { mayParse = false } = {},
 ): Promise<{ migrations: Migration[]; client: Client }> {
   const { options } = ctx;
-  const connecting = options.databaseUrl
-    ? connect(options.databaseUrl, { applicationName: `orion-db ${options.command}` })
-    : undefined;
+  // No URL given: the local server npm start left running, as its admin user.
+  const local = options.databaseUrl ? undefined : await localDatabase(options.cwd);
+  const url = options.databaseUrl ?? local?.url;
+  const connecting = url ? connect(url, { applicationName: `orion-db ${options.command}` }) : undefined;
   connecting?.catch(() => {}); // awaited below, once the files are known to be good
   if (mayParse) loadParser().catch(() => {}); // a load failure is reported where the parser is awaited
   let migrations: Migration[];
@@ -48,10 +52,37 @@ async function open(
   }
   if (!connecting) {
     throw new BadInputError(
-      'no database given: pass --database-url URL or set DATABASE_URL (or run "orion-db up" for the embedded database)',
+      'no database given: pass --database-url URL or set DATABASE_URL, or start the local server with "npm start" ' +
+        '(orion-db up), which these commands then use',
     );
   }
-  return { migrations, client: await connecting };
+  if (!local) return { migrations, client: await connecting };
+  let client: Client;
+  try {
+    client = await connecting;
+  } catch (err) {
+    if (!isUnreachable(err)) throw err;
+    throw new BadInputError(
+      `no database given, and the local server in ${STATE_DIR}/ (${local.shown}) is not running: ` +
+        'start it with "npm start" (orion-db up), or pass --database-url URL or set DATABASE_URL',
+    );
+  }
+  ctx.progress(`using the local server in ${STATE_DIR}/: ${local.shown} (password from ${local.passwordFrom})`);
+  return { migrations, client };
+}
+
+/**
+ * The application role's URL (the one "npm start" prints first) may not read the ledger: say which
+ * URL to use instead of the server's bare "permission denied for table orion_schema_history".
+ */
+function explainLedgerDenied(err: unknown, user: string | undefined): unknown {
+  const e = err as { code?: string; message?: string };
+  if (e?.code !== '42501' || !e.message?.includes('orion_schema_history')) return err;
+  const who = user?.startsWith(DEFAULT_ROLES.app) ? `${user} is the application role, which` : `${user ?? 'this user'}`;
+  return new BadInputError(
+    `${who} may not read the ledger (orion_schema_history): use the admin URL instead ` +
+      '(locally "npm start" prints it, password in .orion/secrets.json; or give no URL to use the local server)',
+  );
 }
 
 /**
@@ -80,7 +111,22 @@ export async function status(ctx: CommandContext): Promise<Report> {
     report.incomplete = ledger
       .filter((r) => r.status === 'incomplete')
       .map((r) => ({ version: r.version.toString(), name: r.name, statements_done: r.statementsDone ?? 0 }));
+    // The last failed attempt, unless its version has been applied since: why the pending are pending.
+    const failure = await readLastFailure(client);
+    if (failure && !appliedVersions.has(failure.version)) {
+      report.last_failure = {
+        version: failure.version.toString(),
+        name: failure.name,
+        file: migrations.find((m) => m.version === failure.version)?.up.file,
+        line: failure.line ?? undefined,
+        at: failure.at.toISOString(),
+        sqlstate: failure.sqlstate ?? undefined,
+        message: failure.message,
+      };
+    }
     return report;
+  } catch (err) {
+    throw explainLedgerDenied(err, client.user);
   } finally {
     await client.end();
   }
@@ -111,6 +157,8 @@ export async function plan(ctx: CommandContext): Promise<Report> {
     );
     report.batch_splits = batches.flatMap((b) => (b.split ? [splitReport(b.split)] : []));
     return report;
+  } catch (err) {
+    throw explainLedgerDenied(err, client.user);
   } finally {
     await client.end();
   }
@@ -120,6 +168,12 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
   const { migrations, client } = await open(ctx, { mayParse: true });
   try {
     const o = ctx.options;
+    const pending = (await readPlan(client, migrations, { allowOutOfOrder: o.allowOutOfOrder, to: o.to })).pending;
+    await warnAboutLint(
+      resolve(o.cwd, o.migrationsDir),
+      pending.map((p) => p.migration.up.file),
+      ctx.progress,
+    );
     const role = await migrationRole(client, o, ctx.progress);
     const result = await migrate(client, migrations, {
       role,
@@ -130,13 +184,15 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
       onEvent: progressPrinter(ctx.progress, o.dryRun),
     });
     return applyRunResult(emptyReport('migrate'), result);
+  } catch (err) {
+    throw explainLedgerDenied(err, client.user);
   } finally {
     await client.end().catch(() => {});
   }
 }
 
 export async function runDown(ctx: CommandContext): Promise<Report> {
-  const { client } = await open(ctx); // the folder is validated, but down uses the scripts stored at apply time
+  const { migrations, client } = await open(ctx); // down runs the scripts stored at apply time, not the files
   try {
     const o = ctx.options;
     const role = await migrationRole(client, o, ctx.progress);
@@ -149,7 +205,16 @@ export async function runDown(ctx: CommandContext): Promise<Report> {
     });
     const report = applyRunResult(emptyReport('down'), result);
     report.reverted = report.applied;
+    // Pending as status counts it: every file of the folder not applied now, the reverted ones included.
+    if (!o.dryRun && !result.error) {
+      const applied = new Set((await readLedger(client)).filter((r) => r.status === 'applied').map((r) => r.version));
+      report.pending = migrations
+        .filter((m) => !applied.has(m.version))
+        .map((m) => ({ version: m.version.toString(), name: m.name }));
+    }
     return report;
+  } catch (err) {
+    throw explainLedgerDenied(err, client.user);
   } finally {
     await client.end().catch(() => {});
   }

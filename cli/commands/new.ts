@@ -4,11 +4,9 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BadInputError } from '../../lambda/engine/errors';
-import { parseFileName } from '../../lambda/engine/files';
+import { MIGRATION_NAME, MIGRATION_NAME_RULE, parseFileName } from '../../lambda/engine/files';
 import { emptyReport, type Report } from '../../lambda/engine/report';
 import type { CommandContext } from '../context';
-
-const NAME = /^[a-z0-9][a-z0-9_]*$/;
 
 export function nextVersion(existing: readonly string[], now: Date): string {
   const migrations = existing.filter((f) => parseFileName(f) !== undefined);
@@ -26,8 +24,9 @@ export function nextVersion(existing: readonly string[], now: Date): string {
 
 export function newMigration(ctx: CommandContext): Report {
   const name = ctx.options.positionals[0];
-  if (!NAME.test(name))
-    throw new BadInputError(`migration name "${name}" must be lower-case snake_case: letters, digits and "_"`);
+  // The loader's own rule, so whatever new creates is a name the loader accepts.
+  if (!MIGRATION_NAME.test(name))
+    throw new BadInputError(`migration name "${name}" may use only ${MIGRATION_NAME_RULE}`);
   const dir = resolve(ctx.options.cwd, ctx.options.migrationsDir);
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
   const version = nextVersion(readdirSync(dir), new Date());

@@ -21,6 +21,7 @@ import { ensureLocalServer } from '../../lambda/local/local-server';
 import { FileSecrets } from '../../lambda/local/secrets';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
 import type { CommandContext } from '../context';
+import { warnAboutLint } from '../lint-warnings';
 import { progressPrinter } from './migrations';
 
 interface Target {
@@ -65,6 +66,7 @@ export async function up(ctx: CommandContext): Promise<Report> {
         dir: join(stateDir, 'backups'),
       });
     }
+    await warnAboutLint(resolve(options.cwd, options.migrationsDir), undefined, progress);
     const config: DeployConfig = {
       serverUrl,
       roles,
@@ -84,6 +86,12 @@ export async function up(ctx: CommandContext): Promise<Report> {
         outcome.report.app_password_from = setAppPassword
           ? `${files.path} ("appPassword")`
           : 'unchanged: not set on a server orion-db up did not start (--set-app-password sets it from .orion/secrets.json)';
+        if (ours) {
+          // The URL for status/plan/migrate/down (which use it by themselves when given no URL): the
+          // application's may not read the ledger.
+          outcome.report.admin_url = redactUrl(withDatabase(withUser(serverUrl, master.username), database));
+          outcome.report.admin_password_from = `${files.path} ("masterPassword")`;
+        }
         return outcome.report;
       }
       progress(`waiting: ${outcome.reason}`);

@@ -31,12 +31,40 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     await client.connect();
   } catch (err: any) {
     await client.end().catch(() => {});
+    const network = networkProblem(err);
+    if (network)
+      throw new ConnectionError(`could not connect to ${hostPort(url)}: ${network} (${redactUrl(url)})`, err.code);
     throw new ConnectionError(
-      `cannot connect to ${redactUrl(url)}: ${scrub(err.message ?? String(err), url)}`,
+      `could not connect to ${redactUrl(url)}: ${scrub(err.message ?? String(err), url)}`,
       err.code,
     );
   }
   return client;
+}
+
+/** A network failure in words (the server never answered), or undefined for a server's refusal. */
+function networkProblem(err: { code?: string; message?: string }): string | undefined {
+  const words: Record<string, string> = {
+    ECONNREFUSED: 'connection refused (is the server running, on this port?)',
+    ENOTFOUND: 'no such host',
+    EAI_AGAIN: 'the host name could not be resolved (DNS), try again',
+    ECONNRESET: 'the connection was reset',
+    ETIMEDOUT: 'the connection timed out',
+    EHOSTUNREACH: 'the host is unreachable',
+    ENETUNREACH: 'the network is unreachable',
+  };
+  if (err.code && words[err.code]) return words[err.code];
+  if (/timeout expired|connection timeout/i.test(err.message ?? '')) return 'no answer within the connect timeout';
+  return undefined;
+}
+
+function hostPort(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}:${u.port || '5432'}`;
+  } catch {
+    return '<unparseable database URL>';
+  }
 }
 
 /** Not reachable (yet): no DNS answer, nothing listening, no route, a timeout, or the server starting up. */
@@ -53,7 +81,7 @@ const UNREACHABLE = new Set([
 
 export function isUnreachable(err: unknown): boolean {
   if (!(err instanceof ConnectionError)) return false;
-  return UNREACHABLE.has(err.sqlstate ?? '') || /timeout expired|connection timeout/i.test(err.message);
+  return UNREACHABLE.has(err.code ?? '') || /timeout expired|connection timeout|no answer within/i.test(err.message);
 }
 
 /**
@@ -76,7 +104,7 @@ export async function connectWhenReachable(
         if (attempt === 1) throw err;
         throw new ConnectionError(
           `${(err as ConnectionError).message} (unreachable for ${Math.round(options.retryForMs / 1000)} s, ${attempt} attempts)`,
-          (err as ConnectionError).sqlstate,
+          (err as ConnectionError).code,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, wait));

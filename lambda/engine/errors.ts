@@ -105,12 +105,16 @@ export class LockTimeoutError extends OrionError {
 /** The database could not be reached or refused the login; nothing was run. */
 export class ConnectionError extends OrionError {
   readonly exitCode = 2 as const;
+  /** Only a server's refusal has one; a network failure (ECONNREFUSED, …) is not a SQLSTATE. */
+  readonly sqlstate?: string;
   constructor(
     message: string,
-    readonly sqlstate?: string,
+    /** The server's SQLSTATE or the network's error code (ECONNREFUSED, ENOTFOUND, …). */
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'ConnectionError';
+    this.sqlstate = code && SQLSTATE.test(code) ? code : undefined;
   }
   toEntries(): ErrorEntry[] {
     return [{ sqlstate: this.sqlstate, message: this.message }];
@@ -149,6 +153,8 @@ export class ServerError extends OrionError {
     return [{ sqlstate: this.sqlstate, message: this.message.replace(`SQLSTATE ${this.sqlstate}: `, '') }];
   }
 }
+
+const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 /** A server error (one with a SQLSTATE) as a ServerError of `step`; anything else unchanged. */
 export function asServerError(step: string, err: unknown): unknown {

@@ -56,8 +56,11 @@ export interface Migration {
   readonly down?: MigrationScript;
 }
 
+/** The one naming rule for a migration's name (DESIGN.md), used by the loader and `orion-db new`. */
+export const MIGRATION_NAME = /^[A-Za-z0-9_.-]+$/;
+export const MIGRATION_NAME_RULE = 'letters, digits, "_", "." and "-"';
 // golang-migrate's pattern, narrowed to the characters DESIGN.md allows in a name.
-const FILE_NAME = /^(\d+)_([A-Za-z0-9_.-]+)\.(up|down)\.sql$/;
+const FILE_NAME = new RegExp(`^(\\d+)_(${MIGRATION_NAME.source.slice(1, -1)})\\.(up|down)\\.sql$`);
 const MAX_VERSION = 9223372036854775807n; // the ledger's bigint
 
 /** Parses a migration file name; returns undefined for a name that is not a migration. */
@@ -94,7 +97,7 @@ export async function loadMigrations(dir: string, options: { parse?: boolean } =
       const parsed = parseFileName(file);
       if (!parsed) {
         throw new BadInputError(
-          'bad migration file name: expected NNNNNN_name.up.sql or NNNNNN_name.down.sql, name of letters, digits, "_", "." and "-"',
+          `bad migration file name: expected NNNNNN_name.up.sql or NNNNNN_name.down.sql, name of ${MIGRATION_NAME_RULE}`,
           { file },
         );
       }

@@ -93,6 +93,37 @@ export async function readLedger(client: ClientBase): Promise<LedgerRow[]> {
   }));
 }
 
+/** A failed (or interrupted) attempt, as recorded. */
+export interface FailedAttempt {
+  readonly version: bigint;
+  readonly name: string;
+  /** When the attempt started. */
+  readonly at: Date;
+  readonly line: number | null;
+  readonly sqlstate: string | null;
+  readonly message: string;
+}
+
+/** The most recent failed attempt, or undefined (also when there is no ledger yet). */
+export async function readLastFailure(client: ClientBase): Promise<FailedAttempt | undefined> {
+  const { rows } = await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists`);
+  if (!rows[0].exists) return undefined;
+  const result = await client.query(
+    `SELECT version::text, name, applied_at, failed_line, sqlstate, message
+       FROM ${LEDGER_TABLE} WHERE status = 'failed' ORDER BY id DESC LIMIT 1`,
+  );
+  const r = result.rows[0];
+  if (!r) return undefined;
+  return {
+    version: BigInt(r.version),
+    name: r.name,
+    at: r.applied_at,
+    line: r.failed_line,
+    sqlstate: r.sqlstate,
+    message: r.message ?? '',
+  };
+}
+
 /** The down scripts stored with these rows, by row id (null where none was stored). */
 export async function readDownScripts(client: ClientBase, ids: readonly bigint[]): Promise<Map<bigint, string | null>> {
   const { rows } = await client.query(`SELECT id, down_sql FROM ${LEDGER_TABLE} WHERE id = ANY($1::bigint[])`, [

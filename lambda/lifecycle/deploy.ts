@@ -418,7 +418,10 @@ async function finishRestore(
   progress.step = 'connecting to the restored database';
   const restored = await as(config.roles.database);
   try {
-    const version = versionString((await readPlan(restored, migrations, { allowOutOfOrder: true })).currentVersion);
+    const plan = await readPlan(restored, migrations, { allowOutOfOrder: true });
+    const version = versionString(plan.currentVersion);
+    // Pending as the restored database has it: what ran before the failure is pending again.
+    report.pending = plan.pending.map((p) => ({ version: p.migration.version.toString(), name: p.migration.name }));
     if (report.from_version !== undefined && report.from_version !== null && version !== report.from_version) {
       addError(
         report,

@@ -232,7 +232,7 @@ describe('orion-db migrate / status / plan / down', () => {
     const wrong = url.replace(/:[^:@/]+@/, `:${secret}@`);
     const run = await runCli(['migrate', '--database-url', wrong, '--migrations', SOP_MIGRATIONS, '--json']);
     expect(run.code).toBe(2);
-    expect(run.json().errors[0].message).toMatch(/password authentication failed|cannot connect/);
+    expect(run.json().errors[0].message).toMatch(/password authentication failed|could not connect/);
     expect(run.stdout + run.stderr).not.toContain(secret);
     expect(run.stdout).toContain('***');
     const text = await runCli(['status', '--database-url', wrong, '--migrations', SOP_MIGRATIONS]);
@@ -264,9 +264,14 @@ describe('orion-db migrate / status / plan / down', () => {
       '--json',
     ]);
     expect(run.code).toBe(2);
-    expect(run.json().errors[0].message).toMatch(
-      /cannot connect to postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db: .*ECONNREFUSED/,
+    const error = run.json().errors[0];
+    expect(error.message).toMatch(
+      /^could not connect to 127\.0\.0\.1:1: connection refused .*postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db/,
     );
+    expect(error.sqlstate).toBeUndefined(); // ECONNREFUSED is the network's word, not a SQLSTATE
+    const text = await runCli(['status', '--database-url', 'postgres://u:p@127.0.0.1:1/db']);
+    expect(text.stderr).toMatch(/^error: could not connect to 127\.0\.0\.1:1: connection refused/m);
+    expect(text.stderr).not.toMatch(/SQLSTATE|current version/);
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
@@ -289,9 +294,14 @@ describe('orion-db migrate / status / plan / down', () => {
     const flag = await runCli(['migrate', '--databse-url', 'x']);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toMatch(/Unknown option '--databse-url'/);
-    const none = await runCli(['status', '--migrations', SOP_MIGRATIONS, '--json']);
+    // From a folder without .orion/, where no local server can be the default.
+    const elsewhere = { cwd: migrationsDir({}) };
+    const none = await runCli(['status', '--migrations', SOP_MIGRATIONS, '--json'], elsewhere);
     expect(none.code).toBe(2);
     expect(none.json().errors[0].message).toMatch(/no database given/);
+    const text = await runCli(['status', '--migrations', SOP_MIGRATIONS], elsewhere);
+    expect(text.stderr).toMatch(/^error: no database given/);
+    expect(text.stdout + text.stderr).not.toMatch(/current version/);
   });
 
   test('new creates the next-numbered pair, which is refused until it has SQL', async () => {

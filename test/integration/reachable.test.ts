@@ -41,9 +41,7 @@ describe('connectWhenReachable', () => {
     const url = await throughGate({ closed: true });
     const err = await connectWhenReachable(url, { retryForMs: 600, intervalMs: 100 }).catch((e) => e);
     expect(err).toBeInstanceOf(ConnectionError);
-    expect(err.message).toMatch(
-      /^cannot connect to postgres:\/\/.*:\*\*\*@127\.0\.0\.1:\d+\/.*\(unreachable for 1 s, \d+ attempts\)$/,
-    );
+    expect(err.message).toMatch(/^could not connect to .*127\.0\.0\.1:\d+.*\(unreachable for 1 s, \d+ attempts\)$/);
     expect(err.message).not.toContain(new URL(adminUrl()).password || '\0');
   });
 

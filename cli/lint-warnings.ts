@@ -1,0 +1,32 @@
+/**
+ * `migrate` and `up` warn (stderr, never fail) about what `cdk synth` refuses: the lint's errors. A
+ * local rehearsal is where the author should first hear that the deploy will not synthesize.
+ */
+import { join } from 'node:path';
+import { OrionError } from '../lambda/engine/errors';
+import { lintMigrations } from '../lambda/engine/lint';
+
+/** Lints `files` of `dir` (or the whole folder, as cdk synth does) and prints each error as a warning. */
+export async function warnAboutLint(
+  dir: string,
+  files: readonly string[] | undefined,
+  progress: (line: string) => void,
+): Promise<void> {
+  if (files && files.length === 0) return;
+  try {
+    const { diagnostics } = await lintMigrations(
+      dir,
+      files?.map((f) => join(dir, f)),
+    );
+    for (const d of diagnostics.filter((x) => x.severity === 'error')) {
+      progress(
+        `warning: ${d.file}:${d.line}: ${d.rule}: ${d.message}; cdk synth refuses this` +
+          ` (${d.help ? `instead: ${d.help}; ` : ''}or allow it with "-- orion:allow ${d.rule}" in the file)`,
+      );
+    }
+  } catch (err) {
+    // A bad file is the run's to report (it stops before anything runs); squawk missing is a line, not a failure.
+    if (err instanceof OrionError && !err.message.includes('squawk')) return;
+    progress(`warning: the migrations could not be linted: ${(err as Error)?.message ?? err}`);
+  }
+}
