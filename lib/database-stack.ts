@@ -24,7 +24,12 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import type { EnvironmentConfig } from './config/environments';
-import { METRICS_NAMESPACE, SchemaMigrations } from './schema-migrations';
+import {
+  type CreatedInstanceRestore,
+  METRICS_NAMESPACE,
+  SchemaMigrations,
+  type SchemaMigrationsProps,
+} from './schema-migrations';
 
 export interface DatabaseStackProps extends StackProps {
   readonly config: EnvironmentConfig;
@@ -37,8 +42,17 @@ export interface DatabaseStackProps extends StackProps {
 const MASTER_USERNAME = 'orion_admin';
 const NEW_VPC_CIDR = '10.60.0.0/16';
 
+/** The rotation functions' default (what DatabaseSecret excludes too): safe in URLs and shells. */
+const PASSWORD_EXCLUDE = ' %+~`#$&*()|[]{}:;<>?!\'/@"\\';
+
+/** The port clients use: the adopted instance's own, or the configured one of the created instance. */
+export function databasePort(c: EnvironmentConfig): number {
+  return c.existingInstance?.port ?? c.port;
+}
+
 export class DatabaseStack extends Stack {
-  readonly instance: rds.DatabaseInstance;
+  /** The instance the stack created, or (config `existingInstance`) the one it adopted. */
+  readonly instance: rds.IDatabaseInstance;
   readonly appSecret: rds.DatabaseSecret;
   readonly migrations: SchemaMigrations;
   readonly alarmTopic: sns.Topic;
@@ -52,7 +66,7 @@ export class DatabaseStack extends Stack {
     super(scope, id, props);
     const c = props.config;
     this.config = c;
-    const identifier = `orion-${c.name}`;
+    const identifier = c.existingInstance?.identifier ?? `orion-${c.name}`;
     const key = new kms.Key(this, 'Key', {
       enableKeyRotation: true,
       description: `Orion ${c.name}: database storage, secrets, alarms`,
@@ -87,66 +101,46 @@ export class DatabaseStack extends Stack {
       endpoint('Ec2MessagesEndpoint', ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES);
     }
 
-    const dbSg = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', {
-      vpc,
-      description: `Orion ${c.name} PostgreSQL`,
-      allowAllOutbound: false,
-    });
+    const adopted = c.existingInstance;
+    const port = databasePort(c);
+    // An adopted instance keeps its own security group: rules admitting our functions are added to it.
+    const dbSg: ec2.ISecurityGroup = adopted
+      ? ec2.SecurityGroup.fromSecurityGroupId(this, 'DatabaseSecurityGroup', adopted.securityGroupId, {
+          allowAllOutbound: false,
+        })
+      : new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', {
+          vpc,
+          description: `Orion ${c.name} PostgreSQL`,
+          allowAllOutbound: false,
+        });
     for (const [i, sgId] of c.applicationSecurityGroupIds.entries()) {
-      dbSg.addIngressRule(ec2.Peer.securityGroupId(sgId), ec2.Port.tcp(c.port), `application security group ${i + 1}`);
+      dbSg.addIngressRule(ec2.Peer.securityGroupId(sgId), ec2.Port.tcp(port), `application security group ${i + 1}`);
     }
 
-    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
-      engine: this.engine(c),
-      description: `Orion ${c.name}: TLS required, slow statements and lock waits logged`,
-      parameters: {
-        'rds.force_ssl': '1',
-        log_min_duration_statement: '1000',
-        log_lock_waits: '1',
-        log_min_error_statement: 'error',
-      },
-    });
-    // No fixed name: a retry after a failed first create must not collide with what it left behind.
-    const subnetGroup = new rds.SubnetGroup(this, 'SubnetGroup', {
-      vpc,
-      vpcSubnets: isolated,
-      description: `Orion ${c.name} database subnets`,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-
-    this.instance = new rds.DatabaseInstance(this, 'Database', {
-      instanceIdentifier: identifier,
-      engine: this.engine(c),
-      instanceType: new ec2.InstanceType(c.instanceClass.replace(/^db\./, '')),
-      vpc,
-      subnetGroup,
-      securityGroups: [dbSg],
-      port: c.port,
-      multiAz: c.multiAz,
-      storageType: rds.StorageType.GP3,
-      allocatedStorage: c.allocatedStorageGiB,
-      maxAllocatedStorage: c.maxAllocatedStorageGiB,
-      storageEncrypted: true,
-      storageEncryptionKey: key,
-      credentials: rds.Credentials.fromGeneratedSecret(MASTER_USERNAME, {
-        encryptionKey: key,
-        secretName: `orion/${c.name}/master`,
-      }),
-      parameterGroup,
-      backupRetention: Duration.days(c.backupRetentionDays),
-      // Not set here: Custom::SchemaMigrations turns deletion protection on after a successful deploy,
-      // so a failed first create can still roll back (README, "A failed first deploy").
-      removalPolicy: RemovalPolicy.SNAPSHOT, // a final snapshot on delete
-      autoMinorVersionUpgrade: true,
-      cloudwatchLogsExports: ['postgresql', 'upgrade'],
-      cloudwatchLogsRetention: logs.RetentionDays.THREE_MONTHS,
-      enablePerformanceInsights: true,
-      performanceInsightEncryptionKey: key,
-      monitoringInterval: Duration.seconds(60),
-      copyTagsToSnapshot: true,
-      iamAuthentication: false,
-    });
-    const masterSecret = this.instance.secret!;
+    let masterSecret: secretsmanager.ISecret;
+    let restore: SchemaMigrationsProps['restore'];
+    if (adopted) {
+      this.instance = rds.DatabaseInstance.fromDatabaseInstanceAttributes(this, 'Database', {
+        instanceIdentifier: adopted.identifier,
+        instanceEndpointAddress: adopted.endpoint,
+        port: adopted.port,
+        securityGroups: [dbSg],
+        engine: this.engine(c),
+      });
+      masterSecret = secretsmanager.Secret.fromSecretCompleteArn(this, 'MasterSecret', adopted.masterSecretArn);
+      restore = {
+        adopted: true,
+        securityGroups: [dbSg],
+        encryptionKey: adopted.kmsKeyArn ? kms.Key.fromKeyArn(this, 'InstanceKey', adopted.kmsKeyArn) : undefined,
+        deletionProtection: c.deletionProtection,
+        port,
+      };
+    } else {
+      const created = this.createInstance(c, identifier, vpc, isolated, dbSg, key);
+      this.instance = created.instance;
+      masterSecret = created.instance.secret!;
+      restore = created.restore;
+    }
 
     this.appSecret = new rds.DatabaseSecret(this, 'AppSecret', {
       username: c.appRole,
@@ -157,17 +151,29 @@ export class DatabaseStack extends Stack {
       excludeCharacters: ' %+~`#$&*()|[]{}:;<>?!\'/@"\\', // safe in URLs and shells
     });
     const appAttached = this.appSecret.attach(this.instance);
-    this.instance.addRotationSingleUser({
-      automaticallyAfter: Duration.days(30),
-      endpoint: secretsEndpoint,
-      vpcSubnets: isolated,
-    });
-    this.instance.addRotationMultiUser('AppRotation', {
-      secret: appAttached,
-      automaticallyAfter: Duration.days(30),
-      endpoint: secretsEndpoint,
-      vpcSubnets: isolated,
-    });
+    const rotation = { automaticallyAfter: Duration.days(30), endpoint: secretsEndpoint, vpcSubnets: isolated };
+    if (this.instance instanceof rds.DatabaseInstance) {
+      this.instance.addRotationSingleUser(rotation);
+      this.instance.addRotationMultiUser('AppRotation', { ...rotation, secret: appAttached });
+    } else {
+      // What addRotationSingleUser/addRotationMultiUser do for an instance of this stack, for an imported one.
+      const rotate = (id: string, props: Partial<secretsmanager.SecretRotationProps>) =>
+        new secretsmanager.SecretRotation(this, id, {
+          ...rotation,
+          vpc,
+          target: this.instance,
+          excludeCharacters: PASSWORD_EXCLUDE,
+          application: secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
+          secret: masterSecret,
+          ...props,
+        });
+      rotate('MasterRotation', {});
+      rotate('AppRotation', {
+        application: secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_MULTI_USER,
+        secret: appAttached,
+        masterSecret,
+      });
+    }
     // The migration and rotation Lambdas reach Secrets Manager, RDS and CloudFormation through these.
     endpointsSg.addIngressRule(
       ec2.Peer.ipv4(c.existingVpc?.cidrBlock ?? NEW_VPC_CIDR),
@@ -189,21 +195,15 @@ export class DatabaseStack extends Stack {
       snapshotRetention: c.snapshotRetention,
       deployId: props.deployId,
       migrationsDir: props.migrationsDir,
-      restore: {
-        subnetGroupName: subnetGroup.subnetGroupName,
-        securityGroups: [dbSg],
-        parameterGroupName: parameterGroup.bindToInstance({}).parameterGroupName,
-        multiAz: c.multiAz,
-        instanceClass: c.instanceClass,
-        encryptionKey: key,
-        deletionProtection: c.deletionProtection,
-        port: c.port,
-      },
+      baselineVersion: c.baselineVersion,
+      restore,
     });
     // Migrations need the instance and both secrets attached (host, port) — but not the rotation
-    // schedules, which are children of the attachments: rotation must wait for the roles.
-    const cfn = (construct: Construct) => construct.node.defaultChild as CfnResource;
-    this.migrations.resource.node.addDependency(cfn(this.instance), cfn(masterSecret), cfn(appAttached));
+    // schedules, which are children of the attachments: rotation must wait for the roles. An adopted
+    // instance and its master secret are not resources of this stack.
+    const cfn = (construct: Construct) => construct.node.defaultChild as CfnResource | undefined;
+    const first = [this.instance, masterSecret, appAttached].flatMap((x) => cfn(x) ?? []);
+    this.migrations.resource.node.addDependency(...first);
     for (const schedule of this.node.findAll().filter((n) => n instanceof secretsmanager.CfnRotationSchedule))
       schedule.node.addDependency(this.migrations.resource);
 
@@ -245,11 +245,84 @@ export class DatabaseStack extends Stack {
           this.bastion.instanceId,
           ' --document-name AWS-StartPortForwardingSessionToRemoteHost --parameters host=',
           this.instance.dbInstanceEndpointAddress,
-          `,portNumber=${c.port},localPortNumber=${c.port}`,
+          `,portNumber=${port},localPortNumber=${port}`,
         ]),
         'Then connect to localhost with the secret’s credentials (README, "Reaching the database")',
       );
     }
+  }
+
+  /** The instance this stack owns, with its parameter and subnet groups and a generated master secret. */
+  private createInstance(
+    c: EnvironmentConfig,
+    identifier: string,
+    vpc: ec2.IVpc,
+    isolated: ec2.SubnetSelection,
+    dbSg: ec2.ISecurityGroup,
+    key: kms.IKey,
+  ): { instance: rds.DatabaseInstance; restore: CreatedInstanceRestore } {
+    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
+      engine: this.engine(c),
+      description: `Orion ${c.name}: TLS required, slow statements and lock waits logged`,
+      parameters: {
+        'rds.force_ssl': '1',
+        log_min_duration_statement: '1000',
+        log_lock_waits: '1',
+        log_min_error_statement: 'error',
+      },
+    });
+    // No fixed name: a retry after a failed first create must not collide with what it left behind.
+    const subnetGroup = new rds.SubnetGroup(this, 'SubnetGroup', {
+      vpc,
+      vpcSubnets: isolated,
+      description: `Orion ${c.name} database subnets`,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const instance = new rds.DatabaseInstance(this, 'Database', {
+      instanceIdentifier: identifier,
+      engine: this.engine(c),
+      instanceType: new ec2.InstanceType(c.instanceClass.replace(/^db\./, '')),
+      vpc,
+      subnetGroup,
+      securityGroups: [dbSg],
+      port: c.port,
+      multiAz: c.multiAz,
+      storageType: rds.StorageType.GP3,
+      allocatedStorage: c.allocatedStorageGiB,
+      maxAllocatedStorage: c.maxAllocatedStorageGiB,
+      storageEncrypted: true,
+      storageEncryptionKey: key,
+      credentials: rds.Credentials.fromGeneratedSecret(MASTER_USERNAME, {
+        encryptionKey: key,
+        secretName: `orion/${c.name}/master`,
+      }),
+      parameterGroup,
+      backupRetention: Duration.days(c.backupRetentionDays),
+      // Not set here: Custom::SchemaMigrations turns deletion protection on after a successful deploy,
+      // so a failed first create can still roll back (README, "A failed first deploy").
+      removalPolicy: RemovalPolicy.SNAPSHOT, // a final snapshot on delete
+      autoMinorVersionUpgrade: true,
+      cloudwatchLogsExports: ['postgresql', 'upgrade'],
+      cloudwatchLogsRetention: logs.RetentionDays.THREE_MONTHS,
+      enablePerformanceInsights: true,
+      performanceInsightEncryptionKey: key,
+      monitoringInterval: Duration.seconds(60),
+      copyTagsToSnapshot: true,
+      iamAuthentication: false,
+    });
+    return {
+      instance,
+      restore: {
+        subnetGroupName: subnetGroup.subnetGroupName,
+        securityGroups: [dbSg],
+        parameterGroupName: parameterGroup.bindToInstance({}).parameterGroupName,
+        multiAz: c.multiAz,
+        instanceClass: c.instanceClass,
+        encryptionKey: key,
+        deletionProtection: c.deletionProtection,
+        port: c.port,
+      },
+    };
   }
 
   /**
@@ -259,17 +332,18 @@ export class DatabaseStack extends Stack {
   private onCallBastion(
     vpc: ec2.IVpc,
     subnets: ec2.SubnetSelection,
-    dbSg: ec2.SecurityGroup,
+    dbSg: ec2.ISecurityGroup,
     c: EnvironmentConfig,
   ): ec2.Instance {
+    const port = databasePort(c);
     const sg = new ec2.SecurityGroup(this, 'BastionSecurityGroup', {
       vpc,
       description: `Orion ${c.name} on-call bastion: SSM endpoints and the database only`,
       allowAllOutbound: false,
     });
     sg.addEgressRule(ec2.Peer.ipv4(c.existingVpc?.cidrBlock ?? NEW_VPC_CIDR), ec2.Port.tcp(443), 'SSM endpoints');
-    sg.addEgressRule(dbSg, ec2.Port.tcp(c.port), 'the database');
-    dbSg.addIngressRule(sg, ec2.Port.tcp(c.port), 'on-call bastion (SSM port forwarding)');
+    sg.addEgressRule(dbSg, ec2.Port.tcp(port), 'the database');
+    dbSg.addIngressRule(sg, ec2.Port.tcp(port), 'on-call bastion (SSM port forwarding)');
     const bastion = new ec2.Instance(this, 'Bastion', {
       vpc,
       vpcSubnets: subnets,

@@ -10,8 +10,13 @@ import type { DatabaseStack } from './database-stack';
 const LOG_RETENTION_ID = 'LogRetentionaae0aa3c5b4d4f87b02d85b201efdd8a';
 
 export function acknowledgeNagFindings(stack: DatabaseStack): void {
-  const id = stack.migrations.instanceIdentifier;
-  const snapshotPrefix = stack.migrations.snapshotPrefix;
+  // An adopted instance is not a resource of this stack: nothing of it for cdk-nag to check.
+  if (!stack.config.existingInstance) acknowledgeInstanceFindings(stack);
+  acknowledgeStackFindings(stack);
+}
+
+/** Findings on the instance the stack creates, and on what the CDK adds for it. */
+function acknowledgeInstanceFindings(stack: DatabaseStack): void {
   const c = stack.config;
   NagSuppressions.addResourceSuppressions(
     stack.instance,
@@ -41,6 +46,29 @@ export function acknowledgeNagFindings(stack: DatabaseStack): void {
     ],
     true,
   );
+  NagSuppressions.addResourceSuppressionsByPath(
+    Stack.of(stack),
+    `/${stack.node.path}/${LOG_RETENTION_ID}`,
+    [
+      {
+        id: 'AwsSolutions-IAM4',
+        reason: "The CDK's log-retention helper (for the RDS log exports) uses AWSLambdaBasicExecutionRole",
+        appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+      },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: "The CDK's log-retention helper sets retention on log groups RDS creates by name at runtime",
+        appliesTo: ['Resource::*'],
+      },
+    ],
+    true,
+  );
+}
+
+/** Findings on what the stack builds around its instance, adopted or created. */
+function acknowledgeStackFindings(stack: DatabaseStack): void {
+  const id = stack.migrations.instanceIdentifier;
+  const snapshotPrefix = stack.migrations.snapshotPrefix;
   if (stack.bastion) {
     NagSuppressions.addResourceSuppressions(
       stack.bastion,
@@ -122,6 +150,19 @@ export function acknowledgeNagFindings(stack: DatabaseStack): void {
       ],
     },
   ];
+  if (stack.config.existingInstance)
+    migrationRole.push({
+      id: 'AwsSolutions-IAM5',
+      reason:
+        `The adopted instance's subnet and parameter groups were made outside the stack and are read from it when a restore starts; ` +
+        `RestoreDBInstanceFromDBSnapshot only names them, while the instance it creates is limited to ${id}-restore-* and the snapshot to ${snapshotPrefix}-pre-*`,
+      appliesTo: [
+        {
+          regex:
+            '/^Resource::arn:<AWS::Partition>:rds:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|\\d{12}):(subgrp|pg):\\*$/g',
+        },
+      ],
+    });
   NagSuppressions.addResourceSuppressions(stack.migrations.role, migrationRole, true);
 
   const provider = stack.migrations.node.findChild('Provider');
@@ -152,24 +193,6 @@ export function acknowledgeNagFindings(stack: DatabaseStack): void {
         id: 'AwsSolutions-SF2',
         reason:
           'The Provider framework offers no X-Ray option for its waiter state machine; it only polls isComplete, and its logs (level ALL) are on',
-      },
-    ],
-    true,
-  );
-
-  NagSuppressions.addResourceSuppressionsByPath(
-    Stack.of(stack),
-    `/${stack.node.path}/${LOG_RETENTION_ID}`,
-    [
-      {
-        id: 'AwsSolutions-IAM4',
-        reason: "The CDK's log-retention helper (for the RDS log exports) uses AWSLambdaBasicExecutionRole",
-        appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
-      },
-      {
-        id: 'AwsSolutions-IAM5',
-        reason: "The CDK's log-retention helper sets retention on log groups RDS creates by name at runtime",
-        appliesTo: ['Resource::*'],
       },
     ],
     true,

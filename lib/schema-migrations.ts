@@ -67,8 +67,9 @@ export interface SchemaMigrationsProps {
   readonly vpc: ec2.IVpc;
   /** Where the Lambda runs: subnets that reach the database and the VPC endpoints. */
   readonly vpcSubnets: ec2.SubnetSelection;
-  readonly instance: rds.DatabaseInstance;
-  /** The fixed identifier the instance was created with (snapshots and restores are scoped to it). */
+  /** The instance the stack created, or the one it adopted (`DatabaseInstance.fromDatabaseInstanceAttributes`). */
+  readonly instance: rds.IDatabaseInstance;
+  /** The instance's fixed identifier (snapshots and restores are scoped to it). */
   readonly instanceIdentifier: string;
   readonly masterSecret: secretsmanager.ISecret;
   readonly appSecret: secretsmanager.ISecret;
@@ -77,16 +78,12 @@ export interface SchemaMigrationsProps {
   readonly groupRole: string;
   readonly appRole: string;
   /** What an in-place restore recreates the instance with. */
-  readonly restore: {
-    readonly subnetGroupName: string;
-    readonly securityGroups: readonly ec2.ISecurityGroup[];
-    readonly parameterGroupName: string;
-    readonly multiAz: boolean;
-    readonly instanceClass: string;
-    readonly encryptionKey: kms.IKey;
-    readonly deletionProtection: boolean;
-    readonly port: number;
-  };
+  readonly restore: CreatedInstanceRestore | AdoptedInstanceRestore;
+  /**
+   * Passed to the lifecycle as `--baseline V`: a database with tables and no ledger is proved equal
+   * to the migrations up to V and adopted. @default - no baseline: such a database is refused
+   */
+  readonly baselineVersion?: string;
   /** Pre-migration snapshots to keep. @default 5 */
   readonly snapshotRetention?: number;
   /**
@@ -96,6 +93,33 @@ export interface SchemaMigrationsProps {
   readonly deployId?: string;
   /** @default - the project's `migrations/` folder */
   readonly migrationsDir?: string;
+}
+
+/** An instance the stack created: the restore is given every setting. */
+export interface CreatedInstanceRestore {
+  readonly adopted?: false;
+  readonly subnetGroupName: string;
+  readonly securityGroups: readonly ec2.ISecurityGroup[];
+  readonly parameterGroupName: string;
+  readonly multiAz: boolean;
+  readonly instanceClass: string;
+  readonly encryptionKey: kms.IKey;
+  readonly deletionProtection: boolean;
+  readonly port: number;
+}
+
+/**
+ * An instance the stack adopted: a restore copies the replaced instance's subnet group, parameter
+ * group, class, Multi-AZ and storage (read from RDS at the time), and its deletion protection is
+ * never lifted.
+ */
+export interface AdoptedInstanceRestore {
+  readonly adopted: true;
+  readonly securityGroups: readonly ec2.ISecurityGroup[];
+  /** The key of the instance's storage and snapshots. @default - the AWS-managed `aws/rds` key: no grant needed */
+  readonly encryptionKey?: kms.IKey;
+  readonly deletionProtection: boolean;
+  readonly port: number;
 }
 
 export class SchemaMigrations extends Construct {
@@ -184,6 +208,17 @@ export class SchemaMigrations extends Construct {
     });
 
     const r = props.restore;
+    const restore = r.adopted
+      ? { AdoptedInstance: 'true' }
+      : {
+          AdoptedInstance: 'false',
+          RestoreSubnetGroupName: r.subnetGroupName,
+          RestoreParameterGroupName: r.parameterGroupName,
+          RestoreMultiAz: String(r.multiAz),
+          RestoreInstanceClass: r.instanceClass,
+          RestoreKmsKeyId: r.encryptionKey.keyArn,
+          RestoreStorageType: 'gp3',
+        };
     const properties: SchemaMigrationsProperties = {
       DeployId: props.deployId ?? new Date().toISOString(),
       MigrationsHash: hashMigrations(migrationsDir),
@@ -196,13 +231,9 @@ export class SchemaMigrations extends Construct {
       InstanceIdentifier: props.instanceIdentifier,
       SnapshotPrefix: this.snapshotPrefix,
       SnapshotRetention: String(props.snapshotRetention ?? 5),
-      RestoreSubnetGroupName: r.subnetGroupName,
+      ...(props.baselineVersion === undefined ? {} : { BaselineVersion: props.baselineVersion }),
+      ...restore,
       RestoreSecurityGroupIds: r.securityGroups.map((g) => g.securityGroupId),
-      RestoreParameterGroupName: r.parameterGroupName,
-      RestoreMultiAz: String(r.multiAz),
-      RestoreInstanceClass: r.instanceClass,
-      RestoreKmsKeyId: r.encryptionKey.keyArn,
-      RestoreStorageType: 'gp3',
       RestoreDeletionProtection: String(r.deletionProtection),
       RestorePort: String(r.port),
     };
@@ -214,7 +245,10 @@ export class SchemaMigrations extends Construct {
     });
     // The instance resource itself, not its construct: that one contains the rotation schedules,
     // which must wait for this resource (they log in as roles it creates).
-    this.resource.node.addDependency(props.instance.node.defaultChild!);
+    if (props.instance.node.defaultChild) this.resource.node.addDependency(props.instance.node.defaultChild);
+    // An adopted instance is there already: what must exist first is the rule admitting this Lambda
+    // (an AWS::EC2::SecurityGroupIngress under the imported group, with the other functions' rules).
+    if (r.adopted) for (const group of r.securityGroups) this.resource.node.addDependency(group);
   }
 
   private grantPermissions(props: SchemaMigrationsProps): void {
@@ -228,6 +262,11 @@ export class SchemaMigrations extends Construct {
     const snapshots = rdsArn('snapshot', `${this.snapshotPrefix}-pre-*`);
     // Each action with the resource types IAM checks it against (the Service Authorization Reference),
     // pinned by test/cdk/iam.test.ts against every call lambda/aws makes.
+    const r = props.restore;
+    // An adopted instance's subnet and parameter groups are read from it at restore time: not known here.
+    const restoreGroups = r.adopted
+      ? [rdsArn('subgrp', '*'), rdsArn('pg', '*')]
+      : [rdsArn('subgrp', r.subnetGroupName), rdsArn('pg', r.parameterGroupName)];
     const statements = [
       { Sid: 'Snapshots', actions: ['rds:CreateDBSnapshot'], resources: [instance, snapshots] },
       { Sid: 'ReadInstances', actions: ['rds:DescribeDBInstances'], resources: [instance, related] },
@@ -238,13 +277,7 @@ export class SchemaMigrations extends Construct {
       {
         Sid: 'Restore',
         actions: ['rds:RestoreDBInstanceFromDBSnapshot'],
-        resources: [
-          related,
-          snapshots,
-          rdsArn('subgrp', props.restore.subnetGroupName),
-          rdsArn('pg', props.restore.parameterGroupName),
-          rdsArn('og', 'default:postgres-*'),
-        ],
+        resources: [related, snapshots, ...restoreGroups, rdsArn('og', 'default:postgres-*')],
       },
       // Renames for the restore, and deletion protection (set after a deploy, lifted for a failed create's rollback).
       { Sid: 'Modify', actions: ['rds:ModifyDBInstance'], resources: [instance, related] },
@@ -267,12 +300,13 @@ export class SchemaMigrations extends Construct {
     props.masterSecret.grantRead(this.role);
     props.appSecret.grantRead(this.role);
     // Restoring an encrypted snapshot lets RDS create a grant on the key.
-    this.role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'RestoreEncrypted',
-        actions: ['kms:CreateGrant', 'kms:DescribeKey'],
-        resources: [props.restore.encryptionKey.keyArn],
-      }),
-    );
+    if (r.encryptionKey)
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'RestoreEncrypted',
+          actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+          resources: [r.encryptionKey.keyArn],
+        }),
+      );
   }
 }

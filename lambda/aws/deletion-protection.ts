@@ -19,6 +19,11 @@ export class RdsDeletionProtection {
     private readonly rds: RDSClient,
     private readonly cloudFormation: CloudFormationClient,
     private readonly instanceIdentifier: string,
+    /**
+     * An instance the stack adopted (config `existingInstance`) is someone's long-lived database:
+     * protection is turned on when configured, and never lifted, not even for a rollback.
+     */
+    private readonly adopted = false,
   ) {}
 
   /**
@@ -27,6 +32,7 @@ export class RdsDeletionProtection {
    * later poll or deploy does it then.
    */
   async apply(on: boolean): Promise<void> {
+    if (this.adopted && !on) return;
     const instance = await this.instance();
     if (instance?.DBInstanceStatus === 'available' && instance.DeletionProtection !== on) await this.protect(on);
   }
@@ -37,6 +43,7 @@ export class RdsDeletionProtection {
    * stack adopted — keeps its protection. True when CloudFormation may go on deleting.
    */
   async releaseForFailedCreate(stackId: string): Promise<boolean> {
+    if (this.adopted) return true; // no call at all: nothing here may lift an adopted instance's protection
     const out = await this.cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }));
     const stack = out.Stacks?.[0];
     if (stack?.StackStatus !== 'ROLLBACK_IN_PROGRESS' || !stack.CreationTime) return true;

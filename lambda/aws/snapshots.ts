@@ -31,7 +31,11 @@ export const TAG_FAILED_DEPLOY = 'orion:failed-deploy-snapshot';
 export const TAG_RESTORE_REASON = 'orion:restore-reason';
 
 /** What a restored instance is given so it takes the failed one's place (from the stack, through the custom resource). */
-export interface RestoreSettings {
+export type RestoreSettings = GivenRestoreSettings | AdoptedRestoreSettings;
+
+/** An instance the stack created: it knows every setting. */
+export interface GivenRestoreSettings {
+  readonly fromInstance?: false;
   readonly subnetGroupName: string;
   readonly securityGroupIds: readonly string[];
   readonly parameterGroupName: string;
@@ -39,6 +43,18 @@ export interface RestoreSettings {
   readonly instanceClass: string;
   readonly kmsKeyId: string;
   readonly storageType: string;
+  readonly deletionProtection: boolean;
+  readonly port: number;
+}
+
+/**
+ * An instance the stack adopted: its subnet group, parameter group, class, Multi-AZ and storage type
+ * are not in the stack, so the restore copies them from the instance it replaces.
+ */
+export interface AdoptedRestoreSettings {
+  readonly fromInstance: true;
+  readonly securityGroupIds: readonly string[];
+  /** Turned on for the restored instance; an adopted instance's own protection is kept either way. */
   readonly deletionProtection: boolean;
   readonly port: number;
 }
@@ -127,7 +143,7 @@ export class RdsSnapshots implements SnapshotPort {
       return original.DBInstanceStatus === 'available' ? 'done' : 'in-progress';
     if (!failed) {
       if (!temporary) {
-        const r = this.options.restore;
+        const r = restoreLike(this.options.restore, original, this.options.instanceIdentifier);
         await this.send(
           new RestoreDBInstanceFromDBSnapshotCommand({
             DBInstanceIdentifier: names.temporary,
@@ -138,11 +154,12 @@ export class RdsSnapshots implements SnapshotPort {
             MultiAZ: r.multiAz,
             DBInstanceClass: r.instanceClass,
             StorageType: r.storageType,
+            Iops: r.iops,
             Port: r.port,
             PubliclyAccessible: false,
             CopyTagsToSnapshot: true,
             DeletionProtection: false, // until it has taken the original's name
-            EnableCloudwatchLogsExports: ['postgresql', 'upgrade'],
+            EnableCloudwatchLogsExports: [...r.logExports],
             Tags: toTags({ ...this.options.tags, [TAG_RESTORED_FROM]: id }),
           }),
         );
@@ -171,7 +188,10 @@ export class RdsSnapshots implements SnapshotPort {
         new ModifyDBInstanceCommand({
           DBInstanceIdentifier: names.temporary,
           NewDBInstanceIdentifier: this.options.instanceIdentifier,
-          DeletionProtection: this.options.restore.deletionProtection,
+          // An adopted instance keeps the protection it had, whatever the environment's setting.
+          DeletionProtection:
+            this.options.restore.deletionProtection ||
+            (this.options.restore.fromInstance === true && failed.DeletionProtection === true),
           ApplyImmediately: true,
         }),
       );
@@ -221,6 +241,48 @@ export class RdsSnapshots implements SnapshotPort {
   private send(command: any): Promise<any> {
     return this.rds.send(command);
   }
+}
+
+/** The settings the restored copy gets: as given, or the replaced (adopted) instance's own. */
+function restoreLike(r: RestoreSettings, original: DBInstance | undefined, identifier: string): RestoreRequest {
+  if (!r.fromInstance) return { ...r, logExports: ['postgresql', 'upgrade'] };
+  if (!original)
+    throw new Error(
+      `cannot restore: instance ${identifier} is gone, and its settings are what the restored copy takes`,
+    );
+  const subnetGroupName = original.DBSubnetGroup?.DBSubnetGroupName;
+  const parameterGroupName = original.DBParameterGroups?.[0]?.DBParameterGroupName;
+  if (!subnetGroupName || !parameterGroupName || !original.DBInstanceClass || original.MultiAZ === undefined)
+    throw new Error(
+      `cannot restore: RDS did not describe ${identifier}'s subnet group, parameter group, class and Multi-AZ`,
+    );
+  const groups = (original.VpcSecurityGroups ?? []).flatMap((g) =>
+    g.VpcSecurityGroupId ? [g.VpcSecurityGroupId] : [],
+  );
+  const storageType = original.StorageType ?? 'gp2';
+  return {
+    subnetGroupName,
+    parameterGroupName,
+    securityGroupIds: groups.length ? groups : r.securityGroupIds,
+    multiAz: original.MultiAZ,
+    instanceClass: original.DBInstanceClass,
+    storageType,
+    iops: storageType.startsWith('io') ? original.Iops : undefined,
+    port: original.Endpoint?.Port ?? r.port,
+    logExports: original.EnabledCloudwatchLogsExports ?? [],
+  };
+}
+
+interface RestoreRequest {
+  readonly subnetGroupName: string;
+  readonly securityGroupIds: readonly string[];
+  readonly parameterGroupName: string;
+  readonly multiAz: boolean;
+  readonly instanceClass: string;
+  readonly storageType: string;
+  readonly iops?: number;
+  readonly port: number;
+  readonly logExports: readonly string[];
 }
 
 function snapshotState(s: DBSnapshot): SnapshotState {

@@ -65,6 +65,12 @@ export interface DeployConfig {
    * after an RDS restore-by-rename the endpoint's name takes minutes to resolve again. @default 0
    */
   readonly connectRetryMs?: number;
+  /**
+   * `--baseline V` (CDK setting `baselineVersion`, property BaselineVersion): a database with tables
+   * but no ledger is proved equal to migrations ≤ V and adopted. PASS-THROUGH: the adoption work of
+   * issue #15 §3 gives it its meaning here; until then the lifecycle receives it and ignores it.
+   */
+  readonly baseline?: string;
 }
 
 export interface DeployPorts {

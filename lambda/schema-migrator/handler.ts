@@ -160,6 +160,7 @@ export function createHandlers(deps: HandlerDeps) {
         },
         log: (message) => logger.info(message),
         connectRetryMs: Math.min(UNREACHABLE_RETRY_MS, remaining / 3),
+        baseline: settings.baselineVersion,
       },
     );
   }

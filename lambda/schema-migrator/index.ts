@@ -30,7 +30,8 @@ const handlers = createHandlers({
     flush: () => metrics.publishStoredMetrics(),
   },
   isRollingBack: (stackId) => isStackRollingBack(cloudFormation, stackId),
-  deletionProtection: (settings) => new RdsDeletionProtection(rds, cloudFormation, settings.instanceIdentifier),
+  deletionProtection: (settings) =>
+    new RdsDeletionProtection(rds, cloudFormation, settings.instanceIdentifier, settings.adoptedInstance),
   async target(settings, stackId) {
     const secrets = new SecretsManagerSecrets(secretsManager, settings.masterSecretArn, settings.appSecretArn);
     const master = await secrets.master();

@@ -28,14 +28,22 @@ export interface SchemaMigrationsProperties {
   readonly InstanceIdentifier: string;
   readonly SnapshotPrefix: string;
   readonly SnapshotRetention: string;
-  /** What an in-place snapshot restore recreates the instance with. */
-  readonly RestoreSubnetGroupName: string;
+  /**
+   * "true" for an instance the stack adopted (config `existingInstance`): deletion protection is
+   * never lifted from it, and a restore copies the replaced instance's own settings. Absent in
+   * properties written before adoption existed (a rollback may deliver those): "false".
+   */
+  readonly AdoptedInstance?: string;
+  /** `--baseline V` for the lifecycle (config `baselineVersion`); absent when not set. */
+  readonly BaselineVersion?: string;
+  /** What an in-place snapshot restore recreates the instance with (the Restore* below unless adopted). */
+  readonly RestoreSubnetGroupName?: string;
   readonly RestoreSecurityGroupIds: readonly string[];
-  readonly RestoreParameterGroupName: string;
-  readonly RestoreMultiAz: string;
-  readonly RestoreInstanceClass: string;
-  readonly RestoreKmsKeyId: string;
-  readonly RestoreStorageType: string;
+  readonly RestoreParameterGroupName?: string;
+  readonly RestoreMultiAz?: string;
+  readonly RestoreInstanceClass?: string;
+  readonly RestoreKmsKeyId?: string;
+  readonly RestoreStorageType?: string;
   readonly RestoreDeletionProtection: string;
   readonly RestorePort: string;
 }
@@ -49,6 +57,9 @@ export interface MigrationSettings {
   readonly instanceIdentifier: string;
   readonly snapshotPrefix: string;
   readonly snapshotRetention: number;
+  /** The stack adopted the instance: never lift its deletion protection (see AdoptedInstance). */
+  readonly adoptedInstance: boolean;
+  readonly baselineVersion?: string;
   readonly restore: RestoreSettings;
 }
 
@@ -73,6 +84,12 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
       throw new BadInputError(`Custom::SchemaMigrations property ${key} must be a whole number, got "${p[key]}"`);
     return v;
   };
+  const adopted = p.AdoptedInstance === undefined ? false : bool('AdoptedInstance');
+  const baseline = p.BaselineVersion;
+  if (baseline !== undefined && (typeof baseline !== 'string' || !/^[1-9]\d{0,18}$/.test(baseline)))
+    throw new BadInputError(
+      `Custom::SchemaMigrations property BaselineVersion must be a positive whole number, got "${String(baseline)}"`,
+    );
   const groups = p.RestoreSecurityGroupIds;
   if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string')) {
     throw new BadInputError('Custom::SchemaMigrations property RestoreSecurityGroupIds must be a list of strings');
@@ -85,16 +102,25 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
     instanceIdentifier: str('InstanceIdentifier'),
     snapshotPrefix: str('SnapshotPrefix'),
     snapshotRetention: int('SnapshotRetention'),
-    restore: {
-      subnetGroupName: str('RestoreSubnetGroupName'),
-      securityGroupIds: groups as string[],
-      parameterGroupName: str('RestoreParameterGroupName'),
-      multiAz: bool('RestoreMultiAz'),
-      instanceClass: str('RestoreInstanceClass'),
-      kmsKeyId: str('RestoreKmsKeyId'),
-      storageType: str('RestoreStorageType'),
-      deletionProtection: bool('RestoreDeletionProtection'),
-      port: int('RestorePort'),
-    },
+    adoptedInstance: adopted,
+    ...(baseline === undefined ? {} : { baselineVersion: baseline }),
+    restore: adopted
+      ? {
+          fromInstance: true,
+          securityGroupIds: groups as string[],
+          deletionProtection: bool('RestoreDeletionProtection'),
+          port: int('RestorePort'),
+        }
+      : {
+          subnetGroupName: str('RestoreSubnetGroupName'),
+          securityGroupIds: groups as string[],
+          parameterGroupName: str('RestoreParameterGroupName'),
+          multiAz: bool('RestoreMultiAz'),
+          instanceClass: str('RestoreInstanceClass'),
+          kmsKeyId: str('RestoreKmsKeyId'),
+          storageType: str('RestoreStorageType'),
+          deletionProtection: bool('RestoreDeletionProtection'),
+          port: int('RestorePort'),
+        },
   };
 }

@@ -19,6 +19,31 @@ export interface ExistingVpc {
   readonly subnetIds: readonly string[];
 }
 
+/**
+ * An RDS instance built outside the stack (the SOP's console-created one), adopted as it is: the
+ * stack creates no instance, and never replaces or deletes this one.
+ */
+export interface ExistingInstance {
+  /** The instance identifier, e.g. `orion-prod` (its restores are `<id>-restore-*`, so at most 46 characters). */
+  readonly identifier: string;
+  /** The instance's endpoint address, `<identifier>.<hash>.<region>.rds.amazonaws.com`. */
+  readonly endpoint: string;
+  /** The port the instance listens on (the console's default is 5432). */
+  readonly port: number;
+  /** The instance's VPC security group: the stack's functions are admitted to it on `port`. */
+  readonly securityGroupId: string;
+  /**
+   * Complete ARN (with its 6-character suffix) of a Secrets Manager secret holding the master's
+   * credentials as the RDS rotation functions read them: `engine`, `host`, `port`, `username`, `password`.
+   */
+  readonly masterSecretArn: string;
+  /**
+   * The customer-managed KMS key of the instance's storage (and so of its snapshots): restores need
+   * `kms:CreateGrant` on it. @default - the AWS-managed `aws/rds` key, or none
+   */
+  readonly kmsKeyArn?: string;
+}
+
 export interface EnvironmentConfig {
   readonly name: EnvironmentName;
   /** @default the CLI's account (CDK_DEFAULT_ACCOUNT); environment-agnostic when unknown */
@@ -61,10 +86,27 @@ export interface EnvironmentConfig {
    * Session Manager: on-call port forwarding to the database (see README, "Reaching the database").
    */
   readonly bastion: boolean;
+  /**
+   * @default - the stack creates the instance (`orion-<env>`) with the settings above
+   */
+  readonly existingInstance?: ExistingInstance;
+  /**
+   * For a database that has tables but no ledger (the hand-built one): the first deploy proves the
+   * live schema equals what the migrations up to this version produce, records them as adopted, and
+   * applies only the rest (`orion-db up --baseline V`). A positive integer, as a string.
+   * @default - a database with tables and no ledger is refused
+   */
+  readonly baselineVersion?: string;
 }
 
 /** Settings without a default value in ENVIRONMENTS; a config file may set them too. */
-export const OPTIONAL_SETTINGS = ['alarmEmail', 'existingVpc', 'availabilityZones'] as const;
+export const OPTIONAL_SETTINGS = [
+  'alarmEmail',
+  'existingVpc',
+  'availabilityZones',
+  'existingInstance',
+  'baselineVersion',
+] as const;
 
 const COMMON = {
   engineVersion: '16.13',
@@ -184,6 +226,15 @@ export function validateEnvironment(c: EnvironmentConfig): void {
     if (v.subnetIds.length < 2 || v.subnetIds.length !== v.availabilityZones.length)
       at('existingVpc.subnetIds', 'needs one subnet per availability zone, in at least two zones (Multi-AZ)');
   }
+  if (c.existingInstance !== undefined) validateExistingInstance(c, at);
+  if (
+    c.baselineVersion !== undefined &&
+    !(typeof c.baselineVersion === 'string' && /^[1-9]\d{0,18}$/.test(c.baselineVersion))
+  )
+    at(
+      'baselineVersion',
+      `must be a migration version, a positive integer given as a string like "1", got ${JSON.stringify(c.baselineVersion)}`,
+    );
   if (c.name === 'prod') {
     if (!c.multiAz) at('multiAz', 'prod must be Multi-AZ');
     if (!c.deletionProtection) at('deletionProtection', 'prod must have deletion protection');
@@ -203,4 +254,101 @@ export function validateEnvironment(c: EnvironmentConfig): void {
     }
   }
   if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`);
+}
+
+const EXISTING_INSTANCE_KEYS = ['identifier', 'endpoint', 'port', 'securityGroupId', 'masterSecretArn', 'kmsKeyArn'];
+/** RDS allows 63 characters; restores add `-restore-` and 8 hex digits to the identifier. */
+const MAX_ADOPTED_IDENTIFIER = 63 - '-restore-'.length - 8;
+
+/**
+ * The adopted instance's settings, read as they come from a JSON file (any type may arrive).
+ * Region and account in ARNs must be the environment's: the stack's roles live there.
+ */
+function validateExistingInstance(c: EnvironmentConfig, at: (setting: string, message: string) => void): void {
+  const e = c.existingInstance as unknown;
+  const field = (name: string) => `existingInstance.${name}`;
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) {
+    at('existingInstance', 'must be an object with identifier, endpoint, port, securityGroupId and masterSecretArn');
+    return;
+  }
+  const v = e as Record<string, unknown>;
+  for (const key of Object.keys(v))
+    if (!EXISTING_INSTANCE_KEYS.includes(key))
+      at(field(key), `unknown setting (expected ${EXISTING_INSTANCE_KEYS.join(', ')})`);
+  const text = (name: string, optional = false): string | undefined => {
+    const value = v[name];
+    if (value === undefined && optional) return undefined;
+    if (typeof value !== 'string' || value === '') {
+      at(field(name), value === undefined ? 'is missing' : `must be a string, got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    return value;
+  };
+  const identifier = text('identifier');
+  if (
+    identifier !== undefined &&
+    !new RegExp(`^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,${MAX_ADOPTED_IDENTIFIER - 1}}$`).test(identifier)
+  )
+    at(
+      field('identifier'),
+      `"${identifier}" is not an RDS instance identifier this stack can restore: lower-case letters, digits and single hyphens, starting with a letter, at most ${MAX_ADOPTED_IDENTIFIER} characters (restores add "-restore-XXXXXXXX")`,
+    );
+  const endpoint = text('endpoint');
+  if (endpoint !== undefined) {
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+\.rds\.amazonaws\.com(\.cn)?$/.test(endpoint))
+      at(
+        field('endpoint'),
+        `"${endpoint}" is not an RDS endpoint address (like orion-prod.abc123xyz.eu-west-1.rds.amazonaws.com)`,
+      );
+    else if (identifier !== undefined && !endpoint.startsWith(`${identifier}.`))
+      at(
+        field('endpoint'),
+        `"${endpoint}" is not the endpoint of instance "${identifier}" (it starts with the identifier)`,
+      );
+    else if (c.region !== undefined && !endpoint.includes(`.${c.region}.rds.`))
+      at(field('endpoint'), `"${endpoint}" is not in ${c.region}, the environment's region`);
+  }
+  if (!(typeof v.port === 'number' && Number.isInteger(v.port) && v.port >= 1150 && v.port <= 65535))
+    at(field('port'), `must be the instance's port, 1150..65535 (the RDS range), got ${JSON.stringify(v.port)}`);
+  const sg = text('securityGroupId');
+  if (sg !== undefined && !/^sg-[0-9a-f]{8,17}$/.test(sg))
+    at(field('securityGroupId'), `"${sg}" is not a security group id`);
+  const inEnvironment = (name: string, arn: RegExpMatchArray) => {
+    const [, region, account] = arn;
+    if (c.region !== undefined && region !== c.region)
+      at(field(name), `is in region ${region}, not the environment's ${c.region}`);
+    if (c.account !== undefined && account !== c.account)
+      at(field(name), `is in account ${account}, not the environment's ${c.account}`);
+  };
+  const secret = text('masterSecretArn');
+  if (secret !== undefined) {
+    const m = secret.match(/^arn:aws(?:-cn|-us-gov)?:secretsmanager:([a-z0-9-]+):(\d{12}):secret:(.+)-[A-Za-z0-9]{6}$/);
+    if (!m)
+      at(
+        field('masterSecretArn'),
+        `"${secret}" is not a complete secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX, with the 6-character suffix \`aws secretsmanager describe-secret\` shows)`,
+      );
+    else if (m[3].startsWith('rds!'))
+      at(
+        field('masterSecretArn'),
+        'is a secret RDS manages itself (manage-master-user-password): it rotates on its own and holds no host or port; store the master credentials in a secret of your own (README, "Bring the hand-built orion_prod under the stack")',
+      );
+    else inEnvironment('masterSecretArn', m);
+  }
+  const key = text('kmsKeyArn', true);
+  if (key !== undefined) {
+    const m = key.match(/^arn:aws(?:-cn|-us-gov)?:kms:([a-z0-9-]+):(\d{12}):key\/(?:mrk-)?[0-9a-f-]{32,36}$/);
+    if (!m)
+      at(
+        field('kmsKeyArn'),
+        `"${key}" is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID; an alias will not do)`,
+      );
+    else inEnvironment('kmsKeyArn', m);
+  }
+  // The functions that reach the instance run in its VPC: the stack must be told which one.
+  if (!c.existingVpc)
+    at(
+      'existingInstance',
+      'needs existingVpc: the VPC the instance is in, where the migration and rotation functions run',
+    );
 }

@@ -223,6 +223,69 @@ describe('RdsSnapshots', () => {
     expect(rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)).toHaveLength(0);
   });
 
+  test('an adopted instance is restored with its own settings, read from RDS, and keeps its deletion protection', async () => {
+    const s = new RdsSnapshots(new RDSClient({ region: 'eu-west-1' }), {
+      instanceIdentifier: 'orion-prod',
+      restore: { fromInstance: true, securityGroupIds: ['sg-0ccc'], deletionProtection: false, port: 5432 },
+      tags: { 'orion:stack': 'Orion-prod' },
+    });
+    const temporary = s.keptAs(SNAP).replace('-failed-', '-restore-');
+    const failed = s.keptAs(SNAP);
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    rds.on(AddTagsToResourceCommand).resolves({});
+    rds.on(RestoreDBInstanceFromDBSnapshotCommand).resolves({});
+    rds.on(ModifyDBInstanceCommand).resolves({});
+    // The console-built instance: default groups, gp2, one log export, two security groups, protected.
+    const handBuilt: Partial<DBInstance> = {
+      DBInstanceStatus: 'available',
+      DBSubnetGroup: { DBSubnetGroupName: 'default-vpc-0a1b2c3d' },
+      DBParameterGroups: [{ DBParameterGroupName: 'default.postgres16' }],
+      VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-0ccc' }, { VpcSecurityGroupId: 'sg-0ddd' }],
+      DBInstanceClass: 'db.t3.medium',
+      MultiAZ: true,
+      StorageType: 'gp2',
+      Endpoint: { Port: 5432 },
+      EnabledCloudwatchLogsExports: ['postgresql'],
+      DeletionProtection: true,
+    };
+    instances({ 'orion-prod': handBuilt });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)[0].args[0].input).toMatchObject({
+      DBInstanceIdentifier: temporary,
+      DBSubnetGroupName: 'default-vpc-0a1b2c3d',
+      DBParameterGroupName: 'default.postgres16',
+      VpcSecurityGroupIds: ['sg-0ccc', 'sg-0ddd'],
+      MultiAZ: true,
+      DBInstanceClass: 'db.t3.medium',
+      StorageType: 'gp2',
+      Port: 5432,
+      EnableCloudwatchLogsExports: ['postgresql'],
+    });
+    // Renamed in: the environment says no protection, but the adopted instance had it, so the copy keeps it.
+    rds.resetHistory();
+    instances({ [failed]: handBuilt, [temporary]: { DBInstanceStatus: 'available' } });
+    await s.restore(SNAP, 'x');
+    expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        DBInstanceIdentifier: temporary,
+        NewDBInstanceIdentifier: 'orion-prod',
+        DeletionProtection: true,
+        ApplyImmediately: true,
+      },
+    ]);
+  });
+
+  test('an adopted instance that is gone cannot be restored: its settings are what the copy would take', async () => {
+    const s = new RdsSnapshots(new RDSClient({ region: 'eu-west-1' }), {
+      instanceIdentifier: 'orion-prod',
+      restore: { fromInstance: true, securityGroupIds: ['sg-0ccc'], deletionProtection: true, port: 5432 },
+    });
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    instances({});
+    await expect(s.restore(SNAP, 'x')).rejects.toThrow('cannot restore: instance orion-prod is gone');
+    expect(rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)).toHaveLength(0);
+  });
+
   test('restoreStatus is none when no restore of this snapshot was started', async () => {
     snapshotExists();
     instances({ 'orion-prod': { DBInstanceStatus: 'available' } });
@@ -311,5 +374,48 @@ describe('RdsDeletionProtection.apply', () => {
     instances({}); // a restore renamed it away
     await protection().apply(true);
     expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
+  });
+});
+
+describe('RdsDeletionProtection on an adopted instance', () => {
+  const adopted = () =>
+    new RdsDeletionProtection(new RDSClient({ region: 'eu-west-1' }), new CloudFormationClient({}), 'orion-prod', true);
+
+  test('turns protection on when configured, and never off', async () => {
+    rds.on(ModifyDBInstanceCommand).resolves({});
+    instances({ 'orion-prod': { DBInstanceStatus: 'available', DeletionProtection: true } });
+    await adopted().apply(false);
+    expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
+    instances({ 'orion-prod': { DBInstanceStatus: 'available', DeletionProtection: false } });
+    await adopted().apply(true);
+    expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
+      { DBInstanceIdentifier: 'orion-prod', DeletionProtection: true, ApplyImmediately: true },
+    ]);
+  });
+
+  test('a failed first create of the adopting stack rolls back without touching the instance', async () => {
+    rds.on(ModifyDBInstanceCommand).resolves({});
+    cfn.on(DescribeStacksCommand).resolves({
+      Stacks: [
+        {
+          StackName: 'Orion-prod',
+          StackStatus: 'ROLLBACK_IN_PROGRESS',
+          CreationTime: new Date('2026-11-02T10:00:00Z'),
+        },
+      ],
+    });
+    // Even an instance that looks younger than the stack (its clock, a restore) keeps its protection.
+    instances({
+      'orion-prod': {
+        DBInstanceStatus: 'available',
+        DeletionProtection: true,
+        InstanceCreateTime: new Date('2026-11-02T10:05:00Z'),
+      },
+    });
+    expect(
+      await adopted().releaseForFailedCreate('arn:aws:cloudformation:eu-west-1:123456789012:stack/Orion-prod/x'),
+    ).toBe(true);
+    expect(rds.calls()).toHaveLength(0);
+    expect(cfn.calls()).toHaveLength(0);
   });
 });
