@@ -1,5 +1,20 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { type EnvironmentConfig, environmentConfig, selectEnvironments } from '../../lib/config/environments';
+import {
+  type EnvironmentConfig,
+  type ExistingInstance,
+  environmentConfig,
+  selectEnvironments,
+} from '../../lib/config/environments';
+import { readSettingsFile } from '../../lib/config/settings';
+
+/** The adopting settings of the fixture (the README's walkthrough), as environment overrides. */
+const ADOPTING: Partial<EnvironmentConfig> = JSON.parse(
+  readFileSync(join(__dirname, '..', 'fixtures', 'existing-instance', 'orion.config.json'), 'utf8'),
+).environments.prod;
+const INSTANCE = ADOPTING.existingInstance as ExistingInstance;
+const ENV = { account: '123456789012', region: 'eu-west-1' };
 
 describe('environment config', () => {
   test('prod is a Multi-AZ db.t3.medium with deletion protection and a week of backups or more', () => {
@@ -106,5 +121,119 @@ describe('environment config', () => {
     expect(() => environmentConfig('prod', { multiAz: false, deletionProtection: false })).toThrow(
       /multiAz[\s\S]*deletionProtection/,
     );
+  });
+
+  describe('existingInstance and baselineVersion', () => {
+    test('the fixture adopts a hand-built instance, with its baseline', () => {
+      const prod = environmentConfig('prod', ADOPTING, ENV);
+      expect(prod.existingInstance).toEqual(INSTANCE);
+      expect(prod.baselineVersion).toBe('1');
+      // The settings file accepts both as settings of an environment.
+      expect(readSettingsFile('test/fixtures/existing-instance/orion.config.json').file.environments?.prod).toEqual(
+        ADOPTING,
+      );
+    });
+
+    test.each<[string, Record<string, unknown>, RegExp]>([
+      ['a missing identifier', { identifier: undefined }, /prod\.existingInstance\.identifier: is missing/],
+      [
+        'an upper-case identifier',
+        { identifier: 'Orion-Prod' },
+        /prod\.existingInstance\.identifier: "Orion-Prod" is not an RDS instance identifier/,
+      ],
+      [
+        'an identifier too long to restore',
+        { identifier: `orion-${'x'.repeat(41)}` },
+        /prod\.existingInstance\.identifier: .* at most 46 characters \(restores add "-restore-XXXXXXXX"\)/,
+      ],
+      [
+        'an endpoint that is not an RDS one',
+        { endpoint: 'db.example.org' },
+        /prod\.existingInstance\.endpoint: "db\.example\.org" is not an RDS endpoint address/,
+      ],
+      [
+        'the endpoint of another instance',
+        { endpoint: 'orion-staging.c9akciq32e1x.eu-west-1.rds.amazonaws.com' },
+        /prod\.existingInstance\.endpoint: .* is not the endpoint of instance "orion-prod"/,
+      ],
+      [
+        'an endpoint in another region',
+        { endpoint: 'orion-prod.c9akciq32e1x.us-east-1.rds.amazonaws.com' },
+        /prod\.existingInstance\.endpoint: .* is not in eu-west-1, the environment's region/,
+      ],
+      [
+        'a port as a string',
+        { port: '5432' },
+        /prod\.existingInstance\.port: must be the instance's port, 1150\.\.65535 .*got "5432"/,
+      ],
+      ['a port outside the RDS range', { port: 80 }, /prod\.existingInstance\.port: .*got 80/],
+      [
+        'a security group name',
+        { securityGroupId: 'default' },
+        /prod\.existingInstance\.securityGroupId: "default" is not a security group id/,
+      ],
+      [
+        'a secret name instead of its ARN',
+        { masterSecretArn: 'orion/prod/master' },
+        /prod\.existingInstance\.masterSecretArn: "orion\/prod\/master" is not a complete secret ARN/,
+      ],
+      [
+        'a secret ARN without its suffix',
+        { masterSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:orion/prod/master' },
+        /prod\.existingInstance\.masterSecretArn: .* is not a complete secret ARN/,
+      ],
+      [
+        'a secret RDS manages',
+        { masterSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234abcd-AbC123' },
+        /prod\.existingInstance\.masterSecretArn: is a secret RDS manages itself/,
+      ],
+      [
+        'a secret of another account',
+        { masterSecretArn: 'arn:aws:secretsmanager:eu-west-1:999999999999:secret:orion/prod/master-AbC123' },
+        /prod\.existingInstance\.masterSecretArn: is in account 999999999999, not the environment's 123456789012/,
+      ],
+      [
+        'a key alias instead of a key ARN',
+        { kmsKeyArn: 'alias/aws/rds' },
+        /prod\.existingInstance\.kmsKeyArn: "alias\/aws\/rds" is not a KMS key ARN/,
+      ],
+      [
+        'a key of another region',
+        { kmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab' },
+        /prod\.existingInstance\.kmsKeyArn: is in region us-east-1, not the environment's eu-west-1/,
+      ],
+      [
+        'a misspelt field',
+        { securityGroup: 'sg-0a1b2c3d4e5f60733' },
+        /prod\.existingInstance\.securityGroup: unknown setting/,
+      ],
+    ])('rejects %s, naming the setting', (_case, change, message) => {
+      const existingInstance = { ...INSTANCE, ...change } as unknown as ExistingInstance;
+      expect(() => environmentConfig('prod', { ...ADOPTING, existingInstance }, ENV)).toThrow(message);
+    });
+
+    test('an adopted instance needs the VPC it is in', () => {
+      expect(() => environmentConfig('prod', { ...ADOPTING, existingVpc: undefined }, ENV)).toThrow(
+        /prod\.existingInstance: needs existingVpc: the VPC the instance is in/,
+      );
+    });
+
+    test('existingInstance must be an object', () => {
+      expect(() =>
+        environmentConfig('prod', { ...ADOPTING, existingInstance: 'orion-prod' as unknown as ExistingInstance }, ENV),
+      ).toThrow(/prod\.existingInstance: must be an object with identifier, endpoint, port/);
+    });
+
+    test.each<[string, unknown]>([
+      ['zero', '0'],
+      ['a number instead of a string', 1],
+      ['a dotted version', '1.2'],
+      ['a negative one', '-1'],
+      ['an empty string', ''],
+    ])('rejects a baselineVersion that is %s', (_case, baselineVersion) => {
+      expect(() => environmentConfig('dev', { baselineVersion: baselineVersion as string })).toThrow(
+        /dev\.baselineVersion: must be a migration version, a positive integer given as a string like "1"/,
+      );
+    });
   });
 });

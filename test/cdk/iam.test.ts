@@ -6,6 +6,9 @@
  * the synthesized policy. The matcher below is hand-written: it only needs Allow statements with
  * wildcards, and the IAM simulators on npm are AGPL.
  */
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import {
   AddTagsToResourceCommand,
@@ -24,6 +27,7 @@ import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
 import { RdsSnapshots } from '../../lambda/aws/snapshots';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import { parseProperties, RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
+import type { EnvironmentConfig } from '../../lib/config/environments';
 import { synthStack } from '../helpers/cdk';
 
 const REGION = 'eu-west-1';
@@ -102,8 +106,26 @@ async function requestsFor(command: string, input: Record<string, any>, engineMa
   return requests;
 }
 
-describe('the migration role’s RDS permissions', () => {
-  const { template } = synthStack('prod');
+/** prod adopting the hand-built instance (test/fixtures/existing-instance), as the README's walkthrough sets it. */
+const ADOPTING: Partial<EnvironmentConfig> = JSON.parse(
+  readFileSync(join(__dirname, '..', 'fixtures', 'existing-instance', 'orion.config.json'), 'utf8'),
+).environments.prod;
+
+/** What RDS says of the instance a restore replaces: the adopted one's settings are read from it. */
+const DESCRIBED = {
+  DBSubnetGroup: { DBSubnetGroupName: 'default-vpc-0a1b2c3d4e5f60718' },
+  DBParameterGroups: [{ DBParameterGroupName: 'default.postgres16' }],
+  VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-0a1b2c3d4e5f60733' }],
+  DBInstanceClass: 'db.t3.medium',
+  MultiAZ: true,
+  StorageType: 'gp2',
+};
+
+describe.each([
+  ['that creates its instance', {}],
+  ['that adopts an existing instance', ADOPTING],
+])('the migration role’s RDS permissions, in a prod stack %s', (_case, overrides) => {
+  const { template, stack } = synthStack('prod', overrides);
   const t = template.toJSON();
   const [policy] = Object.values<any>(t.Resources).filter(
     (r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes('SchemaMigrationsRole'),
@@ -112,9 +134,7 @@ describe('the migration role’s RDS permissions', () => {
   const rdsStatements = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('rds:')));
   const [cr] = Object.values<any>(t.Resources).filter((r) => r.Type === RESOURCE_TYPE);
   const settings = parseProperties(resolve(cr.Properties));
-  const engineMajor = resolve(
-    Object.values<any>(t.Resources).find((r) => r.Type === 'AWS::RDS::DBInstance').Properties.EngineVersion,
-  ).split('.')[0];
+  const engineMajor = stack.config.engineVersion.split('.')[0];
 
   const requests: Request[] = [];
   beforeAll(async () => {
@@ -140,6 +160,7 @@ describe('the migration role’s RDS permissions', () => {
               DBInstanceIdentifier: name,
               DBInstanceArn: arn('db', name),
               DBInstanceStatus: 'available',
+              ...DESCRIBED,
               ...state[name],
             },
           ],
@@ -184,7 +205,12 @@ describe('the migration role’s RDS permissions', () => {
     await snapshots.restore(snap, 'a migration failed');
     await snapshots.restoreStatus(snap);
     // Deletion protection: applied on a deploy, lifted for a failed create's rollback.
-    const protection = new RdsDeletionProtection(client, new CloudFormationClient({ region: REGION }), id);
+    const protection = new RdsDeletionProtection(
+      client,
+      new CloudFormationClient({ region: REGION }),
+      id,
+      settings.adoptedInstance,
+    );
     instances({ [id]: { DeletionProtection: false, InstanceCreateTime: created } });
     await protection.apply(true);
     instances({ [id]: { DeletionProtection: true, InstanceCreateTime: created } });
