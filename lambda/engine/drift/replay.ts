@@ -77,6 +77,7 @@ export async function replayReference(options: ReplayOptions): Promise<Reference
         await admin.query(`GRANT ${q(scratchRoles.owner)} TO CURRENT_USER${v16 ? ' WITH INHERIT TRUE, SET TRUE' : ''}`);
         for (const k of ['owner', 'group', 'app'] as const) roleNames.set(scratchRoles[k], options.roles[k]);
       }
+      log(`replaying ${options.migrations.length} migration(s) into the scratch database ${name}`);
       await admin.query(`CREATE DATABASE ${q(name)}`);
       await admin.query(
         `COMMENT ON DATABASE ${q(name)} IS ${admin.escapeLiteral(`${MARKER}, created ${new Date().toISOString()}`)}`,
