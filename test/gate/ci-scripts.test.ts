@@ -4,7 +4,16 @@
  * a stand-in that succeeds or fails on demand.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -28,18 +37,29 @@ const bash = (dir: string, script: string, args: string[] = []) =>
 
 describe('scripts/check-test-gate.sh (the proof that a failing test fails the suite)', () => {
   const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-  /** vitest replaced by a stand-in that prints `output`, maybe leaves a server directory, and exits `code`. */
-  const withVitest = (output: string, code: number, leaveDir = false) =>
-    bash(
-      project('check-test-gate.sh', {
-        'node_modules/vitest/vitest.mjs': `
-          import { mkdirSync } from 'node:fs';
+  /**
+   * vitest replaced by a stand-in that prints `output`, maybe leaves the server's directory or a process
+   * running on it (a postgres command line, pid in server.pid), and exits `code`.
+   */
+  const withVitest = (output: string, code: number, leave: { dir?: boolean; server?: boolean } = {}) => {
+    const dir = project('check-test-gate.sh', {
+      'node_modules/vitest/vitest.mjs': `
+          import { spawn } from 'node:child_process';
+          import { mkdirSync, writeFileSync } from 'node:fs';
+          const data = ${JSON.stringify(shm)} + '/orion-test-' + process.pid + '-left';
           console.log(${JSON.stringify(output)});
-          if (${leaveDir}) mkdirSync(${JSON.stringify(shm)} + '/orion-test-' + process.pid + '-left');
+          if (${!!leave.dir}) mkdirSync(data);
+          if (${!!leave.server}) {
+            const p = spawn('bash', ['-c', 'exec -a "postgres -D ' + data + '/data" sleep 120'], { detached: true, stdio: 'ignore' });
+            p.unref();
+            writeFileSync('server.pid', String(p.pid));
+          }
           process.exit(${code});`,
-      }),
-      'check-test-gate.sh',
-    );
+    });
+    const run = bash(dir, 'check-test-gate.sh');
+    if (existsSync(join(dir, 'server.pid'))) process.kill(Number(readFileSync(join(dir, 'server.pid'), 'utf8')));
+    return run;
+  };
   const failed = 'FAIL the gate can fail: expected this test to be deliberately failing\n Tests  1 failed (1)';
 
   test('passes when the deliberately failing test fails the run and the server is cleaned up', () => {
@@ -48,14 +68,17 @@ describe('scripts/check-test-gate.sh (the proof that a failing test fails the su
     expect(run.status).toBe(0);
   });
 
-  test('fails when a failing test exits 0, when the failure is not reported, or when the server is left behind', () => {
+  test('fails when a failing test exits 0, when the failure is not reported, or when the server or its directory is left', () => {
     const exit0 = withVitest(failed, 0);
     expect(exit0.status).toBe(1);
     expect(exit0.stderr).toMatch(/a failing test made vitest exit 0/);
     const crashed = withVitest('Error: cannot start PostgreSQL', 1);
     expect(crashed.status).toBe(1);
     expect(crashed.stderr).toMatch(/without reporting the deliberate failure/);
-    const left = withVitest(failed, 1, true);
+    const running = withVitest(failed, 1, { server: true });
+    expect(running.status).toBe(1);
+    expect(running.stderr).toMatch(/the embedded PostgreSQL is still running: pid \d+/);
+    const left = withVitest(failed, 1, { dir: true });
     for (const d of readdirSync(shm).filter((d) => /^orion-test-\d+-left$/.test(d)))
       rmSync(join(shm, d), { recursive: true, force: true });
     expect(left.status).toBe(1);
