@@ -193,6 +193,7 @@ export class DatabaseStack extends Stack {
       groupRole: c.groupRole,
       appRole: c.appRole,
       snapshotRetention: c.snapshotRetention,
+      rollback: c.rollback,
       deployId: props.deployId,
       migrationsDir: props.migrationsDir,
       baselineVersion: c.baselineVersion,

@@ -18,12 +18,14 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import {
+  DEFAULT_ROLLBACK_POLICY,
   RESOURCE_TYPE,
+  type RollbackPolicy,
   type SchemaMigrationsProperties,
   UNREACHABLE_RETRY_MS,
 } from '../lambda/schema-migrator/properties';
 import { lintErrorsForSynth } from './private/lint-at-synth';
-import { hashMigrations } from './private/migrations-hash';
+import { hashMigrations, latestVersion } from './private/migrations-hash';
 
 export const METRICS_NAMESPACE = 'Orion/SchemaMigrations';
 const ROOT = join(__dirname, '..');
@@ -86,6 +88,8 @@ export interface SchemaMigrationsProps {
   readonly baselineVersion?: string;
   /** Pre-migration snapshots to keep. @default 5 */
   readonly snapshotRetention?: number;
+  /** What a stack rollback does to migrations a deploy applied (see README, "On call"). @default 'keep' */
+  readonly rollback?: RollbackPolicy;
   /**
    * Identifies this deploy; a new value makes CloudFormation update the resource, which runs the
    * lifecycle. @default - the synth time, so every `cdk deploy` runs it
@@ -236,6 +240,8 @@ export class SchemaMigrations extends Construct {
       RestoreSecurityGroupIds: r.securityGroups.map((g) => g.securityGroupId),
       RestoreDeletionProtection: String(r.deletionProtection),
       RestorePort: String(r.port),
+      Rollback: props.rollback ?? DEFAULT_ROLLBACK_POLICY,
+      SchemaVersion: latestVersion(migrationsDir),
     };
     this.resource = new CustomResource(this, 'Resource', {
       serviceToken: provider.serviceToken,

@@ -37,6 +37,20 @@ export class BadInputError extends OrionError {
   }
 }
 
+/**
+ * A revert needs a down script the ledger does not hold. Distinct from other bad input (a stored script
+ * the parser rejects): a caller may choose another way back for this one.
+ */
+export class NoDownScriptError extends BadInputError {
+  constructor(
+    detail: string,
+    readonly versions: readonly bigint[],
+  ) {
+    super(detail);
+    this.name = 'NoDownScriptError';
+  }
+}
+
 /** Several input problems found in one pass, so the user can fix them all at once. */
 export class BadInputErrors extends OrionError {
   readonly exitCode = 2 as const;

@@ -6,7 +6,7 @@
  */
 import type { ClientBase } from 'pg';
 import { quoteIdent } from './db';
-import { BadInputError } from './errors';
+import { BadInputError, NoDownScriptError } from './errors';
 import { Executor, type RunOptions, type RunResult } from './executor';
 import { type Migration, prepareScripts, readScript } from './files';
 import { ensureLedger, type LedgerRow, readDownScripts, readLedger } from './ledger';
@@ -108,8 +108,9 @@ async function revertWhere(
     );
     const missing = targets.filter((r) => !downSql.get(r.id));
     if (missing.length) {
-      throw new BadInputError(
+      throw new NoDownScriptError(
         `cannot ${what}: no down script was stored for ${missing.map((r) => `${r.version} (${r.name})`).join(', ')}`,
+        missing.map((r) => r.version),
       );
     }
     const scripts = targets.map((r) =>

@@ -57,6 +57,11 @@ export interface DeployConfig {
    * @default true
    */
   readonly setAppPassword?: boolean;
+  /**
+   * Apply pending migrations. A stack rollback runs with false: it never applies anything, whatever
+   * the function's bundle carries (during a rollback, still the new migrations). @default true
+   */
+  readonly applyPending?: boolean;
   readonly run?: Pick<RunOptions, 'lockWaitMs' | 'maxStatementTimeoutMs' | 'onEvent' | 'defaultLockTimeoutMs'>;
   /** Progress for people or logs. */
   readonly log?: (message: string) => void;
@@ -186,7 +191,11 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     await bootstrapSchema(target, roles).catch((err) => {
       throw asServerError('bootstrap', err);
     });
-    const plan = await readPlan(target, migrations);
+    let plan = await readPlan(target, migrations);
+    if (config.applyPending === false && plan.pending.length > 0) {
+      note(report, `${plan.pending.length} pending migration(s) left unapplied: this run only re-asserts the lockdown`);
+      plan = { ...plan, pending: [] };
+    }
     await prepareScripts(plan.pending.map((p) => p.migration.up));
     report.from_version = report.to_version = versionString(plan.currentVersion);
     report.row_counts = { before: await readableRowCounts(target) };

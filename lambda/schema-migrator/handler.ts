@@ -5,8 +5,9 @@
  */
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { connect, withDatabase, withUser } from '../engine/db';
-import { LockTimeoutError, OrionError, OutcomeUnknownError } from '../engine/errors';
-import { revertDeploy } from '../engine/migrate';
+import { BadInputError, LockTimeoutError, NoDownScriptError, OutcomeUnknownError } from '../engine/errors';
+import { readLedger } from '../engine/ledger';
+import { down, revertDeploy } from '../engine/migrate';
 import type { Report } from '../engine/report';
 import { AfterCommitError, describeState } from '../lifecycle/after-commit';
 import { type DeployOutcome, runDeploy, snapshotId } from '../lifecycle/deploy';
@@ -20,7 +21,10 @@ export interface Logger {
 }
 
 export interface Metrics {
-  add(name: 'MigrationsApplied' | 'MigrationFailures' | 'Restores' | 'RollbackProblems', value: number): void;
+  add(
+    name: 'MigrationsApplied' | 'MigrationFailures' | 'Restores' | 'RollbackProblems' | 'SchemaAhead',
+    value: number,
+  ): void;
   addDuration(name: 'MigrationDuration' | 'LockWait', ms: number): void;
   flush(): void;
 }
@@ -142,6 +146,7 @@ export function createHandlers(deps: HandlerDeps) {
     target: DeployTarget,
     context: InvocationContext,
     deployId = settings.deployId,
+    applyPending = true,
   ) {
     const remaining = context.getRemainingTimeInMillis();
     return runDeploy(
@@ -151,6 +156,7 @@ export function createHandlers(deps: HandlerDeps) {
         roles: settings.roles,
         migrationsDir: deps.migrationsDir,
         deployId,
+        applyPending,
         snapshotPrefix: settings.snapshotPrefix,
         snapshotRetention: settings.snapshotRetention,
         run: {
@@ -189,9 +195,10 @@ export function createHandlers(deps: HandlerDeps) {
   }
 
   /**
-   * CloudFormation is rolling the stack back to the previous properties. Bring the database back to
-   * what they describe, and never fail: a failure here would leave the stack UPDATE_ROLLBACK_FAILED.
-   * Returns whether it is complete.
+   * CloudFormation is rolling the stack back to the previous properties. Never applies anything; what
+   * the failed deploy applied is handled by the environment's rollback policy (properties.ts). Never
+   * fails either — that would leave the stack UPDATE_ROLLBACK_FAILED — except by polling again while
+   * the migration lock is held elsewhere. Returns whether it is complete.
    */
   async function rollback(event: ProviderEvent, context: InvocationContext): Promise<boolean> {
     let target: DeployTarget | undefined;
@@ -201,24 +208,21 @@ export function createHandlers(deps: HandlerDeps) {
       target = await deps.target(settings, event.StackId);
       const failedSnapshot = snapshotId(settings.snapshotPrefix, failedDeployId || 'unknown');
       const status = failedDeployId ? await target.snapshots.restoreStatus(failedSnapshot) : { state: 'none' as const };
-      if (status.state === 'in-progress')
-        return (
-          (await target.snapshots.restore(failedSnapshot, status.reason ?? 'stack rollback')) === 'done' &&
-          (await lockdownOnly(settings, target, context))
-        );
-      if (status.state === 'none' && failedDeployId) {
-        const reverted = await revertFailedDeploy(settings, target, failedDeployId);
-        if (!reverted) {
-          logger.warn('rollback: a migration of the failed deploy has no down script; restoring its snapshot', {
-            snapshot: failedSnapshot,
-          });
-          metrics.add('Restores', 1);
-          const state = await target.snapshots.restore(failedSnapshot, `stack rollback of deploy ${failedDeployId}`);
-          if (state === 'in-progress') return false;
-        }
+      if (status.state === 'in-progress') {
+        // A restore the failed deploy (or this rollback's policy) began: it is finished whatever happens.
+        const state = await target.snapshots.restore(failedSnapshot, status.reason ?? 'stack rollback');
+        if (state !== 'done') return false;
+      } else if (status.state === 'none') {
+        if (!(await bringBack(settings, target, failedDeployId, failedSnapshot, context))) return false;
       }
       return await lockdownOnly(settings, target, context);
     } catch (err) {
+      if (err instanceof LockTimeoutError) {
+        logger.warn('rollback: the migration lock is held by another session; trying again at the next poll', {
+          error: err.message,
+        });
+        return false;
+      }
       logger.error(
         'rollback could not restore the previous schema; the stack rollback goes on, fix the database by hand (see README, "On call")',
         { error: target ? await scrub(target, describeError(err)) : describeError(err) },
@@ -229,39 +233,103 @@ export function createHandlers(deps: HandlerDeps) {
     }
   }
 
-  /** Reverts what the failed deploy applied, with the stored down scripts. False when one is missing. */
-  async function revertFailedDeploy(
+  /**
+   * What the failed deploy applied beyond the version the previous properties describe, handled by
+   * the policy. False while a restore it started is under way.
+   */
+  async function bringBack(
     settings: MigrationSettings,
     target: DeployTarget,
     failedDeployId: string,
+    failedSnapshot: string,
+    context: InvocationContext,
   ): Promise<boolean> {
+    const ahead = await withMaster(settings, target, async (client) => {
+      const rows = (await readLedger(client)).filter((r) => r.status === 'applied');
+      return settings.schemaVersion !== undefined
+        ? rows.filter((r) => r.version > settings.schemaVersion!)
+        : rows.filter((r) => r.deployId === failedDeployId); // a template older than SchemaVersion
+    });
+    if (ahead.length === 0) return true;
+    const versions = ahead.map((r) => `${r.version} (${r.name})`).join(', ');
+    const leftAhead = (reason: string) => {
+      logger.error(
+        `rollback: the schema is left ahead of the stack: ${versions} stay applied (${reason}); the application's previous code runs against it (see README, "On call")`,
+        { policy: settings.rollback, target: settings.schemaVersion?.toString() ?? 'unknown' },
+      );
+      metrics.add('SchemaAhead', 1);
+      metrics.add('MigrationFailures', 1); // the alarm
+    };
+    switch (settings.rollback) {
+      case 'keep':
+        leftAhead('rollback policy keep: nothing written since the deploy is lost');
+        return true;
+      case 'restore': {
+        if (!(await target.snapshots.list()).some((s) => s.id === failedSnapshot)) {
+          leftAhead(`rollback policy restore, but the failed deploy took no snapshot ${failedSnapshot}`);
+          return true;
+        }
+        logger.warn('rollback: restoring the failed deploy’s snapshot (rollback policy restore)', {
+          snapshot: failedSnapshot,
+        });
+        metrics.add('Restores', 1);
+        return (
+          (await target.snapshots.restore(failedSnapshot, `stack rollback of deploy ${failedDeployId}`)) === 'done'
+        );
+      }
+      case 'down-scripts':
+        try {
+          const reverted = await withMaster(settings, target, async (client) => {
+            const options = {
+              role: settings.roles.owner,
+              lockWaitMs: Math.min(60_000, Math.max(1_000, context.getRemainingTimeInMillis() / 4)),
+            };
+            const result =
+              settings.schemaVersion !== undefined
+                ? await down(client, { ...options, to: settings.schemaVersion })
+                : await revertDeploy(client, failedDeployId, options);
+            if (result.error) throw result.error;
+            return result.applied;
+          });
+          logger.info('rollback: reverted with the stored down scripts', {
+            reverted: reverted.map((a) => `${a.version} ${a.name}`),
+          });
+        } catch (err) {
+          // Only a missing or unusable down script leaves the schema ahead by choice; anything else (the
+          // connection, a failing down script) is a rollback problem, and nothing is restored blindly.
+          if (err instanceof NoDownScriptError) leftAhead(`rollback policy down-scripts: ${err.message}`);
+          else if (err instanceof BadInputError)
+            leftAhead(`rollback policy down-scripts: a stored down script cannot be run: ${err.message}`);
+          else throw err;
+        }
+        return true;
+    }
+  }
+
+  async function withMaster<T>(
+    settings: MigrationSettings,
+    target: DeployTarget,
+    fn: (client: Awaited<ReturnType<typeof connect>>) => Promise<T>,
+  ): Promise<T> {
     const master = await target.secrets.master();
     const client = await connect(withDatabase(withUser(target.serverUrl, master.username), settings.roles.database), {
       password: master.password,
       applicationName: 'orion-db rollback',
     });
     try {
-      const result = await revertDeploy(client, failedDeployId, { role: settings.roles.owner });
-      if (result.error) throw result.error;
-      logger.info('rollback: reverted the failed deploy', {
-        reverted: result.applied.map((a) => `${a.version} ${a.name}`),
-      });
-      return true;
-    } catch (err) {
-      if (err instanceof OrionError && err.exitCode === 2) return false; // no down script stored
-      throw err;
+      return await fn(client);
     } finally {
       await client.end().catch(() => {});
     }
   }
 
-  /** With the previous properties, the lifecycle has nothing to apply: it re-asserts the lockdown. */
+  /** The lifecycle without applying anything (whatever the bundle carries): it re-asserts the lockdown. */
   async function lockdownOnly(
     settings: MigrationSettings,
     target: DeployTarget,
     context: InvocationContext,
   ): Promise<boolean> {
-    const outcome = await runLifecycle(settings, target, context, `${settings.deployId}-rollback`);
+    const outcome = await runLifecycle(settings, target, context, `${settings.deployId}-rollback`, false);
     if (outcome.status === 'waiting') return false;
     if (!outcome.report.ok) {
       logger.error('rollback: the previous schema is back but a check failed', { errors: outcome.report.errors });

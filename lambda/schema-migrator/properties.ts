@@ -46,7 +46,24 @@ export interface SchemaMigrationsProperties {
   readonly RestoreStorageType?: string;
   readonly RestoreDeletionProtection: string;
   readonly RestorePort: string;
+  /**
+   * What a stack rollback does to migrations the failed deploy applied (see RollbackPolicy). Optional
+   * in the handler: a rollback carries the previous template's properties, which may predate it.
+   */
+  readonly Rollback?: RollbackPolicy;
+  /** The newest migration version in the folder this template was synthesized with: a rollback's target. */
+  readonly SchemaVersion?: string;
 }
+
+/**
+ * On a stack rollback: `keep` leaves the schema ahead (no data written since is lost; the alarm is
+ * raised), `down-scripts` reverts with the down scripts stored in the ledger (what they drop is lost),
+ * `restore` restores the failed deploy's pre-migration snapshot (every write since is lost).
+ */
+export const ROLLBACK_POLICIES = ['keep', 'down-scripts', 'restore'] as const;
+export type RollbackPolicy = (typeof ROLLBACK_POLICIES)[number];
+/** Loses nothing written after the deploy. */
+export const DEFAULT_ROLLBACK_POLICY: RollbackPolicy = 'keep';
 
 /** The same, narrowed and converted for the handler. */
 export interface MigrationSettings {
@@ -61,6 +78,9 @@ export interface MigrationSettings {
   readonly adoptedInstance: boolean;
   readonly baselineVersion?: string;
   readonly restore: RestoreSettings;
+  readonly rollback: RollbackPolicy;
+  /** Undefined when the template predates the property. */
+  readonly schemaVersion?: bigint;
 }
 
 /** Narrows the raw ResourceProperties; a missing or malformed one is a clear error naming it. */
@@ -94,8 +114,20 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
   if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string')) {
     throw new BadInputError('Custom::SchemaMigrations property RestoreSecurityGroupIds must be a list of strings');
   }
+  const rollback = p.Rollback ?? DEFAULT_ROLLBACK_POLICY;
+  if (!(ROLLBACK_POLICIES as readonly unknown[]).includes(rollback))
+    throw new BadInputError(
+      `Custom::SchemaMigrations property Rollback must be one of ${ROLLBACK_POLICIES.join(', ')}, got "${rollback}"`,
+    );
+  const version = p.SchemaVersion;
+  if (version !== undefined && (typeof version !== 'string' || !/^(none|\d{1,19})$/.test(version)))
+    throw new BadInputError(
+      `Custom::SchemaMigrations property SchemaVersion must be a version or "none", got "${version}"`,
+    );
   return {
     deployId: str('DeployId'),
+    rollback: rollback as RollbackPolicy,
+    schemaVersion: version === undefined ? undefined : version === 'none' ? 0n : BigInt(version),
     roles: { database: str('DatabaseName'), owner: str('OwnerRole'), group: str('GroupRole'), app: str('AppRole') },
     masterSecretArn: str('MasterSecretArn'),
     appSecretArn: str('AppSecretArn'),

@@ -4,6 +4,7 @@
 
 import { validateIdentifier } from '../../lambda/engine/identifiers';
 import { DEFAULT_ROLES } from '../../lambda/lifecycle/names';
+import { ROLLBACK_POLICIES, type RollbackPolicy } from '../../lambda/schema-migrator/properties';
 import { ConfigError } from './errors';
 
 export const ENVIRONMENT_NAMES = ['dev', 'staging', 'prod'] as const;
@@ -82,6 +83,12 @@ export interface EnvironmentConfig {
   /** Pre-migration snapshots to keep. */
   readonly snapshotRetention: number;
   /**
+   * What a stack rollback does to migrations the failed deploy applied: `keep` (the schema stays
+   * ahead, the alarm is raised; loses nothing written since), `down-scripts`, or `restore` (the
+   * pre-migration snapshot). See README, "On call".
+   */
+  readonly rollback: RollbackPolicy;
+  /**
    * A small instance without inbound rules in the database's subnets, reached only through SSM
    * Session Manager: on-call port forwarding to the database (see README, "Reaching the database").
    */
@@ -118,6 +125,8 @@ const COMMON = {
   applicationSecurityGroupIds: [],
   snapshotRetention: 5,
   bastion: true,
+  // Loses no data written after the deploy; dev overrides it.
+  rollback: 'keep',
 } as const;
 
 export const ENVIRONMENTS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, 'account' | 'region'>>> = {
@@ -131,6 +140,7 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, Omit<EnvironmentConf
     backupRetentionDays: 1,
     deletionProtection: false,
     databaseName: 'orion_dev',
+    rollback: 'down-scripts',
   },
   staging: {
     ...COMMON,
@@ -207,6 +217,8 @@ export function validateEnvironment(c: EnvironmentConfig): void {
     at('port', `must be 1150..65535 (the RDS range), got ${c.port}`);
   if (!(Number.isInteger(c.snapshotRetention) && c.snapshotRetention >= 1 && c.snapshotRetention <= 100))
     at('snapshotRetention', `must be 1..100, got ${c.snapshotRetention}`);
+  if (!(ROLLBACK_POLICIES as readonly unknown[]).includes(c.rollback))
+    at('rollback', `must be one of ${ROLLBACK_POLICIES.join(', ')}, got ${JSON.stringify(c.rollback)}`);
   if (c.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(c.alarmEmail))
     at('alarmEmail', `is not an e-mail address: "${c.alarmEmail}"`);
   for (const sg of c.applicationSecurityGroupIds)

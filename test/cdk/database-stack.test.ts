@@ -120,6 +120,8 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
         'RestoreStorageType',
         'RestoreDeletionProtection',
         'RestorePort',
+        'Rollback',
+        'SchemaVersion',
       ].sort(),
     );
     expect(props).toMatchObject({
@@ -139,6 +141,8 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       RestoreStorageType: 'gp3',
       RestoreDeletionProtection: String(config.deletionProtection),
       RestorePort: String(config.port),
+      Rollback: config.rollback,
+      SchemaVersion: expect.stringMatching(/^\d+$/),
     });
   });
 

@@ -30,6 +30,16 @@ describe('environment config', () => {
     expect(prod.engineVersion).toMatch(/^16\./);
   });
 
+  test('a stack rollback keeps the schema ahead in staging and prod (no data loss), reverts in dev; anything else is refused', () => {
+    expect(environmentConfig('prod').rollback).toBe('keep');
+    expect(environmentConfig('staging').rollback).toBe('keep');
+    expect(environmentConfig('dev').rollback).toBe('down-scripts');
+    expect(environmentConfig('prod', { rollback: 'restore' }).rollback).toBe('restore');
+    expect(() => environmentConfig('prod', { rollback: 'revert' as never })).toThrow(
+      'prod.rollback: must be one of keep, down-scripts, restore, got "revert"',
+    );
+  });
+
   test('-c env selects one environment; none selects all three; anything else is an error', () => {
     expect(selectEnvironments(undefined)).toEqual(['dev', 'staging', 'prod']);
     expect(selectEnvironments('staging')).toEqual(['staging']);

@@ -12,6 +12,7 @@ import type { Client } from 'pg';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
 import { isStackRollingBack } from '../../lambda/aws/stack-status';
+import { MIGRATION_LOCK_KEY } from '../../lambda/engine/lock';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import type { SnapshotPort } from '../../lambda/lifecycle/ports';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
@@ -142,6 +143,11 @@ function event(type: 'Create' | 'Update' | 'Delete', deployId: string, oldDeploy
   } as ProviderEvent;
 }
 
+/** The event with other (the previous template's) properties, e.g. the rollback policy. */
+function withProps(e: ProviderEvent, extra: Partial<SchemaMigrationsProperties>): ProviderEvent {
+  return { ...e, ResourceProperties: { ...e.ResourceProperties, ...extra } } as ProviderEvent;
+}
+
 /** onEvent, then isComplete polled until done, as the Provider framework does. */
 async function deploy(dir: string, e: ProviderEvent, h = handlers(dir)) {
   const { PhysicalResourceId } = await h.onEvent(e);
@@ -247,7 +253,10 @@ describe('Custom::SchemaMigrations handler', () => {
     expect(await tableNames(fixture.targetUrl)).toContain('speakers');
 
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS'); // a resource after ours failed
-    const rolledBack = await deploy(SOP_MIGRATIONS, event('Update', 'd1', 'd2'));
+    const rolledBack = await deploy(
+      SOP_MIGRATIONS,
+      withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts' }),
+    );
     expect(rolledBack.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     expect((await ledger()).find((r) => r.version === 3)).toMatchObject({ status: 'reverted', deploy_id: 'd2' });
@@ -263,23 +272,115 @@ describe('Custom::SchemaMigrations handler', () => {
     });
     await deploy(next, event('Update', 'd2', 'd1'));
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    const rolledBack = await deploy(SOP_MIGRATIONS, event('Update', 'd1', 'd2'));
+    const rolledBack = await deploy(
+      SOP_MIGRATIONS,
+      withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts' }),
+    );
     expect(rolledBack.IsComplete).toBe(true);
     expect(metrics).toMatchObject({ RollbackProblems: 1 });
+    expect(metrics.Restores).toBeUndefined(); // a failing down script is no reason to restore
     const problem = logs.find((l) => l.level === 'error');
     expect(JSON.stringify(problem)).toMatch(/22P02.*invalid input syntax for type integer: \\"\*\*\*\\"/);
     expect(JSON.stringify(logs)).not.toContain(master);
   });
 
-  test('a stack rollback restores the failed deploy’s snapshot when a down script is missing', async () => {
+  test('rollback policy restore restores the failed deploy’s snapshot; down-scripts with a script missing restores nothing and raises the alarm', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    await deploy(sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' }), event('Update', 'd2', 'd1'));
+    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    await deploy(dir, event('Update', 'd2', 'd1'));
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    const rolledBack = await deploy(SOP_MIGRATIONS, event('Update', 'd1', 'd2'));
+    const keptAhead = await deploy(
+      dir,
+      withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts', SchemaVersion: '2' }),
+    );
+    expect(keptAhead.IsComplete).toBe(true);
+    expect(await tableNames(fixture.targetUrl)).toContain('speakers');
+    expect(metrics).toMatchObject({ SchemaAhead: 1, MigrationFailures: 1 });
+    expect(metrics.Restores).toBeUndefined();
+    expect(JSON.stringify(logs)).toMatch(
+      /the schema is left ahead of the stack: 3 \(speakers\) stay applied \(rollback policy down-scripts: cannot revert to 2: no down script was stored for 3 \(speakers\)\)/,
+    );
+
+    const rolledBack = await deploy(
+      dir,
+      withProps(event('Update', 'd1', 'd2'), { Rollback: 'restore', SchemaVersion: '2' }),
+    );
     expect(rolledBack.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     expect(metrics.Restores).toBe(1);
-    expect(logs.some((l) => l.level === 'warn' && /no down script; restoring its snapshot/.test(l.message))).toBe(true);
+    expect(logs.some((l) => l.level === 'warn' && /rollback policy restore/.test(l.message))).toBe(true);
+  });
+
+  test('by default (policy keep) a rollback leaves what the deploy applied, raises the alarm and loses no write made since', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const dir = sopPlus({
+      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+      '000003_speakers.down.sql': 'DROP TABLE speakers;',
+    });
+    await deploy(dir, event('Update', 'd2', 'd1'));
+    await query(fixture.targetUrl, 'INSERT INTO speakers VALUES (1)'); // written after the deploy
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+    const rolledBack = await deploy(dir, withProps(event('Update', 'd1', 'd2'), { SchemaVersion: '2' }));
+    expect(rolledBack.IsComplete).toBe(true);
+    expect(await query(fixture.targetUrl, 'SELECT id FROM speakers')).toEqual([{ id: 1 }]);
+    expect(metrics).toMatchObject({ SchemaAhead: 1, MigrationFailures: 1 });
+    expect(JSON.stringify(logs)).toMatch(/left ahead of the stack: 3 \(speakers\) stay applied \(rollback policy keep/);
+  });
+
+  test('a rollback never applies a pending migration, though the function still carries the new ones', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS'); // the deploy of d2 never reached our resource
+    const rolledBack = await deploy(dir, withProps(event('Update', 'd1', 'd2'), { SchemaVersion: '2' }));
+    expect(rolledBack.IsComplete).toBe(true);
+    expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
+    expect((await ledger()).map((r) => r.version)).toEqual([1, 2]);
+    expect(metrics.SchemaAhead).toBeUndefined();
+  });
+
+  test('a stored down script the parser rejects is not read as "no down script": nothing is restored, the alarm is raised', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const dir = sopPlus({
+      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+      '000003_speakers.down.sql': 'DROP TABL speakers;',
+    });
+    await deploy(dir, event('Update', 'd2', 'd1'));
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+    const rolledBack = await deploy(
+      dir,
+      withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts', SchemaVersion: '2' }),
+    );
+    expect(rolledBack.IsComplete).toBe(true);
+    expect(await tableNames(fixture.targetUrl)).toContain('speakers');
+    expect(metrics.Restores).toBeUndefined();
+    expect(metrics).toMatchObject({ SchemaAhead: 1, MigrationFailures: 1 });
+    expect(JSON.stringify(logs)).toMatch(/a stored down script cannot be run: .*syntax error/);
+  });
+
+  test('a rollback that finds the migration lock held polls again instead of reporting complete', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const dir = sopPlus({
+      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+      '000003_speakers.down.sql': 'DROP TABLE speakers;',
+    });
+    await deploy(dir, event('Update', 'd2', 'd1'));
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+    const holder = await client(fixture.targetUrl);
+    try {
+      await holder.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY.toString()]);
+      const h = handlers(dir);
+      const e = withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts', SchemaVersion: '2' });
+      await h.onEvent(e);
+      const shortContext = { getRemainingTimeInMillis: () => 8_000 }; // waits 2 s for the lock
+      await expect(h.isComplete(e, shortContext)).resolves.toEqual({ IsComplete: false });
+      expect(await tableNames(fixture.targetUrl)).toContain('speakers');
+      await holder.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY.toString()]);
+      await expect(h.isComplete(e, context)).resolves.toEqual({ IsComplete: true });
+      expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
+      expect(metrics.RollbackProblems).toBeUndefined();
+    } finally {
+      await holder.end();
+    }
   });
 
   test('a rollback that left the database at the previous version only re-asserts the lockdown', async () => {
