@@ -540,7 +540,7 @@ describe('Custom::SchemaMigrations handler', () => {
       const shortContext = { getRemainingTimeInMillis: () => 12_000 }; // reconnects for 4 s
       const err = await h.isComplete(e, shortContext).catch((x) => x);
       expect(err.message).toMatch(
-        /^Schema migration failed: connecting to the restored database failed after the migrations had committed: cannot connect .*\. Version 2 before this deploy, unknown now \(the ledger could not be read\)\. The database was restored from snapshot .*; the failed one is kept as .*_failed_[0-9a-f]{8}\.$/,
+        /^Schema migration failed: connecting to the restored database failed after the migrations had committed: (cannot|could not) connect .*\. Version 2 before this deploy, unknown now \(the ledger could not be read\)\. The database was restored from snapshot .*; the failed one is kept as .*_failed_[0-9a-f]{8}\.$/,
       );
       expect(err.message).not.toMatch(/did not start|Nothing was changed/);
     } finally {
