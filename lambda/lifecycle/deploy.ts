@@ -286,7 +286,8 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     }
     return { status: 'complete', report };
   } catch (err) {
-    return afterCommit(err);
+    // Awaited here: a rejected promise returned from a try with an awaiting finally is "unhandled" meanwhile.
+    return await afterCommit(err);
   } finally {
     await target.end().catch(() => {});
   }
