@@ -297,6 +297,13 @@ describe('orion-db copy: order, keys and sequences', () => {
       { table: 'z_parent', mode: 'batches', copied: 2 },
       { table: 'a_child', mode: 'batches', copied: 3 },
     ]);
+    // The report's per-table counts and timings.
+    for (const t of tables) {
+      expect(t).toMatchObject({ source_rows: t.copied, resumed_from: 0 });
+      expect(t.ms).toBeGreaterThanOrEqual(0);
+      expect(t.rows_per_second === null || t.rows_per_second >= 0).toBe(true);
+    }
+    expect(run.json().precheck).toMatchObject({ keys: expect.any(Number), ms: expect.any(Number) });
     expect(await query(url, `INSERT INTO z_parent (name) VALUES ('next') RETURNING id`)).toEqual([{ id: 8 }]);
     expect(await query(url, `INSERT INTO a_child (parent_id) VALUES (1) RETURNING id`)).toEqual([{ id: '13' }]);
     expect(await query(url, `SELECT count(DISTINCT at)::int AS n FROM log`)).toEqual([{ n: 1 }]);
