@@ -236,3 +236,43 @@ describe('settings around adoption', () => {
     expect(cr.Properties).toMatchObject({ BaselineVersion: '42', AdoptedInstance: 'false' });
   });
 });
+
+describe('the property contract for adoption', () => {
+  const base = {
+    DeployId: 'd1',
+    DatabaseName: 'orion_prod',
+    OwnerRole: 'orion_owner',
+    GroupRole: 'orion_app_rw',
+    AppRole: 'orion_app',
+    MasterSecretArn: MASTER,
+    AppSecretArn: 'arn:app',
+    InstanceIdentifier: ID,
+    SnapshotPrefix: ID,
+    SnapshotRetention: '5',
+    RestoreSecurityGroupIds: [SG],
+    RestoreDeletionProtection: 'true',
+    RestorePort: '5432',
+  };
+
+  test('properties written before adoption existed (a rollback delivers them) read as a created instance', () => {
+    expect(() => parseProperties(base)).toThrow('property RestoreSubnetGroupName is missing');
+    const created = parseProperties({
+      ...base,
+      RestoreSubnetGroupName: 'g',
+      RestoreParameterGroupName: 'p',
+      RestoreMultiAz: 'true',
+      RestoreInstanceClass: 'db.t3.medium',
+      RestoreKmsKeyId: KEY,
+      RestoreStorageType: 'gp3',
+    });
+    expect(created.adoptedInstance).toBe(false);
+    expect(created.restore.fromInstance).toBeUndefined();
+    expect(created).not.toHaveProperty('baselineVersion');
+  });
+
+  test.each(['0', '1.2', 'latest', ''])('a BaselineVersion of "%s" is a clear error naming the property', (v) => {
+    expect(() => parseProperties({ ...base, AdoptedInstance: 'true', BaselineVersion: v })).toThrow(
+      `Custom::SchemaMigrations property BaselineVersion must be a positive whole number, got "${v}"`,
+    );
+  });
+});
