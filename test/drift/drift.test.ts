@@ -239,10 +239,18 @@ const CASES: Case[] = [
     fix: true,
     fixAs: 'superuser',
   },
+  {
+    name: 'a default privilege added for later tables',
+    change: 'ALTER DEFAULT PRIVILEGES GRANT TRUNCATE ON TABLES TO {group}',
+    kinds: ['default_privilege'],
+    fix: true,
+  },
 ];
 
 describe('each kind of hand change is found, and not on the clean database', () => {
-  test.each(CASES)('$name', async (c) => {
+  // Titled by kind ('index: an index dropped'), so one kind's cases can be run alone (-t 'index[:+]').
+  const titled = CASES.map((c) => ({ ...c, title: `${c.kinds.join('+')}: ${c.name}` }));
+  test.each(titled)('$title', async (c) => {
     const asOwner = `SET ROLE "${fixture.roles.owner}"; `;
     const sql = (s: string) =>
       s.replaceAll('{db}', `"${fixture.roles.database}"`).replaceAll('{group}', `"${fixture.roles.group}"`);
