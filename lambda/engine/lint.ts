@@ -76,6 +76,55 @@ export const ORION_RULES = {
 } as const;
 
 export const KNOWN_RULES = new Set<string>([...SQUAWK_RULES, ...Object.keys(ORION_RULES)]);
+/** The rules a finding can come from (the excluded ones stay known, for old orion:allow lines). */
+export const ACTIVE_RULES = [...KNOWN_RULES].filter((r) => !SQUAWK_EXCLUDED.includes(r));
+
+/**
+ * The safe alternative of every active rule: what each finding says to do instead. squawk's own help,
+ * where it gives one, is more specific and wins; several of its rules (changing-column-type, …) have none.
+ */
+export const SAFE_ALTERNATIVES: Record<string, string> = {
+  'adding-field-with-default':
+    'Add the column without a volatile default, backfill it in batches, then set the default',
+  'adding-foreign-key-constraint': 'Add it NOT VALID, then VALIDATE CONSTRAINT in a later migration',
+  'adding-not-nullable-field':
+    'Add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it in a later migration, then SET NOT NULL (no scan)',
+  'adding-required-field': 'Give the NOT NULL column a constant DEFAULT, or add it nullable and backfill',
+  'adding-serial-primary-key-field': 'Build a unique index CONCURRENTLY, then ADD CONSTRAINT … PRIMARY KEY USING INDEX',
+  'ban-alter-domain-with-add-constraint':
+    "Add the check to the columns' tables (NOT VALID, then VALIDATE), not to the domain",
+  'ban-char-field': 'Use text (or varchar) instead of char(n)',
+  'ban-concurrent-index-creation-in-transaction':
+    'Put CREATE INDEX CONCURRENTLY in its own file marked -- orion:no-transaction',
+  'ban-create-domain-with-constraint': "Put the check on the tables' columns, not on the domain",
+  'ban-drop-column': 'Stop using the column, deploy, then drop it in a later release',
+  'ban-drop-database': 'Drop a database by hand, never from a migration',
+  'ban-drop-not-null': 'Keep NOT NULL, or drop it only once every reader handles NULLs',
+  'ban-drop-table': 'Stop using the table, deploy, then drop it in a later release',
+  'ban-truncate-cascade': 'Name each table to empty, without CASCADE',
+  'ban-uncommitted-transaction': 'Remove BEGIN/COMMIT: orion-db runs each file in its own transaction',
+  'changing-column-type':
+    'Add a column of the new type, backfill it in batches, switch readers and writers, then drop the old one ' +
+    '(varchar(n) to text, or a wider varchar, needs no rewrite)',
+  'constraint-missing-not-valid': 'Add the constraint NOT VALID, then VALIDATE CONSTRAINT in a later migration',
+  'disallowed-unique-constraint': 'CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT … UNIQUE USING INDEX',
+  'prefer-timestamptz': 'Use timestamptz',
+  'renaming-column': 'Add the new column, write both, backfill, switch readers, then drop the old one',
+  'renaming-table': 'Create the new table (or a view under the old name) and move readers before dropping the old',
+  'require-concurrent-index-creation':
+    'CREATE INDEX CONCURRENTLY IF NOT EXISTS, in its own file marked -- orion:no-transaction',
+  'require-concurrent-index-deletion':
+    'DROP INDEX CONCURRENTLY IF EXISTS, in its own file marked -- orion:no-transaction',
+  'transaction-nesting': 'Remove BEGIN/COMMIT: orion-db runs each file in its own transaction',
+  'ban-truncate': 'Delete in batches, or stop using the table and drop it in a later release',
+  'ban-drop-schema': 'Drop the objects one by one in a later release, once nothing uses them',
+  'enum-value-used-in-same-transaction':
+    'Add the value in an earlier migration: orion-db commits between migrations where a later one uses it',
+  'non-transactional-multiple-statements': 'Put each non-transactional statement in its own migration file',
+  'non-transactional-not-retryable': 'Add IF NOT EXISTS / IF EXISTS so a re-run after a partial failure succeeds',
+  'missing-down': 'Add the matching .down.sql file',
+  'identifier-too-long': 'Choose a name of at most 63 bytes',
+};
 
 /** Project-wide opt-outs: `{ "allow": ["rule", …] }` in this file inside the migrations folder. */
 export const LINT_CONFIG_FILE = 'orion-lint.json';
@@ -200,7 +249,7 @@ function runSquawk(group: readonly { script: MigrationScript; path: string }[], 
     rule: f.rule_name,
     severity: 'error', // squawk calls every finding a warning; each is a production hazard here
     message: f.message,
-    help: f.help ?? undefined,
+    help: f.help || SAFE_ALTERNATIVES[f.rule_name],
   }));
 }
 
@@ -231,7 +280,7 @@ function orionRules(script: MigrationScript, hasDown: boolean): Diagnostic[] {
   const add = (
     s: Statement | undefined,
     rule: keyof typeof ORION_RULES,
-    help: string,
+    help = SAFE_ALTERNATIVES[rule],
     severity: Diagnostic['severity'] = 'error',
     detail?: string,
   ) =>
@@ -244,48 +293,24 @@ function orionRules(script: MigrationScript, hasDown: boolean): Diagnostic[] {
       help,
     });
   for (const s of script.statements) {
-    if (s.kind === 'TruncateStmt')
-      add(s, 'ban-truncate', 'Delete in batches, or stop using the table and drop it in a later release');
-    if (s.kind === 'DropStmt' && s.node.removeType === 'OBJECT_SCHEMA')
-      add(s, 'ban-drop-schema', 'Drop the objects one by one in a later release, once nothing uses them');
+    if (s.kind === 'TruncateStmt') add(s, 'ban-truncate');
+    if (s.kind === 'DropStmt' && s.node.removeType === 'OBJECT_SCHEMA') add(s, 'ban-drop-schema');
     for (const name of longIdentifiers(s.node))
-      add(
-        s,
-        'identifier-too-long',
-        'Choose a name of at most 63 bytes',
-        'error',
-        `"${name}" is ${Buffer.byteLength(name)} bytes`,
-      );
+      add(s, 'identifier-too-long', undefined, 'error', `"${name}" is ${Buffer.byteLength(name)} bytes`);
   }
   if (script.directives.noTransaction) {
     if (script.statements.length > 1) {
-      add(
-        script.statements[1],
-        'non-transactional-multiple-statements',
-        'Put each non-transactional statement in its own migration file',
-      );
+      add(script.statements[1], 'non-transactional-multiple-statements');
     }
     for (const s of script.statements) {
-      if (!retryable(s))
-        add(
-          s,
-          'non-transactional-not-retryable',
-          'Add IF NOT EXISTS / IF EXISTS so a re-run after a partial failure succeeds',
-        );
+      if (!retryable(s)) add(s, 'non-transactional-not-retryable');
     }
   } else {
     // Across files the runner commits in between; within one file it cannot, so the server would refuse.
     const added = new AddedEnumValues();
     for (const s of script.statements) {
       const use = added.firstUse(script.file, [s]);
-      if (use)
-        add(
-          s,
-          'enum-value-used-in-same-transaction',
-          'Add the value in an earlier migration: orion-db commits between migrations where a later one uses it',
-          'warning',
-          describeUse(use),
-        );
+      if (use) add(s, 'enum-value-used-in-same-transaction', undefined, 'warning', describeUse(use));
       added.record(script.file, s);
     }
   }

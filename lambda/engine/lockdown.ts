@@ -148,15 +148,23 @@ async function findDrift(client: ClientBase, roles: LockdownRoles, logins: strin
     [logins, schemas],
   );
   for (const r of direct.rows) drift.push({ text: `${r.grantee} had direct grants: ${r.grants}` });
-  const publicAcl = await client.query(
-    `SELECT 'database' AS what, a.privilege_type FROM pg_database d, aclexplode(d.datacl) a
-      WHERE d.datname = current_database() AND a.grantee = 0
+  // Database and schema privileges `correct` revokes: PUBLIC's, the logins' (any), the group's beyond
+  // CONNECT and USAGE (a hand-made GRANT ALL), each listed so the report names every correction.
+  const acl = await client.query(
+    `SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE r.rolname END AS grantee, 'database' AS what, a.privilege_type
+       FROM pg_database d CROSS JOIN aclexplode(d.datacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+      WHERE d.datname = current_database()
+        AND (a.grantee = 0 OR r.rolname = ANY($2) OR (r.rolname = $3 AND a.privilege_type <> 'CONNECT'))
      UNION ALL
-     SELECT 'schema ' || n.nspname, a.privilege_type FROM pg_namespace n, aclexplode(n.nspacl) a
-      WHERE n.nspname = ANY($1) AND a.grantee = 0 AND a.privilege_type = 'CREATE'`,
-    [schemas],
+     SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE r.rolname END, 'schema ' || n.nspname, a.privilege_type
+       FROM pg_namespace n CROSS JOIN aclexplode(n.nspacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+      WHERE n.nspname = ANY($1)
+        AND ((a.grantee = 0 AND a.privilege_type = 'CREATE') OR r.rolname = ANY($2)
+             OR (r.rolname = $3 AND a.privilege_type = 'CREATE'))
+      ORDER BY 1, 2, 3`,
+    [schemas, logins, roles.group],
   );
-  for (const r of publicAcl.rows) drift.push({ text: `PUBLIC had ${r.privilege_type} on ${r.what}` });
+  for (const r of acl.rows) drift.push({ text: `${r.grantee} had ${r.privilege_type} on ${r.what}` });
   const ledger = await client.query(
     `SELECT grantee, privilege_type FROM information_schema.role_table_grants
       WHERE table_schema = 'public' AND table_name = 'orion_schema_history' AND grantee = ANY($1)`,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { lintMigrations } from '../../lambda/engine/lint';
+import { ACTIVE_RULES, lintMigrations, SAFE_ALTERNATIVES } from '../../lambda/engine/lint';
 import { lintErrorsForSynth } from '../../lib/private/lint-at-synth';
 import { synthStack } from '../helpers/cdk';
 import { runCli } from '../helpers/cli';
@@ -95,8 +95,15 @@ describe('lint rules', () => {
     expect(fired.map((d) => d.rule)).toContain(rule);
     const d = fired.find((x) => x.rule === rule)!;
     expect(d).toMatchObject({ file: '000001_m.up.sql', severity: 'error' });
+    expect(d.help, `${rule} says what to do instead`).toMatch(/\w{3}/);
     expect(d.line).toBeGreaterThanOrEqual(1);
     expect((await rulesFor(safe)).map((x) => x.rule)).not.toContain(rule);
+  });
+
+  test('every rule a finding can come from has its safe alternative', () => {
+    const missing = ACTIVE_RULES.filter((r) => !SAFE_ALTERNATIVES[r]?.trim());
+    expect(missing).toEqual([]);
+    expect(ACTIVE_RULES).toContain('changing-column-type');
   });
 
   test('enum-value-used-in-same-transaction is a warning, matched on the label and, where the tree says, the type', async () => {

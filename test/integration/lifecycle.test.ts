@@ -161,6 +161,38 @@ describe('deploy lifecycle', () => {
     expect(again.lockdown!.corrected).toEqual([]);
   });
 
+  test('a hand-made GRANT ALL on the database and schema is corrected and every revoked privilege listed', async () => {
+    fixture = deployFixture();
+    const { roles } = fixture;
+    await complete(fixture, SOP_MIGRATIONS);
+    for (const who of [roles.app, roles.group])
+      await fixture.asMaster(`GRANT ALL ON DATABASE "${roles.database}" TO "${who}"`);
+    await fixture.asMaster(`GRANT ALL ON SCHEMA public TO "${roles.app}", "${roles.group}"`);
+    const report = await complete(fixture, SOP_MIGRATIONS);
+    expect(report.lockdown!.ok).toBe(true);
+    expect(report.lockdown!.corrected).toEqual(
+      expect.arrayContaining([
+        `${roles.app} had CONNECT on database`,
+        `${roles.app} had CREATE on database`,
+        `${roles.app} had TEMPORARY on database`,
+        `${roles.app} had CREATE on schema public`,
+        `${roles.app} had USAGE on schema public`,
+        `${roles.group} had CREATE on database`,
+        `${roles.group} had TEMPORARY on database`,
+        `${roles.group} had CREATE on schema public`,
+      ]),
+    );
+    const privileges = await query(
+      fixture.targetUrl,
+      `SELECT has_database_privilege($1, current_database(), 'CREATE') AS db_create,
+              has_database_privilege($1, current_database(), 'TEMPORARY') AS db_temp,
+              has_schema_privilege($1, 'public', 'CREATE') AS schema_create`,
+      [roles.app],
+    );
+    expect(privileges).toEqual([{ db_create: false, db_temp: false, schema_create: false }]);
+    expect((await complete(fixture, SOP_MIGRATIONS)).lockdown!.corrected).toEqual([]);
+  });
+
   test('drift only a superuser can undo (REPLICATION, BYPASSRLS) is reported, not attempted, and fails the deploy', async () => {
     fixture = deployFixture();
     const { roles } = fixture;
