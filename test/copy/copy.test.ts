@@ -414,6 +414,38 @@ describe('orion-db verify from SQLite', () => {
     ]);
   });
 
+  test('--tables compares only the tables named; a table in neither database is refused by name', async () => {
+    const path = sqliteFile(`
+      CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT);
+      CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT);
+      INSERT INTO a VALUES (1, 'x'), (2, 'y');
+      INSERT INTO b VALUES (1, 'x');`);
+    const url = await target(
+      `CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);`,
+    );
+    expect((await runCli(['copy', '--from', sqliteUrl(path), '--to', url])).code).toBe(0);
+    await query(url, `UPDATE b SET v = 'changed'`);
+    const all = await runCli(['verify', '--from', sqliteUrl(path), '--to', url, '--sample', '1', '--json']);
+    expect(all.code).toBe(1);
+    const onlyA = await runCli([
+      'verify',
+      '--from',
+      sqliteUrl(path),
+      '--to',
+      url,
+      '--tables',
+      'a',
+      '--sample',
+      '1',
+      '--json',
+    ]);
+    expect(onlyA.code, onlyA.stdout).toBe(0);
+    expect(Object.keys(onlyA.json().tables)).toEqual(['a']);
+    const unknown = await runCli(['verify', '--from', sqliteUrl(path), '--to', url, '--tables', 'a,nope', '--json']);
+    expect(unknown.code).toBe(2);
+    expect(JSON.stringify(unknown.json().errors)).toMatch(/nope/);
+  });
+
   test('a unique conflict in the source fails verify, naming table, key and values', async () => {
     const path = sqliteFile(`
       CREATE TABLE a (id TEXT PRIMARY KEY, code TEXT);
