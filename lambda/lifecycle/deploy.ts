@@ -32,6 +32,7 @@ import { addError, applyRunResult, emptyReport, type Report, versionString } fro
 import { applicationTables, rowCounts } from '../engine/row-counts';
 import { AfterCommitError, type AfterCommitState } from './after-commit';
 import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
+import { type DeployDriftOptions, type DriftPolicy, driftAfterApplying, driftBeforeApplying } from './drift';
 import type { SecretsPort, SnapshotPort } from './ports';
 
 export interface DeployConfig {
@@ -76,6 +77,13 @@ export interface DeployConfig {
    * issue #15 §3 gives it its meaning here; until then the lifecycle receives it and ignores it.
    */
   readonly baseline?: string;
+  /**
+   * Drift (orion-db drift) before applying and after: 'fail' stops a deploy that finds the database
+   * changed by hand, before anything is applied, and fails one whose result differs from the replay of
+   * its migrations; 'warn' reports both in the report's `drift` section; 'off' skips both (each check
+   * replays the migrations into a scratch database). @default 'off'
+   */
+  readonly driftPolicy?: DriftPolicy;
 }
 
 export interface DeployPorts {
@@ -199,6 +207,19 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     await prepareScripts(plan.pending.map((p) => p.migration.up));
     report.from_version = report.to_version = versionString(plan.currentVersion);
     report.row_counts = { before: await readableRowCounts(target) };
+    const drift = (client: Client): DeployDriftOptions => ({
+      client,
+      connect: (database) => as(database ?? roles.database),
+      migrations,
+      migrationsDir: config.migrationsDir,
+      roles,
+      policy: config.driftPolicy ?? 'off',
+      lockWaitMs: config.run?.lockWaitMs,
+      log,
+    });
+    const mayStop = plan.pending.length > 0;
+    if (await driftBeforeApplying(report, { ...drift(target), applied: plan.applied.length, mayStop }))
+      return { status: 'complete', report };
     // One transactional batch rolls back whole on failure: a snapshot adds nothing to that, nor to an
     // empty database.
     const batches = planBatches(plan.pending);
@@ -269,6 +290,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
       lockTimeoutMs: config.run?.defaultLockTimeoutMs,
       connectAsApp: setAppPassword ? () => as(roles.database, app) : undefined,
     });
+    if (report.ok) await driftAfterApplying(report, drift(target));
     if (!report.ok) {
       // The lockdown's connection may be the one that failed: the ledger is read on a new one.
       const version = await readPlan(target, migrations, { allowOutOfOrder: true })
