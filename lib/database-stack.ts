@@ -127,7 +127,11 @@ export class DatabaseStack extends Stack {
         securityGroups: [dbSg],
         engine: this.engine(c),
       });
-      masterSecret = secretsmanager.Secret.fromSecretCompleteArn(this, 'MasterSecret', adopted.masterSecretArn);
+      // Attached as a created instance's master secret is: Secrets Manager writes the instance's engine,
+      // host and port into it, which the rotation functions and the migration Lambda read.
+      masterSecret = secretsmanager.Secret.fromSecretCompleteArn(this, 'MasterSecret', adopted.masterSecretArn).attach(
+        this.instance,
+      );
       restore = {
         adopted: true,
         securityGroups: [dbSg],

@@ -34,8 +34,9 @@ export interface ExistingInstance {
   /** The instance's VPC security group: the stack's functions are admitted to it on `port`. */
   readonly securityGroupId: string;
   /**
-   * Complete ARN (with its 6-character suffix) of a Secrets Manager secret holding the master's
-   * credentials as the RDS rotation functions read them: `engine`, `host`, `port`, `username`, `password`.
+   * Complete ARN (with its 6-character suffix) of a Secrets Manager secret of yours holding the
+   * master's `username` and `password` as JSON; the stack attaches it to the instance, which adds
+   * `engine`, `host` and `port`.
    */
   readonly masterSecretArn: string;
   /**

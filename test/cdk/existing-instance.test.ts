@@ -46,6 +46,10 @@ let adopting: SynthesizedStack;
 let t: Template;
 let resources: Record<string, any>;
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+/** The master secret as the stack refers to it: through its attachment to the instance (the same ARN). */
+const master = () => ({
+  Ref: ofType('AWS::SecretsManager::SecretTargetAttachment').find(([, r]) => r.Properties.SecretId === MASTER)![0],
+});
 
 beforeAll(() => {
   adopting = synthAdopting();
@@ -71,15 +75,15 @@ describe('an environment with existingInstance', () => {
     t.hasResourceProperties('AWS::SecretsManager::Secret', { Name: 'orion/prod/app' });
   });
 
-  test('the app secret is attached to the adopted instance and names its master secret', () => {
-    t.resourceCountIs('AWS::SecretsManager::SecretTargetAttachment', 1);
-    t.hasResourceProperties('AWS::SecretsManager::SecretTargetAttachment', {
-      TargetId: ID,
-      TargetType: 'AWS::RDS::DBInstance',
-    });
+  test('the master and app secrets are attached to the adopted instance; the app secret names the master secret', () => {
+    const attachments = ofType('AWS::SecretsManager::SecretTargetAttachment').map(([, r]) => r.Properties);
+    expect(attachments).toEqual([
+      { SecretId: MASTER, TargetId: ID, TargetType: 'AWS::RDS::DBInstance' },
+      { SecretId: { Ref: expect.stringMatching(/^AppSecret/) }, TargetId: ID, TargetType: 'AWS::RDS::DBInstance' },
+    ]);
     const [[, app]] = ofType('AWS::SecretsManager::Secret');
-    expect(app.Properties.GenerateSecretString.SecretStringTemplate).toBe(
-      JSON.stringify({ username: 'orion_app', dbname: 'orion_prod', masterarn: MASTER }),
+    expect(JSON.stringify(app.Properties.GenerateSecretString.SecretStringTemplate)).toContain(
+      `{\\"username\\":\\"orion_app\\",\\"dbname\\":\\"orion_prod\\",\\"masterarn\\":\\"",{"Ref":"${master().Ref}"}`,
     );
   });
 
@@ -89,7 +93,7 @@ describe('an environment with existingInstance', () => {
     const [[migrationsId]] = ofType(RESOURCE_TYPE);
     for (const [, s] of schedules) expect(s.DependsOn).toContain(migrationsId);
     const secrets = schedules.map(([, s]) => s.Properties.SecretId);
-    expect(secrets).toContainEqual(MASTER);
+    expect(secrets).toContainEqual(master());
     expect(secrets).toContainEqual({ Ref: expect.stringMatching(/^AppSecretAttachment/) });
     const apps = Object.values(t.toJSON().Mappings as Record<string, { aws: { applicationId: string } }>).map((m) =>
       m.aws.applicationId.split('/').pop(),
@@ -99,7 +103,7 @@ describe('an environment with existingInstance', () => {
       'SecretsManagerRDSPostgreSQLRotationSingleUser',
     ]);
     t.hasResourceProperties('AWS::Serverless::Application', {
-      Parameters: Match.objectLike({ masterSecretArn: MASTER }),
+      Parameters: Match.objectLike({ masterSecretArn: master() }),
     });
   });
 
@@ -123,7 +127,7 @@ describe('an environment with existingInstance', () => {
     expect(p).toMatchObject({
       InstanceIdentifier: ID,
       SnapshotPrefix: ID,
-      MasterSecretArn: MASTER,
+      MasterSecretArn: master(),
       AdoptedInstance: 'true',
       BaselineVersion: '1',
       RestoreSecurityGroupIds: [SG],
@@ -141,7 +145,7 @@ describe('an environment with existingInstance', () => {
     ])
       expect(p).not.toHaveProperty(key);
     // The handler reads these properties as the adoption they describe.
-    const settings = parseProperties({ ...p, AppSecretArn: 'arn:app' });
+    const settings = parseProperties({ ...p, MasterSecretArn: MASTER, AppSecretArn: 'arn:app' });
     expect(settings).toMatchObject({
       instanceIdentifier: ID,
       adoptedInstance: true,
@@ -197,7 +201,7 @@ describe('an environment with existingInstance', () => {
     const secrets = statements
       .filter((s) => [s.Action].flat().includes('secretsmanager:GetSecretValue'))
       .flatMap((s) => [s.Resource].flat());
-    expect(secrets).toContainEqual(MASTER);
+    expect(secrets).toContainEqual(master());
     expect(statements.flatMap((s) => [s.Resource].flat())).not.toContain('*');
   });
 
@@ -205,7 +209,7 @@ describe('an environment with existingInstance', () => {
     const outputs = t.findOutputs('*');
     expect(outputs.Endpoint.Value).toBe(ENDPOINT);
     expect(outputs.Port.Value).toBe('5432');
-    expect(outputs.MasterSecretArn.Value).toBe(MASTER);
+    expect(outputs.MasterSecretArn.Value).toEqual(master());
     expect(JSON.stringify(outputs.PortForwardCommand.Value)).toContain(`host=${ENDPOINT},portNumber=5432`);
   });
 });
