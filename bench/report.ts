@@ -17,6 +17,9 @@ interface Row {
 }
 interface Run {
   date: string;
+  /** Absent in runs written before the flag: those were full. */
+  full?: boolean;
+  cases?: string[];
   machine?: string;
   loadAtStart?: number[];
   loadAtEnd?: number[];
@@ -32,7 +35,8 @@ const runs: Run[] = files
   .map((f) => JSON.parse(readFileSync(f, 'utf8')) as Run)
   .sort((a, b) => a.date.localeCompare(b.date));
 if (runs.length === 0) throw new Error(`no runs in ${RUNS}`);
-const last = runs[runs.length - 1];
+/** The newest full run (every case) gives the main table; every run gives the spread. */
+const last = [...runs].reverse().find((r) => r.full !== false) ?? runs[runs.length - 1];
 
 const PEERS = ['dbmate', 'postgres-migrations', 'node-pg-migrate'];
 const ms = (x: number) => `${Math.round(x).toLocaleString('en')} ms`;
@@ -58,7 +62,9 @@ for (const c of applyCases(last)) {
 
 console.log(`\norion-db's ratio to the floor in each of ${runs.length} full runs (load average at start → end):\n`);
 const cases = applyCases(last);
-console.log(`| shape | migrations | ${runs.map((r) => r.date.slice(11, 16)).join(' | ')} | spread |`);
+console.log(
+  `| shape | migrations | ${runs.map((r) => `${r.date.slice(11, 16)}${r.full === false ? ` (${r.cases?.join(', ')})` : ''}`).join(' | ')} | spread |`,
+);
 console.log(`|---|---:|${runs.map(() => '---:').join('|')}|---:|`);
 for (const c of cases) {
   const ratios = runs.map((run) => rowOf(run, c, 'orion-db')?.ratio);

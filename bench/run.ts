@@ -405,6 +405,8 @@ async function main(): Promise<void> {
   const date = new Date().toISOString();
   const result = {
     date,
+    full: FULL,
+    cases: [...CASES],
     settings,
     machine,
     loadAtStart,
@@ -414,15 +416,18 @@ async function main(): Promise<void> {
     seconds,
     rows,
   };
-  writeFileSync(join(WORK, 'last-run.json'), `${JSON.stringify(result, null, 2)}\n`);
-  if (FULL) {
-    // Every full run is kept (runs/), so the README can give the spread across runs, not one run.
-    const text = `${JSON.stringify(result, null, 2)}\n`;
+  const text = `${JSON.stringify(result, null, 2)}\n`;
+  writeFileSync(join(WORK, 'last-run.json'), text);
+  // Every run of all shapes is kept (runs/), so the README can give the spread across runs, not one run.
+  const kept = SHAPE_IDS.size === SHAPES.length && CASES.has('apply');
+  if (kept) {
     mkdirSync(join(ROOT, 'bench', 'results', 'runs'), { recursive: true });
     writeFileSync(join(ROOT, 'bench', 'results', 'runs', `${date.replace(/[:.]/g, '-')}.json`), text);
-    writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), text);
   }
-  console.log(`\ntotal ${seconds.toFixed(0)} s${FULL ? '; results in bench/results/latest.json and runs/' : ''}`);
+  if (FULL) writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), text);
+  console.log(
+    `\ntotal ${seconds.toFixed(0)} s${FULL ? '; results in bench/results/latest.json and runs/' : kept ? '; results in bench/results/runs/' : ''}`,
+  );
 }
 
 /** 50 MB of seed data: multi-row INSERT statements of about 100 KB each. */
