@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { OrionError } from '../lambda/engine/errors';
 import { lintMigrations } from '../lambda/engine/lint';
+import { wrap } from './output';
 
 /** Lints `files` of `dir` (or the whole folder, as cdk synth does) and prints each error as a warning. */
 export async function warnAboutLint(
@@ -20,8 +21,11 @@ export async function warnAboutLint(
     );
     for (const d of diagnostics.filter((x) => x.severity === 'error')) {
       progress(
-        `warning: ${d.file}:${d.line}: ${d.rule}: ${d.message}; cdk synth refuses this` +
-          ` (${d.help ? `instead: ${d.help}; ` : ''}or allow it with "-- orion:allow ${d.rule}" in the file)`,
+        [
+          wrap(`warning: ${d.file}:${d.line}: ${d.rule}: ${d.message}`),
+          wrap(`  cdk synth refuses this${d.help ? `; instead: ${d.help}` : ''}`),
+          `  (or allow it with "-- orion:allow ${d.rule}" in the file)`,
+        ].join('\n'),
       );
     }
   } catch (err) {

@@ -16,8 +16,6 @@ export interface LocalDatabase {
   readonly url: string;
   /** Without the password: for people. */
   readonly shown: string;
-  /** Where the password is. */
-  readonly passwordFrom: string;
 }
 
 /** The local admin URL when `.orion/` holds a server `orion-db up` started, else undefined. */
@@ -38,5 +36,5 @@ export async function localDatabase(cwd: string): Promise<LocalDatabase | undefi
   const shown = `postgres://${master.username}@127.0.0.1:${port}/${DEFAULT_ROLES.database}`;
   const url = new URL(shown);
   url.password = encodeURIComponent(master.password);
-  return { url: url.toString(), shown, passwordFrom: `${secretsFile} ("masterPassword")` };
+  return { url: url.toString(), shown };
 }

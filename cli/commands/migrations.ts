@@ -67,7 +67,7 @@ async function open(
         'start it with "npm start" (orion-db up), or pass --database-url URL or set DATABASE_URL',
     );
   }
-  ctx.progress(`using the local server in ${STATE_DIR}/: ${local.shown} (password from ${local.passwordFrom})`);
+  ctx.progress(`using the local server in ${STATE_DIR}/: ${local.shown} (password in ${STATE_DIR}/secrets.json)`);
   return { migrations, client };
 }
 

@@ -6,6 +6,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { COMMAND_HELP } from '../../cli/help';
+import { MAX_LINE } from '../../cli/output';
 import { MIGRATION_NAME_RULE, parseFileName } from '../../lambda/engine/files';
 import { runCli } from '../helpers/cli';
 import { createDatabase, migrationsDir, tableNames } from '../helpers/db';
@@ -162,9 +163,10 @@ describe('migrate warns about what cdk synth refuses', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.json()).toMatchObject({ ok: true, applied: [{ version: '2' }] }); // stdout: the one report
     expect(run.stderr).toMatch(
-      /^warning: 2_b\.up\.sql:1: changing-column-type: .*cdk synth refuses this \(instead: .+; or allow it with "-- orion:allow changing-column-type" in the file\)$/m,
+      /^warning: 2_b\.up\.sql:1: changing-column-type: [\s\S]+?\n {2}cdk synth refuses this; instead: Add a column [\s\S]+?\n {2}\(or allow it with "-- orion:allow changing-column-type" in the file\)$/m,
     );
     expect(run.stderr).not.toMatch(/1_a\.up\.sql/); // applied files are not linted again
+    for (const line of run.stderr.split('\n')) expect(line.length).toBeLessThanOrEqual(MAX_LINE);
     expect(await tableNames(url)).toEqual(['a', 'orion_schema_history']);
   });
 });
