@@ -3,7 +3,7 @@
  * (like `docker compose up -d`), so the printed connection string works afterwards.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { ConnectionError } from '../engine/errors';
@@ -27,7 +27,8 @@ interface ServerState {
 /** Where the data lives outside `.orion/` when the server's user cannot reach it. */
 const SHARED_DATA_ROOT = '/var/tmp/orion-db/data';
 
-async function answers(port: number, password: string): Promise<boolean> {
+/** The data directory of the server answering on `port` with this project's password, if one does. */
+async function answeringDataDir(port: number, password: string): Promise<string | undefined> {
   const client = new Client({
     host: '127.0.0.1',
     port,
@@ -39,13 +40,13 @@ async function answers(port: number, password: string): Promise<boolean> {
   client.on('error', () => {});
   try {
     await client.connect();
-    return true;
+    return (await client.query<{ d: string }>(`SELECT current_setting('data_directory') AS d`)).rows[0].d;
   } catch (err: any) {
     if (err.code === '28P01')
       throw new ConnectionError(
         `a PostgreSQL on port ${port} refused the password in .orion/secrets.json: it is not this project's server; stop it or delete .orion/server.json to use another port`,
       );
-    return false;
+    return undefined;
   } finally {
     await client.end().catch(() => {});
   }
@@ -84,6 +85,30 @@ function chooseDataDir(stateDir: string, log: (m: string) => void): string | und
   return dir;
 }
 
+function sameDir(a: string, b: string): boolean {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  return real(a) === real(b);
+}
+
+/**
+ * A `postmaster.pid` copied along with the project (`cp -a proj proj2`) names the other copy's server:
+ * its second line is the data directory that server runs on. Such a lock file is removed, so this copy
+ * neither uses nor stops the other's server. Returns true when it was foreign.
+ */
+function dropForeignLockFile(dataDir: string): boolean {
+  const lockFile = join(dataDir, 'postmaster.pid');
+  if (!existsSync(lockFile)) return false;
+  if (sameDir(readFileSync(lockFile, 'utf8').split('\n')[1] ?? '', dataDir)) return false;
+  rmSync(lockFile, { force: true });
+  return true;
+}
+
 /** Starts (or finds running) the server whose state lives in `stateDir`. */
 export async function ensureLocalServer(
   stateDir: string,
@@ -98,8 +123,16 @@ export async function ensureLocalServer(
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
     log(`initialising PostgreSQL in ${dataDir}`);
     initdb(dataDir, masterPassword);
-  } else if (await answers(state.port, masterPassword)) {
-    return { port: state.port, serverUrl: serverUrl(), started: false };
+  } else {
+    const answering = await answeringDataDir(state.port, masterPassword);
+    if (answering !== undefined && sameDir(answering, dataDir)) {
+      return { port: state.port, serverUrl: serverUrl(), started: false };
+    }
+    if (dropForeignLockFile(dataDir) || answering !== undefined) {
+      // Copied from another project folder (`cp -a`): that port and lock file belong to its server.
+      state.port = await freePort();
+      log(`this folder's data was copied from another project folder; starting its own server on port ${state.port}`);
+    }
   }
   for (let attempt = 0; ; attempt++) {
     const error = pgCtlStart({ dataDir, port: state.port, logFile });
@@ -119,5 +152,7 @@ export async function ensureLocalServer(
 
 export async function stopLocalServer(stateDir: string): Promise<boolean> {
   const state = readState(stateDir);
-  return pgCtlStop(state?.dataDir ?? join(stateDir, 'data'));
+  const dataDir = state?.dataDir ?? join(stateDir, 'data');
+  if (dropForeignLockFile(dataDir)) return false; // another folder's server: never stop it from here
+  return pgCtlStop(dataDir);
 }

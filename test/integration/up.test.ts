@@ -1,6 +1,7 @@
 /**
  * `orion-db up` end to end, as `npm start` runs it: its own embedded PostgreSQL under .orion/.
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -77,6 +78,31 @@ describe('orion-db up (npm start)', () => {
     } finally {
       squatter.close();
     }
+  });
+
+  test('a copy of the project folder (with .orion/) starts its own server, and stopping it never stops the original', async () => {
+    const original = JSON.parse(readFileSync(join(project, '.orion', 'server.json'), 'utf8')).port;
+    const copy = mkdtempSync(join(tmpdir(), 'orion-up-copy-'));
+    chmodSync(copy, 0o755);
+    execFileSync('cp', ['-a', `${project}/.`, copy]); // owners kept, and the running server's postmaster.pid comes along
+    try {
+      expect(await stopLocalServer(join(copy, '.orion'))).toBe(false);
+      const again = await runCli(['up', '--json'], { cwd: project }); // the original's server still runs
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toMatch(/PostgreSQL started/);
+
+      const ownRun = await runCli(['up', '--json'], { cwd: copy });
+      expect(ownRun.code, ownRun.stderr + ownRun.stdout).toBe(0);
+      expect(ownRun.stderr).toMatch(/copied from another project folder; starting its own server on port \d+/);
+      const port = JSON.parse(readFileSync(join(copy, '.orion', 'server.json'), 'utf8')).port;
+      expect(port).not.toBe(original);
+      expect(ownRun.json().app_url).toContain(`:${port}/`);
+    } finally {
+      await stopLocalServer(join(copy, '.orion'));
+    }
+    const after = await runCli(['up', '--json'], { cwd: project });
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stderr).not.toMatch(/PostgreSQL started/);
   });
 
   test('verify compares two databases: equal data passes, a difference exits 1 naming the table', async () => {
