@@ -45,7 +45,14 @@ async function main(): Promise<void> {
   const server = await startEmbeddedServer({ dataDir: join(parent, 'data'), password: 'bench', fast: true });
   const admin = new Client({ connectionString: server.url });
   await admin.connect();
-  const rows: { shape: string; migrations: number; migrate_ms: number; drift_ms: number; ratio: number }[] = [];
+  const rows: {
+    shape: string;
+    migrations: number;
+    migrate_ms: number;
+    drift_ms: number;
+    ratio: number;
+    live_catalog_read_ms: number;
+  }[] = [];
   console.log(
     `# orion-db drift vs migrate, ${COUNT} migrations, ${ROUNDS} rounds (medians)\n` +
       `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores; load ${loadavg()
@@ -58,6 +65,7 @@ async function main(): Promise<void> {
       const dir = writeMigrations(WORK, shape, 'orion', COUNT);
       const migrateMs: number[] = [];
       const driftMs: number[] = [];
+      const readMs: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const name = `bench_drift_${++n}`;
         await admin.query(`CREATE DATABASE ${name}`);
@@ -70,6 +78,7 @@ async function main(): Promise<void> {
           throw new Error(`drift exited ${drift.code} on a clean database: ${drift.stderr.slice(-2000)}`);
         migrateMs.push(migrate.ms);
         driftMs.push(drift.ms);
+        readMs.push(JSON.parse(drift.stdout).ms.read);
         await admin.query(`DROP DATABASE ${name}`);
       }
       const row = {
@@ -78,10 +87,11 @@ async function main(): Promise<void> {
         migrate_ms: Math.round(median(migrateMs)),
         drift_ms: Math.round(median(driftMs)),
         ratio: Math.round((median(driftMs) / median(migrateMs)) * 100) / 100,
+        live_catalog_read_ms: Math.round(median(readMs)),
       };
       rows.push(row);
       console.log(
-        `${shape.label.padEnd(48)} migrate ${String(row.migrate_ms).padStart(6)} ms   drift ${String(row.drift_ms).padStart(6)} ms   ${row.ratio.toFixed(2)}x  (drift ${driftMs.map(Math.round).join(', ')})`,
+        `${shape.label.padEnd(48)} migrate ${String(row.migrate_ms).padStart(6)} ms   drift ${String(row.drift_ms).padStart(6)} ms   ${row.ratio.toFixed(2)}x  (live catalog read ${row.live_catalog_read_ms} ms; drift ${driftMs.map(Math.round).join(', ')})`,
       );
     }
   } finally {
