@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import {
@@ -245,5 +247,22 @@ describe('environment config', () => {
         /dev\.baselineVersion: must be a migration version, a positive integer given as a string like "1"/,
       );
     });
+  });
+});
+
+describe('the CDK app (bin/orion.ts) on a wrong setting', () => {
+  test('prints one line naming the setting and exits 1, without a stack trace', () => {
+    const run = spawnSync(join('node_modules', '.bin', 'tsx'), ['bin/orion.ts'], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ env: 'production' }),
+        CDK_OUTDIR: mkdtempSync(join(tmpdir(), 'cdk-')),
+      },
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim()).toBe(
+      'error: unknown environment "production" (-c env=...): expected one of dev, staging, prod',
+    );
   });
 });
