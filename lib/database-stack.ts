@@ -42,7 +42,7 @@ export interface DatabaseStackProps extends StackProps {
 const MASTER_USERNAME = 'orion_admin';
 const NEW_VPC_CIDR = '10.60.0.0/16';
 
-/** The rotation functions' default (what DatabaseSecret excludes too): safe in URLs and shells. */
+/** Characters no generated password contains (the rotation functions' default too): safe in URLs and shells. */
 const PASSWORD_EXCLUDE = ' %+~`#$&*()|[]{}:;<>?!\'/@"\\';
 
 /** The port clients use: the adopted instance's own, or the configured one of the created instance. */
@@ -152,7 +152,7 @@ export class DatabaseStack extends Stack {
       secretName: `orion/${c.name}/app`,
       masterSecret,
       encryptionKey: key,
-      excludeCharacters: ' %+~`#$&*()|[]{}:;<>?!\'/@"\\', // safe in URLs and shells
+      excludeCharacters: PASSWORD_EXCLUDE,
     });
     const appAttached = this.appSecret.attach(this.instance);
     const rotation = { automaticallyAfter: Duration.days(30), endpoint: secretsEndpoint, vpcSubnets: isolated };
