@@ -570,11 +570,17 @@ function toMigrationFailure(err: unknown, group: readonly PendingMigration[]): M
   // Not a statement of a migration: the bookkeeping or the COMMIT itself (a dropped connection).
   const e = err as { code?: string; message?: string };
   const files = group.map((p) => p.migration.up.file);
+  // The server's own error (a SQLSTATE, even at COMMIT) ends the transaction: the batch rolled back.
+  // A lost connection, or the server ending the session (57P01…, 08…), leaves the COMMIT's outcome unknown.
+  const rolledBack = typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && !/^(57P|08)/.test(e.code);
+  const outcome = rolledBack
+    ? 'it was rolled back'
+    : 'it either committed whole or not at all; run "orion-db status" to see which';
   return new MigrationFailedError(
     files.at(-1) ?? '(ledger)',
     0,
     e.code,
-    `${e.message ?? String(err)} — while running the batch ${files.join(', ')}: it either committed whole or not at all; run "orion-db status" to see which`,
+    `${e.message ?? String(err)} — while running the batch ${files.join(', ')}: ${outcome}`,
     { cause: err },
   );
 }

@@ -189,15 +189,21 @@ describe('migrate', () => {
     await holder.query('BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE');
     try {
       const retries: number[] = [];
+      const reasons: string[] = [];
       const result = await run(
         url,
-        migrationsDir({ '1_a.up.sql': '-- orion:lock-timeout 100ms\nALTER TABLE busy ADD COLUMN x int;' }),
+        migrationsDir({
+          '1_a.up.sql': '-- orion:lock-timeout 100ms\nALTER TABLE busy ADD COLUMN x int;',
+          '2_b.up.sql': 'CREATE TABLE other (id int);',
+        }),
         {
           lockRetries: 2,
-          onEvent: (e) => e.type === 'retry' && retries.push(e.delayMs),
+          onEvent: (e) => e.type === 'retry' && retries.push(e.delayMs) && reasons.push(e.reason),
         },
       );
       expect(retries).toEqual([200, 400]);
+      // The server's lock timeout rolled the batch back: never "it either committed or not".
+      for (const reason of reasons) expect(reason).not.toMatch(/either committed/);
       expect(result.error).toMatchObject({ file: '1_a.up.sql', line: 2, sqlstate: '55P03' });
       expect(result.error!.message).toMatch(/lock timeout/);
     } finally {
