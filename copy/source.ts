@@ -66,12 +66,17 @@ export function parseSource(value: string, setting: string, cwd: string): Source
   return { kind: 'postgres', url: postgresUrl(value, setting) };
 }
 
+/** What was typed, as typed (a plain path is not a URL), with anything that may be a password hidden. */
+function shown(value: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? redactUrl(value) : value.replace(/:[^:@/]*@/, ':***@');
+}
+
 /** A PostgreSQL URL as pg takes it; SQLAlchemy's `postgresql+psycopg://` is accepted too. */
 export function postgresUrl(value: string, setting: string): string {
   const url = value.replace(/^postgresql\+[a-z0-9_]+:\/\//i, 'postgresql://');
   if (!/^postgres(ql)?:\/\//i.test(url))
     throw new BadInputError(
-      `${setting}: expected a postgres:// URL${setting === '--from' ? ' or sqlite:///path.db' : ''}, got "${redactUrl(value)}"`,
+      `${setting}: expected a postgres:// URL${setting === '--from' ? ' or sqlite:///path.db' : ''}, got "${shown(value)}"`,
     );
   return url;
 }

@@ -255,6 +255,9 @@ describe('orion-db copy: before anything is written', () => {
     expect(twoSlashes.stderr).toContain(
       '--from: a SQLite source is sqlite:///relative/path.db or sqlite:////absolute/path.db',
     );
+    const plainPath = await runCli(['copy', '--from', '/tmp/rules.db', '--to', url]);
+    expect(plainPath.code).toBe(2);
+    expect(plainPath.stderr).toContain('--from: expected a postgres:// URL or sqlite:///path.db, got "/tmp/rules.db"');
     const missing = await runCli(['copy', '--from', 'sqlite:////nowhere/rules.db', '--to', url]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--from: no SQLite file at /nowhere/rules.db');
