@@ -174,10 +174,177 @@ async function findDrift(client: ClientBase, roles: LockdownRoles, logins: strin
   return drift;
 }
 
+/** A correction and the catalog query (a boolean) that says whether it is needed now. */
+interface Correction {
+  readonly sql: string;
+  readonly needed?: { readonly query: string; readonly params: readonly unknown[] };
+  /** Also needed whenever a GRANT on all tables is: that grant covers the ledger too. */
+  readonly afterTableGrants?: boolean;
+}
+
+const ROLE = (n: number) => `(SELECT oid FROM pg_roles WHERE rolname = $${n})`;
+/** An ACL with its implicit default spelled out (a NULL ACL means the defaults). */
+const DB_ACL = `(SELECT aclexplode(coalesce(datacl, acldefault('d', datdba))) AS a FROM pg_database WHERE datname = current_database())`;
+const nspAcl = (n: number) =>
+  `(SELECT aclexplode(coalesce(nspacl, acldefault('n', nspowner))) AS a FROM pg_namespace WHERE nspname = $${n})`;
+const TABLE_KINDS = `('r', 'p', 'v', 'm', 'f')`; // what GRANT … ON ALL TABLES IN SCHEMA covers
+
 /**
- * Brings the roles and grants to the locked-down state in one transaction. A statement the server
- * refuses for lack of privilege is undone alone (a savepoint) and returned in words with its
- * SQLSTATE; the read-back then shows what it left wrong.
+ * Everything the locked-down state needs, each with the read that says whether it is needed. Without
+ * `needed` a correction is always issued (the memberships found as drift).
+ */
+function corrections(roles: LockdownRoles, logins: string[], schemas: string[], drift: readonly Drift[]): Correction[] {
+  const owner = q(roles.owner);
+  const group = q(roles.group);
+  const db = q(roles.database);
+  const out: Correction[] = [];
+  const add = (sql: string, query: string, ...params: unknown[]) =>
+    out.push({ sql, needed: { query: `SELECT (${query}) AS needed`, params } });
+  for (const login of logins) {
+    const l = q(login);
+    add(
+      `ALTER ROLE ${l} NOCREATEDB NOCREATEROLE INHERIT LOGIN`,
+      `SELECT rolcreatedb OR rolcreaterole OR NOT rolinherit OR NOT rolcanlogin FROM pg_roles WHERE rolname = $1`,
+      login,
+    );
+    add(
+      `REVOKE ALL ON DATABASE ${db} FROM ${l}`,
+      `EXISTS (SELECT 1 FROM ${DB_ACL} x WHERE (x.a).grantee = ${ROLE(1)})`,
+      login,
+    );
+    for (const schema of schemas) {
+      const s = q(schema);
+      add(
+        `REVOKE ALL ON SCHEMA ${s} FROM ${l}`,
+        `EXISTS (SELECT 1 FROM ${nspAcl(2)} x WHERE (x.a).grantee = ${ROLE(1)})`,
+        login,
+        schema,
+      );
+      for (const [what, kinds] of [
+        ['TABLES', TABLE_KINDS],
+        ['SEQUENCES', `('S')`],
+      ]) {
+        add(
+          `REVOKE ALL ON ALL ${what} IN SCHEMA ${s} FROM ${l}`,
+          `EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a
+                    WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) AND c.relkind IN ${kinds} AND a.grantee = ${ROLE(1)})`,
+          login,
+          schema,
+        );
+      }
+    }
+    add(
+      `GRANT ${group} TO ${l}`,
+      `NOT EXISTS (SELECT 1 FROM pg_auth_members WHERE member = ${ROLE(1)} AND roleid = ${ROLE(2)}) OR NOT pg_has_role($1, $2, 'USAGE')`,
+      login,
+      roles.group,
+    );
+  }
+  for (const d of drift)
+    if (d.membership) out.push({ sql: `REVOKE ${q(d.membership.role)} FROM ${q(d.membership.member)}` });
+  add(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`, `EXISTS (SELECT 1 FROM ${DB_ACL} x WHERE (x.a).grantee = 0)`);
+  add(
+    `GRANT CONNECT ON DATABASE ${db} TO ${group}`,
+    `NOT EXISTS (SELECT 1 FROM ${DB_ACL} x WHERE (x.a).grantee = ${ROLE(1)} AND (x.a).privilege_type = 'CONNECT')`,
+    roles.group,
+  );
+  add(
+    `REVOKE CREATE, TEMPORARY ON DATABASE ${db} FROM ${group}`,
+    `EXISTS (SELECT 1 FROM ${DB_ACL} x WHERE (x.a).grantee = ${ROLE(1)} AND (x.a).privilege_type IN ('CREATE', 'TEMPORARY'))`,
+    roles.group,
+  );
+  add(
+    `GRANT USAGE, CREATE ON SCHEMA public TO ${owner}`,
+    `(SELECT count(DISTINCT (x.a).privilege_type) FROM ${nspAcl(2)} x
+       WHERE (x.a).grantee = ${ROLE(1)} AND (x.a).privilege_type IN ('USAGE', 'CREATE')) < 2`,
+    roles.owner,
+    'public',
+  );
+  const lacks = (kinds: string, privileges: string[]) =>
+    `EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) AND c.relkind IN ${kinds}
+              AND c.oid <> coalesce(to_regclass('${LEDGER_TABLE}'), 0)
+              AND (SELECT count(DISTINCT a.privilege_type) FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+                    WHERE a.grantee = ${ROLE(1)} AND a.privilege_type IN (${privileges.map((p) => `'${p}'`).join(', ')})) < ${privileges.length})`;
+  for (const schema of schemas) {
+    const s = q(schema);
+    add(
+      `REVOKE ALL ON SCHEMA ${s} FROM PUBLIC`,
+      `EXISTS (SELECT 1 FROM ${nspAcl(1)} x WHERE (x.a).grantee = 0)`,
+      schema,
+    );
+    add(
+      `GRANT USAGE ON SCHEMA ${s} TO ${group}`,
+      `NOT EXISTS (SELECT 1 FROM ${nspAcl(2)} x WHERE (x.a).grantee = ${ROLE(1)} AND (x.a).privilege_type = 'USAGE')`,
+      roles.group,
+      schema,
+    );
+    add(
+      `REVOKE CREATE ON SCHEMA ${s} FROM ${group}`,
+      `EXISTS (SELECT 1 FROM ${nspAcl(2)} x WHERE (x.a).grantee = ${ROLE(1)} AND (x.a).privilege_type = 'CREATE')`,
+      roles.group,
+      schema,
+    );
+    add(
+      `GRANT ${APP_TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA ${s} TO ${group}`,
+      lacks(TABLE_KINDS, ['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+      roles.group,
+      schema,
+    );
+    add(
+      `REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA ${s} FROM ${group}`,
+      `EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a
+                WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) AND c.relkind IN ${TABLE_KINDS} AND a.grantee = ${ROLE(1)}
+                  AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER'))`,
+      roles.group,
+      schema,
+    );
+    add(
+      `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${s} TO ${group}`,
+      lacks(`('S')`, ['USAGE', 'SELECT']),
+      roles.group,
+      schema,
+    );
+  }
+  // Not per schema: they also cover schemas and tables later migrations create.
+  const defaults = (kind: string, privileges: string[]) =>
+    `(SELECT count(DISTINCT a.privilege_type) FROM pg_default_acl d, aclexplode(d.defaclacl) a
+       WHERE d.defaclrole = ${ROLE(1)} AND d.defaclnamespace = 0 AND d.defaclobjtype = '${kind}'
+         AND a.grantee = ${ROLE(2)} AND a.privilege_type IN (${privileges.map((p) => `'${p}'`).join(', ')})) < ${privileges.length}`;
+  add(
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT ${APP_TABLE_PRIVILEGES} ON TABLES TO ${group}`,
+    defaults('r', ['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+    roles.owner,
+    roles.group,
+  );
+  add(
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT USAGE, SELECT ON SEQUENCES TO ${group}`,
+    defaults('S', ['USAGE', 'SELECT']),
+    roles.owner,
+    roles.group,
+  );
+  add(
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT USAGE ON SCHEMAS TO ${group}`,
+    defaults('n', ['USAGE']),
+    roles.owner,
+    roles.group,
+  );
+  out.push({
+    sql: `REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC, ${[group, ...logins.map(q)].join(', ')}`,
+    afterTableGrants: true,
+    needed: {
+      query: `SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a
+       WHERE c.oid = to_regclass('${LEDGER_TABLE}') AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM pg_roles WHERE rolname = ANY($1)))) AS needed`,
+      params: [[roles.group, ...logins]],
+    },
+  });
+  return out;
+}
+
+/**
+ * Brings the roles and grants to the locked-down state. Reads first and writes only what differs, so
+ * a deploy with nothing drifted sends no GRANT, REVOKE or ALTER; what is needed runs in one
+ * transaction. A statement the server refuses for lack of privilege is undone alone (a savepoint)
+ * and returned in words with its SQLSTATE; the read-back then shows what it left wrong.
  */
 async function correct(
   client: ClientBase,
@@ -187,8 +354,6 @@ async function correct(
   lockTimeoutMs: number,
 ): Promise<string[]> {
   const owner = q(roles.owner);
-  const group = q(roles.group);
-  const db = q(roles.database);
   const refused: string[] = [];
   const run = async (sql: string) => {
     await client.query('SAVEPOINT orion_lockdown');
@@ -201,10 +366,25 @@ async function correct(
       refused.push(`refused: ${sql} (SQLSTATE ${err.code}: ${err.message})`);
     }
   };
+  const reassign = drift.some((d) => d.owned);
+  // Ownership changes every ACL it touches: after a REASSIGN, everything is issued, not read first.
+  const needed = async () => {
+    const all = corrections(roles, logins, await applicationSchemas(client, roles.owner), drift);
+    if (reassign) return all;
+    const out: Correction[] = [];
+    for (const c of all) {
+      const grantsAll = c.afterTableGrants && out.some((o) => o.sql.includes(' ON ALL TABLES IN SCHEMA "public" TO '));
+      if (!c.needed || grantsAll || (await client.query(c.needed.query, [...c.needed.params])).rows[0].needed)
+        out.push(c);
+    }
+    return out;
+  };
+  const todo = reassign ? [] : await needed();
+  if (!reassign && todo.length === 0) return refused;
   await client.query('BEGIN');
   try {
     await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
-    if (drift.some((d) => d.owned)) {
+    if (reassign) {
       // First, so the grants below are on objects the owner role holds. REASSIGN OWNED needs the
       // privileges of the old owner; hold them only for this statement.
       for (const login of logins.map(q)) {
@@ -213,37 +393,7 @@ async function correct(
         await run(`REVOKE ${login} FROM CURRENT_USER`);
       }
     }
-    const schemas = (await applicationSchemas(client, roles.owner)).map(q);
-    for (const login of logins.map(q)) {
-      // SUPERUSER, REPLICATION and BYPASSRLS are only read back: a non-superuser may not even clear them.
-      await run(`ALTER ROLE ${login} NOCREATEDB NOCREATEROLE INHERIT LOGIN`);
-      await run(`REVOKE ALL ON DATABASE ${db} FROM ${login}`);
-      for (const schema of schemas) {
-        await run(`REVOKE ALL ON SCHEMA ${schema} FROM ${login}`);
-        await run(`REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${login}`);
-        await run(`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${schema} FROM ${login}`);
-      }
-      await run(`GRANT ${group} TO ${login}`);
-    }
-    for (const d of drift) if (d.membership) await run(`REVOKE ${q(d.membership.role)} FROM ${q(d.membership.member)}`);
-    await run(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
-    await run(`GRANT CONNECT ON DATABASE ${db} TO ${group}`);
-    await run(`REVOKE CREATE, TEMPORARY ON DATABASE ${db} FROM ${group}`);
-    await run(`GRANT USAGE, CREATE ON SCHEMA public TO ${owner}`);
-    for (const schema of schemas) {
-      await run(`REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC`);
-      await run(`GRANT USAGE ON SCHEMA ${schema} TO ${group}`);
-      await run(`REVOKE CREATE ON SCHEMA ${schema} FROM ${group}`);
-      await run(`GRANT ${APP_TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA ${schema} TO ${group}`);
-      await run(`REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA ${schema} FROM ${group}`);
-      await run(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${schema} TO ${group}`);
-    }
-    // Not per schema: they also cover schemas and tables later migrations create.
-    await run(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT ${APP_TABLE_PRIVILEGES} ON TABLES TO ${group}`);
-    await run(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT USAGE, SELECT ON SEQUENCES TO ${group}`);
-    await run(`ALTER DEFAULT PRIVILEGES FOR ROLE ${owner} GRANT USAGE ON SCHEMAS TO ${group}`);
-    if ((await client.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS e`)).rows[0].e)
-      await run(`REVOKE ALL ON ${LEDGER_TABLE} FROM PUBLIC, ${[group, ...logins.map(q)].join(', ')}`);
+    for (const c of reassign ? await needed() : todo) await run(c.sql);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});

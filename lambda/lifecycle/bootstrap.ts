@@ -55,6 +55,11 @@ export interface BootstrapOptions {
    * @default true
    */
   readonly setAppPassword?: boolean;
+  /**
+   * Whether the application already logs in with the secret's password: then it is left alone, and a
+   * deploy with nothing drifted sends no ALTER ROLE. @default - always set
+   */
+  readonly appPasswordWorks?: () => Promise<boolean>;
 }
 
 /**
@@ -101,7 +106,7 @@ export async function bootstrap(
   if (!(await exists(`SELECT 1 WHERE pg_has_role(current_user, $1, '${v16 ? 'SET' : 'MEMBER'}')`, roles.owner))) {
     await admin.query(`GRANT ${q(roles.owner)} TO CURRENT_USER${v16 ? ' WITH INHERIT TRUE, SET TRUE' : ''}`);
   }
-  if (options.setAppPassword ?? true) {
+  if ((options.setAppPassword ?? true) && !(await options.appPasswordWorks?.().catch(() => false))) {
     // A SCRAM verifier, so the password itself never reaches the server (or its statement log).
     await admin.query(
       `ALTER ROLE ${q(app.username)} WITH LOGIN PASSWORD ${admin.escapeLiteral(scramVerifier(app.password))}`,
@@ -115,6 +120,12 @@ export async function bootstrap(
  * schemas and trusted extensions (CREATE on the database). The application never gets either.
  */
 export async function bootstrapSchema(target: ClientBase, roles: LockdownRoles): Promise<void> {
-  await target.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${q(roles.owner)}`);
-  await target.query(`GRANT CREATE ON DATABASE ${q(roles.database)} TO ${q(roles.owner)}`);
+  // Read first: a deploy with nothing drifted writes nothing.
+  const { rows } = await target.query(
+    `SELECT has_schema_privilege($1, 'public', 'USAGE') AND has_schema_privilege($1, 'public', 'CREATE') AS schema,
+            has_database_privilege($1, current_database(), 'CREATE') AS database`,
+    [roles.owner],
+  );
+  if (!rows[0].schema) await target.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${q(roles.owner)}`);
+  if (!rows[0].database) await target.query(`GRANT CREATE ON DATABASE ${q(roles.database)} TO ${q(roles.owner)}`);
 }

@@ -27,9 +27,9 @@ import {
   lockdown,
   probeAppRole,
 } from '../engine/lockdown';
-import { migrate, type RunOptions, type RunResult, readPlan } from '../engine/migrate';
+import { migrate, type RunOptions, type RunResult, readPlan, withMigrationLock } from '../engine/migrate';
 import { addError, applyRunResult, emptyReport, type Report, versionString } from '../engine/report';
-import { applicationTables, rowCounts } from '../engine/row-counts';
+import { applicationTables, boundedRowCounts } from '../engine/row-counts';
 import { AfterCommitError, type AfterCommitState } from './after-commit';
 import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import { type DeployDriftOptions, type DriftPolicy, driftAfterApplying, driftBeforeApplying } from './drift';
@@ -187,7 +187,17 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
   const admin = await as('postgres');
   try {
     report.server_version = await precheck(admin, migrations);
-    report.bootstrap = await bootstrap(admin, roles, app, { setAppPassword }).catch((err) => {
+    const appPasswordWorks = async () => {
+      // The application's own login with the secret: when it works, its password is not written again.
+      const c = await connectWhenReachable(withDatabase(withUser(config.serverUrl, app.username), roles.database), {
+        retryForMs: 0,
+        password: app.password,
+        applicationName: `orion-db deploy ${config.deployId}`,
+      });
+      await c.end().catch(() => {});
+      return true;
+    };
+    report.bootstrap = await bootstrap(admin, roles, app, { setAppPassword, appPasswordWorks }).catch((err) => {
       throw asServerError('bootstrap', err);
     });
   } finally {
@@ -206,7 +216,6 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     }
     await prepareScripts(plan.pending.map((p) => p.migration.up));
     report.from_version = report.to_version = versionString(plan.currentVersion);
-    report.row_counts = { before: await readableRowCounts(target) };
     const drift = (client: Client): DeployDriftOptions => ({
       client,
       connect: (database) => as(database ?? roles.database),
@@ -250,6 +259,10 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
       log(`snapshot ${id} is available`);
       target = await as(roles.database);
     }
+    // Counted once the snapshot is there: a poll while it is being taken scans no table.
+    const counts: Record<string, unknown> = {};
+    report.row_counts = counts;
+    counts.before = await readableRowCounts(target, report);
     if (plan.pending.length > 0) {
       const runOptions: RunOptions = { ...config.run, deployId: config.deployId, role: roles.owner };
       progress.step = 'the migration';
@@ -288,6 +301,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     progress.step = 'the lockdown';
     await lockdownAndProbe(report, target, roles, {
       lockTimeoutMs: config.run?.defaultLockTimeoutMs,
+      lockWaitMs: config.run?.lockWaitMs,
       connectAsApp: setAppPassword ? () => as(roles.database, app) : undefined,
     });
     if (report.ok) await driftAfterApplying(report, drift(target));
@@ -302,7 +316,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     }
     // Counts are for the report: one that cannot be read is said so, never a failed deploy.
     try {
-      (report.row_counts as Record<string, unknown>).after = await readableRowCounts(target);
+      (report.row_counts as Record<string, unknown>).after = await readableRowCounts(target, report);
     } catch (err) {
       note(report, `row counts after the deploy could not be read: ${(err as Error)?.message ?? err}`);
     }
@@ -323,11 +337,14 @@ async function lockdownAndProbe(
   report: Report,
   target: Client,
   roles: LockdownRoles,
-  options: LockdownOptions & { connectAsApp?: () => Promise<Client> },
+  options: LockdownOptions & { connectAsApp?: () => Promise<Client>; lockWaitMs?: number },
 ): Promise<void> {
   const { connectAsApp } = options;
   try {
-    report.lockdown = await lockdown(target, roles, options);
+    // Under the migration lock: a concurrent `orion-db` run changes nothing the lockdown just read.
+    report.lockdown = await withMigrationLock(target, { lockWaitMs: options.lockWaitMs }, () =>
+      lockdown(target, roles, options),
+    );
     if (connectAsApp) {
       const appClient = await connectAsApp();
       try {
@@ -347,6 +364,7 @@ async function lockdownAndProbe(
       );
     }
   } catch (err) {
+    if (err instanceof LockTimeoutError) throw err; // held elsewhere: the next poll runs the lockdown
     // Whatever it was (the server's refusal, a lost connection), the migrations stay committed.
     const error = asServerError('lockdown', err);
     const message = error instanceof ServerError ? error.message : `lockdown failed: ${(err as Error)?.message ?? err}`;
@@ -374,16 +392,21 @@ async function lockdownAndProbe(
  * Row counts of the application tables the master may read. Not being a superuser, it may not read a
  * table the application came to own by hand (drift, until the lockdown gives it back to the owner role).
  */
-async function readableRowCounts(client: Client): Promise<Record<string, number>> {
+async function readableRowCounts(client: Client, report: Report): Promise<Record<string, number>> {
   const tables = await applicationTables(client);
   const { rows } = await client.query(
     `SELECT t FROM unnest($1::text[]) t WHERE has_table_privilege(format('public.%I', t), 'SELECT')`,
     [tables],
   );
-  return rowCounts(
+  const { counts, estimated } = await boundedRowCounts(
     client,
     rows.map((r) => r.t),
   );
+  // Which numbers are estimates (pg_class.reltuples), not counts: said, so nobody compares them as exact.
+  const counted = report.row_counts as { estimated?: string[] } | undefined;
+  if (estimated.length && counted)
+    counted.estimated = [...new Set([...(counted.estimated ?? []), ...estimated])].sort();
+  return counts;
 }
 
 /** Something a person should know about this run that is not an error. */

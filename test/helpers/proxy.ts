@@ -9,6 +9,9 @@ export interface CuttingProxy {
   /** Cut the connection that next forwards a client message whose text matches; disarmed after `times` cuts. */
   cutAfter(pattern: RegExp, times?: number): void;
   readonly cuts: number;
+  /** What clients sent (messages as latin1 text, SQL included), from the start or the last `clearSent`. */
+  readonly sent: readonly string[];
+  clearSent(): void;
   close(): Promise<void>;
 }
 
@@ -16,6 +19,7 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
   let pattern: RegExp | undefined;
   let armed = 0;
   let cuts = 0;
+  let sent: string[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = createConnection(target);
@@ -26,6 +30,7 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
       upstream.destroy();
     };
     client.on('data', (chunk) => {
+      sent.push(chunk.toString('latin1'));
       // Query messages carry their SQL as text; cut once the matching one has reached the server's socket.
       const matches = armed > 0 && pattern!.test(chunk.toString('latin1'));
       if (matches) armed--;
@@ -50,6 +55,12 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
     },
     get cuts() {
       return cuts;
+    },
+    get sent() {
+      return sent;
+    },
+    clearSent() {
+      sent = [];
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -572,6 +572,69 @@ describe('Custom::SchemaMigrations handler', () => {
     expect(await fixture.snapshotDatabases()).toHaveLength(2);
   });
 
+  test('a no-op deploy sends no GRANT, REVOKE or ALTER: the lockdown and the bootstrap read first and write only drift', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const server = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    try {
+      const viaProxy = new URL(fixture.serverUrl);
+      viaProxy.host = `127.0.0.1:${proxy.port}`;
+      const h = handlers(SOP_MIGRATIONS, viaProxy.toString());
+      const noop = await deploy(SOP_MIGRATIONS, event('Update', 'd2', 'd1'), h);
+      expect(noop.Data).toMatchObject({ FromVersion: '2', ToVersion: '2', Applied: '0' });
+      // A message's length bytes come right before its SQL, hence no \b. The probe as the application
+      // tries CREATE DATABASE/ROLE/SCHEMA/TABLE, which must be refused: not ours.
+      const writes = (text: string) =>
+        (text.match(/(GRANT|REVOKE|ALTER|REASSIGN|CREATE|DROP)\s[^\0]*/g) ?? []).filter((t) => !/orion_probe_/.test(t));
+      expect(proxy.sent.flatMap(writes)).toEqual([]);
+      // Drift is still found and corrected, with only the statements it needs.
+      await adminQuery(`ALTER ROLE "${fixture.roles.app}" CREATEDB`);
+      proxy.clearSent();
+      await deploy(SOP_MIGRATIONS, event('Update', 'd3', 'd2'), h);
+      expect(proxy.sent.flatMap(writes)).toEqual([
+        `ALTER ROLE "${fixture.roles.app}" NOCREATEDB NOCREATEROLE INHERIT LOGIN`,
+      ]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a poll while the snapshot is being taken scans no table; the migrating invocation counts them, bounded', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const server = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    try {
+      const viaProxy = new URL(fixture.serverUrl);
+      viaProxy.host = `127.0.0.1:${proxy.port}`;
+      const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
+      let polls = 0;
+      const slow: SnapshotPort = {
+        ensure: async (id, tags) => (++polls < 3 ? 'creating' : local.ensure(id, tags)), // as RDS: minutes
+        list: () => local.list(),
+        delete: (id) => local.delete(id),
+        restoreStatus: (id) => local.restoreStatus(id),
+        keptAs: (id) => local.keptAs(id),
+        restore: (id, reason) => local.restore(id, reason),
+      };
+      const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+      const h = handlers(dir, viaProxy.toString(), slow);
+      const e = event('Update', 'd2', 'd1');
+      await h.onEvent(e);
+      proxy.clearSent();
+      await expect(h.isComplete(e, context)).resolves.toEqual({ IsComplete: false });
+      const scans = (text: string) => /count\(\*\)/i.test(text);
+      expect(proxy.sent.filter(scans)).toEqual([]);
+      await expect(h.isComplete(e, context)).resolves.toEqual({ IsComplete: false });
+      expect(proxy.sent.filter(scans)).toEqual([]);
+      const done = await h.isComplete(e, context);
+      expect(done).toMatchObject({ IsComplete: true, Data: { Applied: '1' } });
+      expect(proxy.sent.filter(scans).length).toBeGreaterThan(0); // the invocation that migrates counts
+      expect(proxy.sent.some((t) => /SET LOCAL statement_timeout = 10000/.test(t))).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   test('no secret appears in any log line or failure message, even where the server or the parser echoes it', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const app = fixture.secrets.appCredentials.password;

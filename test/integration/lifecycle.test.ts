@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { BadInputError, OutcomeUnknownError } from '../../lambda/engine/errors';
 import type { RunEvent } from '../../lambda/engine/migrate';
+import { boundedRowCounts } from '../../lambda/engine/row-counts';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import {
   adminQuery,
   adminUrl,
+  client,
   insertActivities,
   migrationsDir,
   query,
@@ -507,3 +509,25 @@ async function readFixture(file: string): Promise<string> {
 function withDb(name: string): string {
   return fixture.targetUrl.replace(/\/[^/?]+(\?|$)/, `/${name}$1`);
 }
+
+describe('row counts in the deploy report', () => {
+  test('exact below the size threshold, pg_class.reltuples above it, and the report says which', async () => {
+    fixture = deployFixture();
+    await complete(fixture, SOP_MIGRATIONS);
+    await query(fixture.targetUrl, insertActivities('a', 'b', 'c'));
+    await query(fixture.targetUrl, 'ANALYZE activities');
+    const c = await client(fixture.targetUrl);
+    try {
+      const tables = ['activities', 'viewer_entries'];
+      expect(await boundedRowCounts(c, tables)).toEqual({
+        counts: { activities: 3, viewer_entries: 0 },
+        estimated: [],
+      });
+      // Every table "large": nothing is counted, the estimates are named as such.
+      const big = await boundedRowCounts(c, tables, { exactBelowBytes: 0 });
+      expect(big).toEqual({ counts: { activities: 3, viewer_entries: 0 }, estimated: tables });
+    } finally {
+      await c.end();
+    }
+  });
+});
