@@ -12,16 +12,20 @@
  * interleave; a killed copy's lock goes with its connection, so the next run sees its last batch
  * either committed or rolled back, never still in flight.
  */
+import { pipeline } from 'node:stream/promises';
 import type { ClientBase } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { quoteIdent as q } from '../lambda/engine/db';
 import { BadInputError } from '../lambda/engine/errors';
 import { acquireMigrationLock, releaseMigrationLock } from '../lambda/engine/lock';
 import { Checkpoint, type TableProgress } from './checkpoint';
+import { RowTally } from './copy-text';
 import { ForeignKeyError, UniqueConflictError } from './errors';
+import { type CopyOutSource, canCopyOut, type PostgresSourceTable } from './pg-source';
 import { planTables, type TablePlan } from './plan';
 import { findUniqueConflicts } from './precheck';
-import { copyIn, copySql, type EncodedBatch, encodeRows, explainCopyError } from './rows';
-import type { Source } from './source';
+import { copyIn, copySql, type EncodedBatch, encodeRows, explainCopyError, sendCopy } from './rows';
+import type { Position, Source } from './source';
 import { foreignKeyOrder, readTargetSchema } from './target';
 
 export interface CopyOptions {
@@ -165,6 +169,7 @@ async function copyTable(o: CopyOptions, plan: TablePlan, checkpoint: Checkpoint
   if (progress.status !== 'done') {
     o.onEvent?.({ type: 'table', table: name, sourceRows, done: progress.rows, mode: plan.mode });
     if (plan.mode === 'whole') await copyWhole(o, plan, checkpoint, progress, sourceRows);
+    else if (streamable(o.source, plan)) await copyStreamed(o, plan, o.source, checkpoint, progress, sourceRows);
     else await copyBatches(o, plan, checkpoint, progress, sourceRows);
     await validateForeignKeys(o.target, plan);
     await advanceSequences(o.target, plan);
@@ -234,21 +239,81 @@ async function sendBatch(
   encoded: EncodedBatch,
   rows: readonly (readonly unknown[])[],
 ): Promise<void> {
-  const aside = foreignKeysAside(plan);
-  await client.query(`BEGIN;${aside?.drop ?? ''}`);
   try {
-    await copyIn(client, sql, [encoded.text]);
+    await sendCopy(client, batchSql(plan, sql), Buffer.from(encoded.text, 'utf8'));
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     throw explainCopyError(err, plan, (line) =>
       rows[line - 1] ? { row: rows[line - 1] as never, number: line } : undefined,
     );
   }
-  try {
-    await client.query(`${aside?.restore ?? ''}COMMIT`);
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
+}
+
+/** One batch's transaction as one query: the foreign keys set aside, the COPY, the keys back, COMMIT. */
+function batchSql(plan: TablePlan, copy: string): string {
+  const aside = foreignKeysAside(plan);
+  return `BEGIN;${aside?.drop ?? ''}${copy};${aside?.restore ?? ''}COMMIT`;
+}
+
+/** The source's COPY text can go to the target unread: a PostgreSQL source, same types, its key among the columns. */
+function streamable(source: Source, plan: TablePlan): source is Source & CopyOutSource {
+  const keyColumns = (plan.source as PostgresSourceTable).keyColumns;
+  return (
+    canCopyOut(source) &&
+    plan.passThrough &&
+    !!keyColumns?.length &&
+    keyColumns.every((k) => plan.sourceColumns.includes(k)) &&
+    !!plan.keyIndexes?.length
+  );
+}
+
+/**
+ * PostgreSQL to PostgreSQL when no column needs converting: each batch is the source's `COPY (SELECT
+ * … ORDER BY key LIMIT n) TO STDOUT` streamed into the target's COPY as it arrives, never parsed
+ * here. Only newlines are counted and the last row kept: its key is the batch's end (for the next
+ * batch and the checkpoint). The checkpoint names the batch as pending before CopyDone is sent, so
+ * before the server can COMMIT it, exactly as copyBatches does.
+ */
+async function copyStreamed(
+  o: CopyOptions,
+  plan: TablePlan,
+  source: CopyOutSource,
+  checkpoint: Checkpoint,
+  progress: TableProgress,
+  sourceRows: number,
+): Promise<void> {
+  const table = plan.source as PostgresSourceTable;
+  const endAt = table.keyColumns!.map((k) => plan.sourceColumns.indexOf(k));
+  const lastKeyAt = plan.keyIndexes!;
+  const sql = batchSql(plan, copySql(plan));
+  for (;;) {
+    let rows = 0;
+    let end: Position | null = null;
+    const tally = new RowTally(async (t) => {
+      const last = t.lastRow();
+      if (!last) return;
+      rows = t.rows;
+      end = endAt.map((i) => last[i]!);
+      progress.pending = { end, rows, lastKey: lastKeyAt.map((i) => last[i]!) };
+      checkpoint.save();
+    });
+    try {
+      await pipeline(
+        source.copyOut(table, plan.sourceColumns, o.batchSize, progress.after),
+        tally,
+        o.target.query(copyFrom(sql)) as unknown as NodeJS.WritableStream,
+      );
+    } catch (err) {
+      // A pending batch stays pending: whether it committed is settled by its last key on the next run.
+      await o.target.query('ROLLBACK').catch(() => {});
+      throw explainCopyError(err, plan, () => undefined);
+    }
+    if (!rows) return;
+    progress.rows += rows;
+    progress.after = end;
+    progress.pending = null;
+    o.onEvent?.({ type: 'rows', table: plan.target.name, done: progress.rows, sourceRows });
+    if (rows < o.batchSize) return;
   }
 }
 

@@ -3,7 +3,9 @@
  * batches, or whole through a cursor when a table has none. Values arrive as PostgreSQL's text output
  * (UTC, ISO dates); the copy passes them through unchanged where the target column has the same type.
  */
+import type { Readable } from 'node:stream';
 import type { Client } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { connect, quoteIdent as q, redactUrl } from '../lambda/engine/db';
 import type { SourceValue } from './convert';
 import type { Batch, Position, Source, SourceTable } from './source';
@@ -14,6 +16,40 @@ const asText = { getTypeParser: () => (value: string) => value };
 export interface PostgresSourceTable extends SourceTable {
   /** format_type() of each column, to pass values through unchanged when the target's type is the same. */
   readonly types: ReadonlyMap<string, string>;
+  /** The primary key's columns, unquoted, or null. */
+  readonly keyColumns: readonly string[] | null;
+}
+
+/** A source that hands over a batch as COPY text, straight from its server, for columns that need no conversion. */
+export interface CopyOutSource {
+  /**
+   * `COPY (SELECT columns … WHERE key > after ORDER BY key LIMIT n) TO STDOUT`: the rows `batches()`
+   * would give, as COPY text. The table must have a key, and its columns must be among `columns`.
+   */
+  copyOut(table: PostgresSourceTable, columns: readonly string[], batchSize: number, after: Position | null): Readable;
+}
+
+/** A source that finds repeated key values itself, when they need no conversion to be the target's. */
+export interface DuplicateKeySource {
+  /**
+   * Up to `limit` values of `columns` that occur in more than one row of `table` (most frequent
+   * first), as text, with how many rows have each. Rows with a NULL in the key do not count unless
+   * `nullsNotDistinct`.
+   */
+  duplicateKeys(
+    table: string,
+    columns: readonly string[],
+    nullsNotDistinct: boolean,
+    limit: number,
+  ): Promise<{ values: (string | null)[]; rows: number }[]>;
+}
+
+export function canFindDuplicates(source: unknown): source is DuplicateKeySource {
+  return typeof (source as DuplicateKeySource).duplicateKeys === 'function';
+}
+
+export function canCopyOut(source: unknown): source is CopyOutSource {
+  return typeof (source as CopyOutSource).copyOut === 'function';
 }
 
 export async function openPostgresSource(url: string): Promise<Source> {
@@ -25,7 +61,7 @@ export async function openPostgresSource(url: string): Promise<Source> {
   return new PostgresSource(client, redactUrl(url));
 }
 
-class PostgresSource implements Source {
+class PostgresSource implements Source, CopyOutSource, DuplicateKeySource {
   constructor(
     private readonly client: Client,
     readonly description: string,
@@ -51,6 +87,7 @@ class PostgresSource implements Source {
       columns: r.columns,
       types: new Map(r.columns.map((c: string, i: number) => [c, r.types[i]])),
       key: r.key ? r.key.map(q).join(', ') : null,
+      keyColumns: r.key,
     }));
   }
 
@@ -104,6 +141,36 @@ class PostgresSource implements Source {
       yield { rows: rows as SourceValue[][], end: position };
       if (rows.length < batchSize) return;
     }
+  }
+
+  async duplicateKeys(table: string, columns: readonly string[], nullsNotDistinct: boolean, limit: number) {
+    const cols = columns.map(q);
+    const where = nullsNotDistinct ? '' : `WHERE ${cols.map((c) => `${c} IS NOT NULL`).join(' AND ')}`;
+    const { rows } = await this.client.query({
+      text: `SELECT ${cols.map((c) => `${c}::text`).join(', ')}, count(*)::bigint AS n FROM public.${q(table)} ${where}
+              GROUP BY ${cols.join(', ')} HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT ${limit}`,
+      rowMode: 'array',
+    });
+    return rows.map((r: unknown[]) => ({
+      values: r.slice(0, columns.length) as (string | null)[],
+      rows: Number(r[columns.length]),
+    }));
+  }
+
+  copyOut(table: PostgresSourceTable, columns: readonly string[], batchSize: number, after: Position | null): Readable {
+    if (!table.key) throw new Error(`copyOut: table ${table.name} has no key`);
+    // COPY takes no parameters: the position goes in as literals (text the key types read back).
+    const values = after ? after.map((v) => this.client.escapeLiteral(String(v))) : [];
+    const where = !after
+      ? ''
+      : values.length > 1
+        ? `WHERE (${table.key}) > (${values.join(', ')})`
+        : `WHERE ${table.key} > ${values[0]}`;
+    return this.client.query(
+      copyTo(
+        `COPY (SELECT ${columns.map(q).join(', ')} FROM public.${q(table.name)} ${where} ORDER BY ${table.key} LIMIT ${batchSize}) TO STDOUT`,
+      ),
+    );
   }
 
   async close(): Promise<void> {

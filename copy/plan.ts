@@ -17,6 +17,11 @@ export interface TablePlan {
   readonly sourceColumns: readonly string[];
   readonly columns: readonly TargetColumn[];
   readonly converters: readonly Converter[];
+  /**
+   * Every column has the same type in the source (PostgreSQL) as in the target, so the source's COPY
+   * text can go to the target as it is, without reading it here.
+   */
+  readonly passThrough: boolean;
   /** Positions in `columns` of the target's primary key, or null. */
   readonly keyIndexes: readonly number[] | null;
   readonly mode: 'batches' | 'whole';
@@ -32,6 +37,11 @@ export interface Selection {
 }
 
 const passThrough: Converter = (v) => (v === null ? null : String(v));
+
+/** Column `i` of the plan has the same type in the source as in the target: its values need no conversion. */
+export function isPassThrough(plan: TablePlan, i: number): boolean {
+  return plan.converters[i] === passThrough;
+}
 
 export function planTables(
   sourceTables: readonly SourceTable[],
@@ -92,6 +102,7 @@ function planTable(source: SourceTable, target: TargetTable): TablePlan {
   const converters = columns.map((c, i) =>
     sourceTypes?.get(sourceColumns[i]) === c.type ? passThrough : converterFor(c),
   );
+  const allPassThrough = converters.length > 0 && converters.every((c) => c === passThrough);
   const keyIndexes = target.primaryKey?.map((k) => columns.findIndex((c) => c.name === k)) ?? null;
   const whole = !target.primaryKey
     ? 'the target table has no primary key'
@@ -108,6 +119,7 @@ function planTable(source: SourceTable, target: TargetTable): TablePlan {
     sourceColumns,
     columns,
     converters,
+    passThrough: allPassThrough,
     keyIndexes: whole && !target.primaryKey ? null : keyIndexes,
     mode: whole ? 'whole' : 'batches',
     whole,

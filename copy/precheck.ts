@@ -9,7 +9,8 @@
 import type { ClientBase } from 'pg';
 import { ConversionProblem, copyField } from './convert';
 import { ConversionError, type UniqueConflict } from './errors';
-import { describeKey, type TablePlan } from './plan';
+import { canFindDuplicates } from './pg-source';
+import { describeKey, isPassThrough, type TablePlan } from './plan';
 import { copyIn } from './rows';
 import type { Source } from './source';
 
@@ -26,9 +27,34 @@ export async function findUniqueConflicts(
   const conflicts: UniqueConflict[] = [];
   for (const plan of plans) {
     // A key with a column the source does not fill is filled by its default (a sequence, a uuid).
-    const keys = plan.target.uniqueKeys.filter((k) => k.columns.every((c) => plan.columns.some((p) => p.name === c)));
+    let keys = plan.target.uniqueKeys.filter((k) => k.columns.every((c) => plan.columns.some((p) => p.name === c)));
     if (!keys.length) continue;
     onTable?.(plan.target.name);
+    // Values the target takes unchanged (a PostgreSQL source, same types) are grouped where they are.
+    if (canFindDuplicates(source)) {
+      const direct = keys.filter((k) =>
+        k.columns.every((c) =>
+          isPassThrough(
+            plan,
+            plan.columns.findIndex((p) => p.name === c),
+          ),
+        ),
+      );
+      for (const key of direct) {
+        const sourceColumns = key.columns.map((c) => plan.sourceColumns[plan.columns.findIndex((p) => p.name === c)]);
+        for (const d of await source.duplicateKeys(plan.source.name, sourceColumns, key.nullsNotDistinct, SHOWN)) {
+          conflicts.push({
+            table: plan.target.name,
+            constraint: key.name,
+            columns: key.columns,
+            values: d.values,
+            rows: d.rows,
+          });
+        }
+      }
+      keys = keys.filter((k) => !direct.includes(k));
+      if (!keys.length) continue;
+    }
     const positions = [...new Set(keys.flatMap((k) => k.columns))].map((c) =>
       plan.columns.findIndex((p) => p.name === c),
     );

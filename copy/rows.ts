@@ -57,6 +57,44 @@ export function copySql(plan: TablePlan, table = `public.${q(plan.target.name)}`
   return `COPY ${table} (${plan.columns.map((c) => q(c.name)).join(', ')}) FROM STDIN`;
 }
 
+/** Bytes per CopyData message: COPY does not need messages to end at rows, and the server caps a message at 1 GB. */
+const MESSAGE_BYTES = 1 << 20;
+
+/**
+ * Runs `sql`, a simple query whose one COPY … FROM STDIN reads `data` (other statements may come before
+ * and after it, e.g. BEGIN and COMMIT), sending the query, the data and CopyDone at once instead of
+ * waiting for the server's CopyInResponse first: one round trip per batch, and the server works on it
+ * while this process prepares the next one. Safe when a statement before the COPY fails: the server
+ * ignores CopyData and CopyDone outside a COPY (the protocol says so for this case).
+ */
+export function sendCopy(client: ClientBase, sql: string, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let failed: unknown;
+    const query = {
+      submit(connection: any) {
+        connection.query(sql);
+        for (let at = 0; at < data.length; at += MESSAGE_BYTES) {
+          connection.sendCopyFromChunk(data.subarray(at, Math.min(at + MESSAGE_BYTES, data.length)));
+        }
+        connection.endCopyFrom();
+      },
+      handleCopyInResponse() {},
+      handleCommandComplete() {},
+      handleEmptyQuery() {},
+      // pg calls this on the error, and handleReadyForQuery only on success.
+      handleError(err: unknown) {
+        failed = err;
+        reject(err);
+      },
+      handleReadyForQuery() {
+        if (!failed) resolve();
+      },
+      callback() {},
+    };
+    (client as any).query(query);
+  });
+}
+
 /** Streams `chunks` into one COPY statement. */
 export async function copyIn(client: ClientBase, sql: string, chunks: Iterable<string> | AsyncIterable<string>) {
   await pipeline(

@@ -110,7 +110,7 @@ describe('orion-db copy survives SIGKILL', () => {
       const copying = await query(
         db.url,
         `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'orion-db copy'
-            AND state = 'active' AND query LIKE 'COPY%'`,
+            AND state = 'active' AND query LIKE '%COPY % FROM STDIN%'`,
         [db.name],
       );
       return copying.length > 0;
