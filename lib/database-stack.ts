@@ -198,6 +198,7 @@ export class DatabaseStack extends Stack {
       appRole: c.appRole,
       snapshotRetention: c.snapshotRetention,
       rollback: c.rollback,
+      driftPolicy: c.driftPolicy,
       deployId: props.deployId,
       migrationsDir: props.migrationsDir,
       baselineVersion: c.baselineVersion,
@@ -449,6 +450,24 @@ export class DatabaseStack extends Stack {
       {
         alarmDescription:
           'A schema migration failed during a deploy (or a rollback could not be completed); see the schema-migrator logs',
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      },
+    );
+    add(
+      'DriftAlarm',
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: 'DriftFound',
+        dimensionsMap: { service: 'schema-migrator' },
+        statistic: 'Maximum',
+        period: Duration.minutes(5),
+      }),
+      {
+        alarmDescription:
+          'A deploy found the database different from its migrations (changed by hand); the deploy report and "orion-db drift" name each difference',
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,

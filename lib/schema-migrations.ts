@@ -17,6 +17,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import type { DriftPolicy } from '../lambda/lifecycle/drift';
 import {
   DEFAULT_ROLLBACK_POLICY,
   RESOURCE_TYPE,
@@ -90,6 +91,8 @@ export interface SchemaMigrationsProps {
   readonly snapshotRetention?: number;
   /** What a stack rollback does to migrations a deploy applied (see README, "On call"). @default 'keep' */
   readonly rollback?: RollbackPolicy;
+  /** The lifecycle's drift checks before and after applying (see README, "Drift"). @default 'off' */
+  readonly driftPolicy?: DriftPolicy;
   /**
    * Identifies this deploy; a new value makes CloudFormation update the resource, which runs the
    * lifecycle. @default - the synth time, so every `cdk deploy` runs it
@@ -242,6 +245,7 @@ export class SchemaMigrations extends Construct {
       RestorePort: String(r.port),
       Rollback: props.rollback ?? DEFAULT_ROLLBACK_POLICY,
       SchemaVersion: latestVersion(migrationsDir),
+      DriftPolicy: props.driftPolicy ?? 'off',
     };
     this.resource = new CustomResource(this, 'Resource', {
       serviceToken: provider.serviceToken,

@@ -22,7 +22,7 @@ export interface Logger {
 
 export interface Metrics {
   add(
-    name: 'MigrationsApplied' | 'MigrationFailures' | 'Restores' | 'RollbackProblems' | 'SchemaAhead',
+    name: 'MigrationsApplied' | 'MigrationFailures' | 'Restores' | 'RollbackProblems' | 'SchemaAhead' | 'DriftFound',
     value: number,
   ): void;
   addDuration(name: 'MigrationDuration' | 'LockWait', ms: number): void;
@@ -123,6 +123,8 @@ export function createHandlers(deps: HandlerDeps) {
     }
     const report = outcome.report;
     metrics.add('MigrationsApplied', report.applied.length);
+    const drift = report.drift as { before?: { drift?: unknown[] }; after?: { drift?: unknown[] } } | undefined;
+    if (drift) metrics.add('DriftFound', (drift.before?.drift?.length ?? 0) + (drift.after?.drift?.length ?? 0));
     metrics.addDuration('MigrationDuration', Date.now() - started);
     logger.info('deploy report', { report: await scrubObject(target, report) });
     if (!report.ok) {
@@ -167,6 +169,7 @@ export function createHandlers(deps: HandlerDeps) {
         log: (message) => logger.info(message),
         connectRetryMs: Math.min(UNREACHABLE_RETRY_MS, remaining / 3),
         baseline: settings.baselineVersion,
+        driftPolicy: settings.driftPolicy,
       },
     );
   }

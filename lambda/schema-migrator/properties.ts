@@ -4,6 +4,7 @@
  */
 import type { RestoreSettings } from '../aws/snapshots';
 import { BadInputError } from '../engine/errors';
+import { DRIFT_POLICIES, type DriftPolicy } from '../lifecycle/drift';
 
 export const RESOURCE_TYPE = 'Custom::SchemaMigrations';
 
@@ -53,6 +54,8 @@ export interface SchemaMigrationsProperties {
   readonly Rollback?: RollbackPolicy;
   /** The newest migration version in the folder this template was synthesized with: a rollback's target. */
   readonly SchemaVersion?: string;
+  /** The lifecycle's drift checks (config `driftPolicy`); absent in older templates: "off". */
+  readonly DriftPolicy?: DriftPolicy;
 }
 
 /**
@@ -81,6 +84,7 @@ export interface MigrationSettings {
   readonly rollback: RollbackPolicy;
   /** Undefined when the template predates the property. */
   readonly schemaVersion?: bigint;
+  readonly driftPolicy: DriftPolicy;
 }
 
 /** Narrows the raw ResourceProperties; a missing or malformed one is a clear error naming it. */
@@ -119,6 +123,11 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
     throw new BadInputError(
       `Custom::SchemaMigrations property Rollback must be one of ${ROLLBACK_POLICIES.join(', ')}, got "${rollback}"`,
     );
+  const driftPolicy = p.DriftPolicy ?? 'off';
+  if (!(DRIFT_POLICIES as readonly unknown[]).includes(driftPolicy))
+    throw new BadInputError(
+      `Custom::SchemaMigrations property DriftPolicy must be one of ${DRIFT_POLICIES.join(', ')}, got "${driftPolicy}"`,
+    );
   const version = p.SchemaVersion;
   if (version !== undefined && (typeof version !== 'string' || !/^(none|\d{1,19})$/.test(version)))
     throw new BadInputError(
@@ -127,6 +136,7 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
   return {
     deployId: str('DeployId'),
     rollback: rollback as RollbackPolicy,
+    driftPolicy: driftPolicy as DriftPolicy,
     schemaVersion: version === undefined ? undefined : version === 'none' ? 0n : BigInt(version),
     roles: { database: str('DatabaseName'), owner: str('OwnerRole'), group: str('GroupRole'), app: str('AppRole') },
     masterSecretArn: str('MasterSecretArn'),

@@ -3,6 +3,7 @@
  */
 
 import { validateIdentifier } from '../../lambda/engine/identifiers';
+import { DRIFT_POLICIES, type DriftPolicy } from '../../lambda/lifecycle/drift';
 import { DEFAULT_ROLES } from '../../lambda/lifecycle/names';
 import { ROLLBACK_POLICIES, type RollbackPolicy } from '../../lambda/schema-migrator/properties';
 import { ConfigError } from './errors';
@@ -90,6 +91,12 @@ export interface EnvironmentConfig {
    */
   readonly rollback: RollbackPolicy;
   /**
+   * Drift checks of every deploy (`orion-db drift`): `fail` stops a deploy that finds the database
+   * changed by hand (before applying anything) and fails one whose result is not the replay of its
+   * migrations; `warn` reports both (report, logs, the DriftFound metric and its alarm); `off`.
+   */
+  readonly driftPolicy: DriftPolicy;
+  /**
    * A small instance without inbound rules in the database's subnets, reached only through SSM
    * Session Manager: on-call port forwarding to the database (see README, "Reaching the database").
    */
@@ -128,6 +135,8 @@ const COMMON = {
   bastion: true,
   // Loses no data written after the deploy; dev overrides it.
   rollback: 'keep',
+  // A hand change stops staging and prod deploys; dev only warns.
+  driftPolicy: 'fail',
 } as const;
 
 export const ENVIRONMENTS: Readonly<Record<EnvironmentName, Omit<EnvironmentConfig, 'account' | 'region'>>> = {
@@ -142,6 +151,7 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, Omit<EnvironmentConf
     deletionProtection: false,
     databaseName: 'orion_dev',
     rollback: 'down-scripts',
+    driftPolicy: 'warn',
   },
   staging: {
     ...COMMON,
@@ -218,6 +228,8 @@ export function validateEnvironment(c: EnvironmentConfig): void {
     at('port', `must be 1150..65535 (the RDS range), got ${c.port}`);
   if (!(Number.isInteger(c.snapshotRetention) && c.snapshotRetention >= 1 && c.snapshotRetention <= 100))
     at('snapshotRetention', `must be 1..100, got ${c.snapshotRetention}`);
+  if (!(DRIFT_POLICIES as readonly unknown[]).includes(c.driftPolicy))
+    at('driftPolicy', `must be one of ${DRIFT_POLICIES.join(', ')}, got ${JSON.stringify(c.driftPolicy)}`);
   if (!(ROLLBACK_POLICIES as readonly unknown[]).includes(c.rollback))
     at('rollback', `must be one of ${ROLLBACK_POLICIES.join(', ')}, got ${JSON.stringify(c.rollback)}`);
   if (c.alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(c.alarmEmail))

@@ -122,6 +122,7 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
         'RestorePort',
         'Rollback',
         'SchemaVersion',
+        'DriftPolicy',
       ].sort(),
     );
     expect(props).toMatchObject({
@@ -143,6 +144,7 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       RestorePort: String(config.port),
       Rollback: config.rollback,
       SchemaVersion: expect.stringMatching(/^\d+$/),
+      DriftPolicy: name === 'dev' ? 'warn' : 'fail',
     });
   });
 
@@ -237,9 +239,9 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       t.hasResourceProperties('AWS::EC2::VPCEndpoint', { ServiceName: `com.amazonaws.eu-west-1.${service}` });
   });
 
-  test('alarms on CPU, storage, memory, connections and migration failures, to an encrypted SNS topic', () => {
+  test('alarms on CPU, storage, memory, connections, migration failures and drift, to an encrypted SNS topic', () => {
     const t = stacks[name].template;
-    t.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    t.resourceCountIs('AWS::CloudWatch::Alarm', 6);
     for (const metric of ['CPUUtilization', 'FreeStorageSpace', 'FreeableMemory', 'DatabaseConnections']) {
       t.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: metric,
@@ -252,6 +254,12 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       Namespace: 'Orion/SchemaMigrations',
       Threshold: 1,
       TreatMissingData: 'notBreaching',
+    });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'DriftFound',
+      Namespace: 'Orion/SchemaMigrations',
+      Threshold: 1,
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('^Alarms') }],
     });
     t.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
   });
