@@ -86,12 +86,18 @@ export function renderReport(r: Report): string {
     )) {
       lines.push(`  ${t}: ${d.from?.rows ?? 'missing'} → ${d.to?.rows ?? 'missing'}`);
     }
+    // Says what was compared: a sample that matched is not "the databases match".
+    const tables = Object.keys(r.tables ?? {}).length;
+    const pct = Number(((r.sample as number) * 100).toPrecision(3));
     if (r.ok) {
-      const tables = Object.keys(r.tables ?? {}).length;
-      const pct = Number(((r.sample as number) * 100).toPrecision(3));
       lines.push(
         `ok: row counts match in ${tables} table(s); a ${pct} % sample (${r.sampled_rows} rows) matched value for value; ` +
           `no unique-key conflicts in --from (${r.unique_keys_checked} keys checked)`,
+      );
+    } else if (r.sample !== undefined) {
+      lines.push(
+        `FAILED: compared row counts in ${tables} table(s) and a ${pct} % sample (${r.sampled_rows} rows) ` +
+          `value for value: ${r.errors.length} difference(s)`,
       );
     }
   } else if (r.command === 'drift') {

@@ -14,6 +14,8 @@ export interface ConnectOptions {
 }
 
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Client> {
+  if (!URL.canParse(url) || !/^postgres(ql)?:$/.test(new URL(url).protocol))
+    throw new ConnectionError('invalid database URL: expected postgres://USER:PASSWORD@HOST:PORT/DATABASE');
   let client: Client;
   try {
     client = new Client({

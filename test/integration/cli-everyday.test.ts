@@ -9,7 +9,7 @@ import { COMMAND_HELP } from '../../cli/help';
 import { MAX_LINE } from '../../cli/output';
 import { MIGRATION_NAME_RULE, parseFileName } from '../../lambda/engine/files';
 import { runCli } from '../helpers/cli';
-import { createDatabase, migrationsDir, tableNames } from '../helpers/db';
+import { createDatabase, migrationsDir, query, tableNames } from '../helpers/db';
 
 /** A folder without .orion/, so no local server can be the default database. */
 const elsewhere = () => ({ cwd: migrationsDir({}) });
@@ -123,6 +123,38 @@ describe('summaries that agree with the state', () => {
     const status = await runCli(['status'], { cwd: project });
     expect(status.code).toBe(2);
     expect(status.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('verify says what it compared', () => {
+  test('a 5 % sample that matched is reported as that, not as "the databases match"; a difference names the comparison', async () => {
+    const rows = `CREATE TABLE t (id int PRIMARY KEY, v text);
+                  INSERT INTO t SELECT i, 'row ' || i FROM generate_series(1, 50) i;`;
+    const from = await createDatabase();
+    const to = await createDatabase();
+    await query(from.url, rows);
+    await query(to.url, rows);
+    const same = await runCli(['verify', '--from', from.url, '--to', to.url, '--sample', '0.05'], elsewhere());
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toMatch(
+      /^ok: row counts match in 1 table\(s\); a 5 % sample \(\d+ rows\) matched value for value;/m,
+    );
+    expect(same.stdout).not.toMatch(/databases match/);
+    await query(to.url, `UPDATE t SET v = 'changed' WHERE id = 7`);
+    const changed = await runCli(['verify', '--from', from.url, '--to', to.url, '--sample', '1'], elsewhere());
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).toMatch(
+      /^FAILED: compared row counts in 1 table\(s\) and a 100 % sample \(50 rows\) value for value: 1 difference\(s\)$/m,
+    );
+    expect(changed.stderr).toMatch(/^error: table t: .*id=7 differs in v/m);
+  });
+
+  test('a database URL that is not one says what one looks like', async () => {
+    const run = await runCli(['status', '--database-url', 'orion_prod', '--migrations', '.'], elsewhere());
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /^error: invalid database URL: expected postgres:\/\/USER:PASSWORD@HOST:PORT\/DATABASE$/m,
+    );
   });
 });
 
