@@ -93,6 +93,7 @@ function handlers(dir: string, serverUrl = fixture.serverUrl, snapshots?: Snapsh
         new RDSClient({ region: 'eu-west-1' }),
         new CloudFormationClient({ region: 'eu-west-1' }),
         settings.instanceIdentifier,
+        settings.adoptedInstance,
       ),
     target: async () => ({
       serverUrl,
@@ -741,5 +742,26 @@ describe('Custom::SchemaMigrations handler', () => {
     cfn.on(DescribeStacksCommand).rejects(new Error('DescribeStacks is not allowed'));
     await expect(h.isComplete(event('Delete', 'd1'), context)).resolves.toEqual({ IsComplete: true });
     expect(metrics.RollbackProblems).toBe(1);
+  });
+
+  test('an adopted instance (AdoptedInstance "true"): protection is turned on, never off, not even by a failed create’s rollback', async () => {
+    const adopted = (e: ProviderEvent, protect: 'true' | 'false') =>
+      withProps(e, { AdoptedInstance: 'true', RestoreDeletionProtection: protect });
+    // An environment configured without protection deploys, and the protected instance keeps it.
+    instance({ DeletionProtection: true, InstanceCreateTime: new Date('2026-11-02T10:05:00Z') });
+    await deploy(SOP_MIGRATIONS, adopted(event('Create', 'd1'), 'false'));
+    expect(protectionChanges()).toEqual([]);
+    // The stack's first create rolls back: the Delete completes at once and changes nothing.
+    stackStatus('ROLLBACK_IN_PROGRESS');
+    const h = handlers(SOP_MIGRATIONS);
+    const e = adopted(event('Delete', 'd1'), 'true');
+    await h.onEvent(e);
+    await expect(h.isComplete(e, context)).resolves.toEqual({ IsComplete: true });
+    expect(protectionChanges()).toEqual([]);
+    // Configured on, an unprotected adopted instance is protected.
+    stackStatus('UPDATE_IN_PROGRESS');
+    instance({ DeletionProtection: false });
+    await deploy(SOP_MIGRATIONS, adopted(event('Update', 'd2', 'd1'), 'true'));
+    expect(protectionChanges()).toEqual([true]);
   });
 });
