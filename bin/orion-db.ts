@@ -20,6 +20,8 @@ async function run(ctx: CommandContext): Promise<Report> {
       return (await import('../cli/commands/migrations')).runMigrate(ctx);
     case 'down':
       return (await import('../cli/commands/migrations')).runDown(ctx);
+    case 'adopt':
+      return (await import('../cli/commands/migrations')).runAdopt(ctx);
     case 'up':
       return (await import('../cli/commands/up')).up(ctx);
     case 'verify':

@@ -2,8 +2,10 @@
  * Command-line parsing: flags into typed options. Every mistake is a BadInputError (exit 2).
  */
 import { parseArgs } from 'node:util';
+import { FOREIGN_TOOLS, type ForeignTool } from '../lambda/engine/adopt/types';
 import { parseDuration } from '../lambda/engine/directives';
 import { BadInputError } from '../lambda/engine/errors';
+import { isLayoutName, LAYOUTS, type LayoutName } from '../lambda/engine/layouts';
 import { COMMAND_HELP, usage } from './help';
 
 export const COMMANDS = [
@@ -18,6 +20,7 @@ export const COMMANDS = [
   'copy',
   'drift',
   'inventory',
+  'adopt',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 /** Every command has its entry in help.ts (a compile error otherwise). */
@@ -48,6 +51,12 @@ export interface CliOptions {
   readonly noRole: boolean;
   /** up --database-url: set the application's password from .orion/secrets.json. */
   readonly setAppPassword: boolean;
+  /** The migrations folder's layout (default: detected). */
+  readonly format?: LayoutName;
+  /** adopt: the tool whose ledger to read (default: the one found). */
+  readonly adoptFrom?: ForeignTool;
+  /** migrate/up on a database with tables and no ledger: the version its schema is at. */
+  readonly baseline?: string;
   readonly cwd: string;
   /** drift: build the reference on this server instead of the live one. */
   readonly devUrl?: string;
@@ -70,6 +79,13 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
   const parsed = parseOptions(rest);
   const v = parsed.values;
   const isVerify = command === 'verify' || command === 'copy';
+  if (v.format !== undefined && !isLayoutName(v.format))
+    throw new BadInputError(`--format must be one of ${LAYOUTS.join(', ')}, got "${v.format}"`);
+  const adoptFrom = command === 'adopt' ? v.from : undefined;
+  if (adoptFrom !== undefined && !(FOREIGN_TOOLS as readonly string[]).includes(adoptFrom))
+    throw new BadInputError(`--from must be one of ${FOREIGN_TOOLS.join(', ')}, got "${adoptFrom}"`);
+  if (v.baseline !== undefined && !/^\d+(?:[._]\d+)*$/.test(v.baseline))
+    throw new BadInputError(`--baseline needs a version (digits, or Flyway's dotted digits), got "${v.baseline}"`);
   const to = !isVerify && v.to !== undefined ? parseVersion(v.to) : undefined;
   if (command === 'down' && to === undefined)
     throw new BadInputError('down needs --to VERSION (use --to 0 to revert everything)');
@@ -112,6 +128,9 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
     role: v.role,
     noRole: v['no-role']!,
     setAppPassword: v['set-app-password']!,
+    format: v.format as LayoutName | undefined,
+    adoptFrom: adoptFrom as ForeignTool | undefined,
+    baseline: v.baseline,
     cwd,
     devUrl: v['dev-url'],
     output: v.output,
@@ -152,6 +171,8 @@ function parseOptions(rest: readonly string[]) {
         output: { type: 'string' },
         compare: { type: 'string' },
         tolerance: { type: 'string' },
+        format: { type: 'string' },
+        baseline: { type: 'string' },
       },
     });
   } catch (err: any) {

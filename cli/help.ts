@@ -19,7 +19,18 @@ const DATABASE = [
   '--database-url URL',
   'the database; default $DATABASE_URL, else the local server "orion-db up" started under .orion/',
 ] as const;
-const MIGRATIONS = ['--migrations DIR', 'the migrations folder (default ./migrations)'] as const;
+const MIGRATIONS = [
+  '--migrations DIR',
+  "the migrations folder (default ./migrations), in orion/golang-migrate/sqlx, dbmate, goose, Prisma, Diesel or Flyway's layout",
+] as const;
+const FORMAT = [
+  '--format LAYOUT',
+  'orion, dbmate, goose, prisma, diesel or flyway (default: detected from the folder)',
+] as const;
+const BASELINE = [
+  '--baseline V',
+  'a database with tables and no ledger: prove its schema is what migrations up to V make, record them as applied',
+] as const;
 const JSON_FLAG = ['--json', 'print one JSON report on stdout (progress stays on stderr)'] as const;
 const LOCK = ['--lock-timeout 60s', "how long to wait for another run's migration lock (exit 3 after)"] as const;
 const ROLE = [
@@ -55,10 +66,12 @@ export const COMMAND_HELP = {
       ['--to VERSION', 'apply up to and including this version'],
       ['--dry-run', 'run the transactional migrations and roll them back; nothing stays'],
       ['--allow-out-of-order', 'apply files older than the newest applied version'],
+      BASELINE,
       LOCK,
       ROLE,
       DATABASE,
       MIGRATIONS,
+      FORMAT,
       JSON_FLAG,
     ],
     example: 'orion-db migrate --dry-run',
@@ -121,9 +134,12 @@ export const COMMAND_HELP = {
   },
   up: {
     summary: 'the full deploy lifecycle (embedded PostgreSQL by default)',
-    usage: 'up [--migrations DIR] [--database-url URL] [--set-app-password] [--lock-timeout 60s] [--json]',
+    usage:
+      'up [--migrations DIR] [--database-url URL] [--set-app-password] [--baseline V] [--lock-timeout 60s] [--json]',
     flags: [
       MIGRATIONS,
+      FORMAT,
+      BASELINE,
       ['--database-url URL', "a server up did not start; the URL names its master user and the application's database"],
       ['--set-app-password', "with --database-url: set orion_app's password from .orion/secrets.json"],
       LOCK,
@@ -155,6 +171,23 @@ export const COMMAND_HELP = {
       JSON_FLAG,
     ],
     example: 'orion-db inventory --output before.json',
+  },
+  adopt: {
+    summary: "record what another tool's ledger says was applied (also automatic on a first migrate/up)",
+    usage: 'adopt [--from TOOL] [--dry-run] [--baseline V] [--database-url URL] [--migrations DIR] [--json]',
+    flags: [
+      [
+        '--from TOOL',
+        'golang-migrate, dbmate, goose, flyway, prisma, diesel, sqlx or node-pg-migrate (default: the one found)',
+      ],
+      ['--dry-run', 'print what it would record; change nothing'],
+      BASELINE,
+      DATABASE,
+      MIGRATIONS,
+      FORMAT,
+      JSON_FLAG,
+    ],
+    example: 'orion-db adopt --dry-run --migrations db/migrations',
   },
 } satisfies Record<string, CommandHelp>;
 

@@ -116,6 +116,7 @@ export function renderReport(r: Report): string {
   } else if (r.ok) {
     lines.push('ok');
   }
+  lines.push(...adoptionLines(r));
   if (r.errors.length) lines.push(renderErrors(r));
   return lines.join('\n');
 }
@@ -170,4 +171,23 @@ function lockdownLines(l: Report['lockdown'] & {}): string[] {
     ...l.corrected.map((c) => clip(`  corrected: ${c}`)),
     ...failed.map((c) => clip(`  failed: ${c.name}${c.detail ? `: ${c.detail}` : ''}`)),
   ];
+}
+
+/** The folder's layout and what was adopted from another tool's ledger or a baseline. */
+function adoptionLines(r: Report): string[] {
+  const out: string[] = [];
+  if (r.layout && r.layout !== 'orion') out.push(`layout: ${r.layout}`);
+  const a = r.adopted as
+    | { from: string; recorded: boolean; migrations: { version: string; name: string }[] }
+    | undefined;
+  if (a) {
+    const what = a.from === 'baseline' ? 'the hand-built schema (baseline)' : `${a.from}'s ledger`;
+    out.push(
+      `${a.recorded ? 'adopted' : 'would adopt'} ${a.migrations.length} migration(s) from ${what}, without running them:`,
+    );
+    for (const m of a.migrations) out.push(`  adopted  ${m.version} ${m.name}`);
+  }
+  const owned = (r.ownership_taken as string[] | undefined) ?? [];
+  if (owned.length) out.push(`ownership moved to the owner role: ${owned.length} object(s)`);
+  return out;
 }

@@ -4,15 +4,20 @@
 
 import { resolve } from 'node:path';
 import type { Client } from 'pg';
+import type { TakeOverOptions } from '../../lambda/engine/adopt';
+import { baselineComparer } from '../../lambda/engine/adopt/compare';
 import { planBatches } from '../../lambda/engine/batches';
-import { connect, isUnreachable } from '../../lambda/engine/db';
+import { connect, isUnreachable, withDatabase } from '../../lambda/engine/db';
+import { loadExceptions } from '../../lambda/engine/drift';
 import { BadInputError, OrionError } from '../../lambda/engine/errors';
-import { loadMigrations, type Migration, prepareScripts } from '../../lambda/engine/files';
+import { type Migration, prepareScripts, readMigrations } from '../../lambda/engine/files';
+import type { LayoutName } from '../../lambda/engine/layouts';
 import { readLastFailure, readLedger } from '../../lambda/engine/ledger';
-import { down, migrate, type RunEvent, readPlan } from '../../lambda/engine/migrate';
+import { adopt, down, migrate, type RunEvent, readPlan, readPlanAdopting } from '../../lambda/engine/migrate';
 import { planMigrations } from '../../lambda/engine/plan';
 import {
   addError,
+  adoptionReport,
   applyRunResult,
   emptyReport,
   type Report,
@@ -34,7 +39,7 @@ import { migrationRole } from './run-as';
 async function open(
   ctx: CommandContext,
   { mayParse = false } = {},
-): Promise<{ migrations: Migration[]; client: Client }> {
+): Promise<{ migrations: Migration[]; client: Client; layout: LayoutName; url: string }> {
   const { options } = ctx;
   // No URL given: the local server npm start left running, as its admin user.
   const local = options.databaseUrl ? undefined : await localDatabase(options.cwd);
@@ -43,9 +48,13 @@ async function open(
   connecting?.catch(() => {}); // awaited below, once the files are known to be good
   if (mayParse) loadParser().catch(() => {}); // a load failure is reported where the parser is awaited
   let migrations: Migration[];
+  let layout: LayoutName;
   try {
     // Parsed later, and only what will run.
-    migrations = await loadMigrations(resolve(options.cwd, options.migrationsDir), { parse: false });
+    ({ migrations, layout } = await readMigrations(resolve(options.cwd, options.migrationsDir), {
+      parse: false,
+      format: options.format,
+    }));
   } catch (err) {
     void connecting?.then((c) => c.end()).catch(() => {});
     throw err;
@@ -56,7 +65,7 @@ async function open(
         '(orion-db up), which these commands then use',
     );
   }
-  if (!local) return { migrations, client: await connecting };
+  if (!local) return { migrations, layout, url: url!, client: await connecting };
   let client: Client;
   try {
     client = await connecting;
@@ -68,7 +77,7 @@ async function open(
     );
   }
   ctx.progress(`using the local server in ${STATE_DIR}/: ${local.shown} (password in ${STATE_DIR}/secrets.json)`);
-  return { migrations, client };
+  return { migrations, layout, url: url!, client };
 }
 
 /**
@@ -90,10 +99,11 @@ function explainLedgerDenied(err: unknown, user: string | undefined): unknown {
  * status is what the on-call engineer runs first, so it reports the problem beside the state (exit 2).
  */
 export async function status(ctx: CommandContext): Promise<Report> {
-  const { migrations, client } = await open(ctx);
+  const { migrations, client, layout } = await open(ctx);
   try {
     const ledger = await readLedger(client);
     const report = emptyReport(ctx.options.command);
+    report.layout = layout;
     const applied = ledger.filter((r) => r.status === 'applied');
     const appliedVersions = new Set(applied.map((r) => r.version));
     let pending = migrations.filter((m) => !appliedVersions.has(m.version));
@@ -133,15 +143,19 @@ export async function status(ctx: CommandContext): Promise<Report> {
 }
 
 export async function plan(ctx: CommandContext): Promise<Report> {
-  const { migrations, client } = await open(ctx, { mayParse: true });
+  const { migrations, client, layout, url } = await open(ctx, { mayParse: true });
   try {
-    const result = await readPlan(client, migrations, {
+    const result = await readPlanAdopting(client, migrations, {
       allowOutOfOrder: ctx.options.allowOutOfOrder,
       to: ctx.options.to,
+      adoptFrom: ctx.options.adoptFrom,
+      ...baselineOptions(ctx, client, url),
     });
     await prepareScripts(result.pending.map((p) => p.migration.up));
     const batches = planBatches(result.pending);
     const report = emptyReport('plan');
+    report.layout = layout;
+    if (result.adoption) report.adopted = adoptionReport(result.adoption, true);
     report.from_version = versionString(result.currentVersion);
     report.to_version = versionString(result.pending.at(-1)?.migration.version ?? result.currentVersion);
     report.pending = result.pending.map((p) => ({ version: p.migration.version.toString(), name: p.migration.name }));
@@ -165,7 +179,7 @@ export async function plan(ctx: CommandContext): Promise<Report> {
 }
 
 export async function runMigrate(ctx: CommandContext): Promise<Report> {
-  const { migrations, client } = await open(ctx, { mayParse: true });
+  const { migrations, client, layout, url } = await open(ctx, { mayParse: true });
   try {
     const o = ctx.options;
     const pending = (await readPlan(client, migrations, { allowOutOfOrder: o.allowOutOfOrder, to: o.to })).pending;
@@ -177,15 +191,50 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
     const role = await migrationRole(client, o, ctx.progress);
     const result = await migrate(client, migrations, {
       role,
+      ...baselineOptions(ctx, client, url),
       to: o.to,
       dryRun: o.dryRun,
       allowOutOfOrder: o.allowOutOfOrder,
       lockWaitMs: o.lockWaitMs,
       onEvent: progressPrinter(ctx.progress, o.dryRun),
     });
-    return applyRunResult(emptyReport('migrate'), result);
+    const report = emptyReport('migrate');
+    report.layout = layout;
+    return applyRunResult(report, result);
   } catch (err) {
     throw explainLedgerDenied(err, client.user);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** `orion-db adopt`: record what another tool's ledger says was applied; apply nothing. */
+export async function runAdopt(ctx: CommandContext): Promise<Report> {
+  const { migrations, client, layout, url } = await open(ctx);
+  try {
+    const o = ctx.options;
+    const role = o.dryRun ? undefined : await migrationRole(client, o, ctx.progress);
+    const { adoption, ownershipTaken } = await adopt(client, migrations, {
+      role,
+      adoptFrom: o.adoptFrom,
+      ...baselineOptions(ctx, client, url),
+      dryRun: o.dryRun,
+      lockWaitMs: o.lockWaitMs,
+      deployId: `adopt-${new Date().toISOString()}`,
+    });
+    const report = emptyReport('adopt');
+    report.layout = layout;
+    report.dry_run = o.dryRun || undefined;
+    report.adopted = adoptionReport(adoption, o.dryRun);
+    if (ownershipTaken?.length) report.ownership_taken = ownershipTaken;
+    const last = adoption.migrations.at(-1)?.migration;
+    report.from_version = null;
+    report.to_version = o.dryRun ? null : (last?.version.toString() ?? null);
+    const adopted = new Set(adoption.migrations.map((a) => a.migration.version));
+    report.pending = migrations
+      .filter((m) => !adopted.has(m.version))
+      .map((m) => ({ version: m.version.toString(), name: m.name }));
+    return report;
   } finally {
     await client.end().catch(() => {});
   }
@@ -218,6 +267,28 @@ export async function runDown(ctx: CommandContext): Promise<Report> {
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * `--baseline V`: the live schema is compared with the migrations up to V replayed into a scratch
+ * database on the same server (the connecting user needs CREATEDB, as the master has).
+ */
+function baselineOptions(ctx: CommandContext, client: Client, databaseUrl: string): TakeOverOptions {
+  const { baseline, migrationsDir, cwd } = ctx.options;
+  if (baseline === undefined) return {};
+  return {
+    baseline,
+    compareBaseline: async (upTo) =>
+      baselineComparer({
+        client,
+        connectReference: (database) =>
+          connect(database ? withDatabase(databaseUrl, database) : databaseUrl, {
+            applicationName: 'orion-db baseline',
+          }),
+        exceptions: await loadExceptions(resolve(cwd, migrationsDir)),
+        log: ctx.progress,
+      })(upTo),
+  };
 }
 
 /** Progress lines; a dry run says what it would do, since nothing it ran stays. */

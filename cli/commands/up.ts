@@ -75,6 +75,8 @@ export async function up(ctx: CommandContext): Promise<Report> {
       snapshotPrefix: 'orion-local',
       snapshotWhen: ours ? 'pending' : 'non-transactional',
       setAppPassword,
+      baseline: options.baseline,
+      format: options.format,
       run: { lockWaitMs: options.lockWaitMs, onEvent: progressPrinter(progress) },
       log: progress,
     };

@@ -88,6 +88,10 @@ export interface RunResult {
    */
   readonly connectionLost: boolean;
   readonly dryRun: boolean;
+  /** What was recorded as applied from another tool's ledger or a baseline (adopt/), before anything ran. */
+  readonly adoption?: Plan['adoption'];
+  /** Objects whose ownership moved to the migrations' role with the adoption. */
+  readonly ownershipTaken?: readonly string[];
 }
 
 const BACKOFF_MS = 200;
@@ -253,6 +257,7 @@ export class Executor {
         const q = insertAppliedQuery(
           group.map(({ migration: m }, i) => ({
             version: m.version,
+            label: m.label,
             name: m.name,
             checksum: m.checksum,
             downSql: m.down?.text ?? null,
@@ -359,7 +364,7 @@ export class Executor {
         p.incompleteId ??
         (await startIncomplete(
           this.client,
-          { version: m.version, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null },
+          { version: m.version, label: m.label, name: m.name, checksum: m.checksum, downSql: m.down?.text ?? null },
           this.options.deployId ?? null,
         ));
       await this.runScript(m.version, m.up, p.resumeFrom, false, id);

@@ -5,11 +5,13 @@
  * re-run resumes it.
  */
 import type { ClientBase } from 'pg';
+import { type Adoption, findAdoption, type TakeOverOptions } from './adopt';
+import { takeOwnership } from './adopt/ownership';
 import { quoteIdent } from './db';
 import { BadInputError, NoDownScriptError } from './errors';
 import { Executor, type RunOptions, type RunResult } from './executor';
 import { type Migration, prepareScripts, readScript } from './files';
-import { ensureLedger, type LedgerRow, readDownScripts, readLedger } from './ledger';
+import { ensureLedger, insertAdopted, type LedgerRow, ledgerExists, readDownScripts, readLedger } from './ledger';
 import { acquireMigrationLock, releaseMigrationLock } from './lock';
 import { type Plan, type PlanOptions, planMigrations } from './plan';
 
@@ -39,20 +41,112 @@ export async function readPlan(
   return planMigrations(migrations, await readLedger(client), options);
 }
 
+/**
+ * `readPlan`, and on a database without orion-db's ledger, what taking it over would record:
+ * another tool's ledger, a proven baseline, or nothing for an empty database (adopt/). Changes
+ * nothing; refuses (bad input) what cannot be taken over as it is.
+ */
+export async function readPlanAdopting(
+  client: ClientBase,
+  migrations: readonly Migration[],
+  options: PlanOptions & TakeOverOptions = {},
+): Promise<Plan> {
+  if (await ledgerExists(client)) return readPlan(client, migrations, options);
+  const adoption = await findAdoption(client, migrations, options);
+  if (!adoption) return planMigrations(migrations, [], options);
+  return { ...planMigrations(migrations, adoptedRows(adoption), options), adoption };
+}
+
 /** Applies pending migrations. Throws only for problems found before anything ran. */
 export async function migrate(
   client: ClientBase,
   migrations: readonly Migration[],
-  options: RunOptions = {},
+  options: RunOptions & TakeOverOptions = {},
 ): Promise<RunResult> {
   return withMigrationLock(client, options, async () => {
-    const plan = await readPlan(client, migrations, options);
+    const plan = await readPlanAdopting(client, migrations, options);
     // Only what will run is parsed; any problem in it stops the run before the ledger is even created.
     await prepareScripts(plan.pending.map((p) => p.migration.up));
     if (options.role && !options.dryRun) await createDeclaredExtensions(client, plan.pending);
-    if (!options.dryRun) await ensureLedger(client); // a dry run creates it in its own transaction
-    return new Executor(client, options).run(plan);
+    let ownershipTaken: string[] | undefined;
+    if (!options.dryRun && plan.adoption) ownershipTaken = await recordAdoption(client, plan.adoption, options);
+    else if (!options.dryRun) await ensureLedger(client); // a dry run creates it in its own transaction
+    const result = await new Executor(client, options).run(plan);
+    return { ...result, adoption: plan.adoption, ownershipTaken };
   });
+}
+
+/**
+ * `orion-db adopt`: records what another tool's ledger (or a proven baseline) says was applied, and
+ * nothing else; with `dryRun`, only says what it would record. Refuses a database that already has
+ * orion-db's ledger, or that has nothing to adopt.
+ */
+export async function adopt(
+  client: ClientBase,
+  migrations: readonly Migration[],
+  options: RunOptions & TakeOverOptions = {},
+): Promise<{ adoption: Adoption; ownershipTaken?: string[] }> {
+  return withMigrationLock(client, options, async () => {
+    if (await ledgerExists(client))
+      throw new BadInputError(
+        "this database already has orion-db's ledger (orion_schema_history): there is nothing to adopt",
+      );
+    const adoption = await findAdoption(client, migrations, options);
+    if (!adoption)
+      throw new BadInputError(
+        'found no ledger of golang-migrate, dbmate, goose, Flyway, Prisma, Diesel, sqlx or node-pg-migrate in the current schema, and the database has no objects: "orion-db migrate" applies everything',
+      );
+    if (options.dryRun) return { adoption };
+    return { adoption, ownershipTaken: await recordAdoption(client, adoption, options) };
+  });
+}
+
+/**
+ * The adopted rows and the ledger in one transaction, and — when migrations run as a role — the
+ * ownership of the adopted objects given to that role, so the next migration may alter them.
+ */
+async function recordAdoption(
+  client: ClientBase,
+  adoption: Adoption,
+  options: RunOptions,
+): Promise<string[] | undefined> {
+  await client.query('BEGIN');
+  try {
+    const entries = adoption.migrations.map(({ migration: m, appliedAt }) => ({
+      version: m.version,
+      label: m.label,
+      name: m.name,
+      checksum: m.checksum,
+      downSql: m.down?.text ?? null,
+      appliedAt,
+    }));
+    await insertAdopted(client, entries, adoption.from, options.deployId ?? null);
+    const taken = options.role
+      ? await takeOwnership(client, options.role, adoption.table ? [adoption.table] : [])
+      : undefined;
+    await client.query('COMMIT');
+    return taken;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** Ledger rows standing for an adoption not recorded yet (a plan, a dry run). */
+function adoptedRows(adoption: Adoption): LedgerRow[] {
+  return adoption.migrations.map(({ migration: m, appliedAt }, i) => ({
+    id: -BigInt(i + 1),
+    version: m.version,
+    label: m.label,
+    name: m.name,
+    status: 'applied',
+    adoptedFrom: adoption.from,
+    checksum: m.checksum,
+    appliedAt: appliedAt ?? new Date(),
+    executionMs: null,
+    deployId: null,
+    statementsDone: null,
+  }));
 }
 
 /**

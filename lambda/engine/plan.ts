@@ -2,6 +2,7 @@
  * What a run would do, computed purely from the files and the ledger. Every inconsistency
  * between them (edited, missing or out-of-order files) is an error here, before anything runs.
  */
+import type { Adoption } from './adopt';
 import { BadInputError, BadInputErrors } from './errors';
 import { type Migration, sha256 } from './files';
 import type { LedgerRow } from './ledger';
@@ -19,6 +20,8 @@ export interface Plan {
   readonly currentVersion: bigint | null;
   readonly applied: readonly LedgerRow[];
   readonly pending: readonly PendingMigration[];
+  /** On a database without a ledger: what will be recorded as applied without running (adopt/). */
+  readonly adoption?: Adoption;
 }
 
 export interface PlanOptions {
@@ -33,6 +36,7 @@ export function planMigrations(
   ledger: readonly LedgerRow[],
   options: PlanOptions = {},
 ): Plan {
+  ledger = byLabel(migrations, ledger);
   const files = new Map(migrations.map((m) => [m.version, m]));
   const errors: BadInputError[] = [];
   const applied = ledger.filter((r) => r.status === 'applied');
@@ -70,6 +74,18 @@ export function planMigrations(
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new BadInputErrors(errors);
   return { currentVersion, applied, pending };
+}
+
+/**
+ * Rows matched to files by their label where they have one: a Flyway folder's ordering keys change
+ * when its first dotted version arrives (layouts/flyway.ts), its labels never do.
+ */
+function byLabel(migrations: readonly Migration[], ledger: readonly LedgerRow[]): readonly LedgerRow[] {
+  const labels = new Map(migrations.map((m) => [m.label, m]));
+  return ledger.map((r) => {
+    const m = r.label === null ? undefined : labels.get(r.label);
+    return m && m.version !== r.version ? { ...r, version: m.version } : r;
+  });
 }
 
 /** The highest version among `rows`, or `current` if none is higher. */

@@ -57,11 +57,29 @@ export function applyRunResult(report: Report, result: RunResult): Report {
   if (result.skipped.length)
     report.skipped = result.skipped.map((s) => ({ version: s.version.toString(), name: s.name, reason: s.reason }));
   if (result.dryRun) report.dry_run = true;
+  if (result.adoption) report.adopted = adoptionReport(result.adoption, result.dryRun);
+  if (result.ownershipTaken?.length) report.ownership_taken = result.ownershipTaken;
   if (result.error) {
     report.ok = false;
     report.errors.push(...result.error.toEntries());
   }
   return report;
+}
+
+/** What an adoption recorded (or, in a dry run, would record), as the report shows it. */
+export function adoptionReport(
+  adoption: NonNullable<RunResult['adoption']>,
+  dryRun = false,
+): { from: string; recorded: boolean; migrations: { version: string; name: string; applied_at: string | null }[] } {
+  return {
+    from: adoption.from,
+    recorded: !dryRun,
+    migrations: adoption.migrations.map(({ migration: m, appliedAt }) => ({
+      version: m.label,
+      name: m.name,
+      applied_at: appliedAt?.toISOString() ?? null,
+    })),
+  };
 }
 
 /** A commit boundary inside the pending transactional migrations, as the report shows it. */

@@ -7,6 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
+import type { TakeOverOptions } from '../engine/adopt';
+import { baselineComparer } from '../engine/adopt/compare';
 import { planBatches } from '../engine/batches';
 import { type connect, connectWhenReachable, withDatabase, withUser } from '../engine/db';
 import {
@@ -17,8 +19,9 @@ import {
   PostconditionFailedError,
   ServerError,
 } from '../engine/errors';
-import { loadMigrations, type Migration, prepareScripts } from '../engine/files';
+import { type loadMigrations, type Migration, prepareScripts, readMigrations } from '../engine/files';
 import { validateIdentifier } from '../engine/identifiers';
+import type { LayoutName } from '../engine/layouts';
 import { readLedger } from '../engine/ledger';
 import {
   applicationSchemas,
@@ -27,7 +30,14 @@ import {
   lockdown,
   probeAppRole,
 } from '../engine/lockdown';
-import { migrate, type RunOptions, type RunResult, readPlan, withMigrationLock } from '../engine/migrate';
+import {
+  migrate,
+  type RunOptions,
+  type RunResult,
+  readPlan,
+  readPlanAdopting,
+  withMigrationLock,
+} from '../engine/migrate';
 import { addError, applyRunResult, emptyReport, type Report, versionString } from '../engine/report';
 import { applicationTables, boundedRowCounts } from '../engine/row-counts';
 import { AfterCommitError, type AfterCommitState } from './after-commit';
@@ -72,9 +82,10 @@ export interface DeployConfig {
    */
   readonly connectRetryMs?: number;
   /**
-   * `--baseline V` (CDK setting `baselineVersion`, property BaselineVersion): a database with tables
-   * but no ledger is proved equal to migrations ≤ V and adopted. PASS-THROUGH: the adoption work of
-   * issue #15 §3 gives it its meaning here; until then the lifecycle receives it and ignores it.
+   * For a database built by hand (tables, no ledger): the version of the migrations folder its schema
+   * is at (the CDK's `baselineVersion`). Its schema is proven equal to what the migrations up to it
+   * make, they are recorded as adopted, and the rest are applied. Ignored once the ledger exists.
+   * @default - a database with tables and no ledger (and no other tool's) is refused
    */
   readonly baseline?: string;
   /**
@@ -84,6 +95,8 @@ export interface DeployConfig {
    * replays the migrations into a scratch database). @default 'off'
    */
   readonly driftPolicy?: DriftPolicy;
+  /** The migrations folder's layout. @default - detected from the folder */
+  readonly format?: LayoutName;
 }
 
 export interface DeployPorts {
@@ -125,7 +138,8 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
   const roles = validateRoles(config.roles);
   const report = emptyReport('up');
   const id = snapshotId(config.snapshotPrefix, config.deployId);
-  const migrations = await loadMigrations(config.migrationsDir, { parse: false });
+  const { layout, migrations } = await readMigrations(config.migrationsDir, { parse: false, format: config.format });
+  report.layout = layout;
   const master = await ports.secrets.master();
   const app = await ports.secrets.app();
   const as = (database: string, who = master) =>
@@ -209,7 +223,21 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     await bootstrapSchema(target, roles).catch((err) => {
       throw asServerError('bootstrap', err);
     });
-    let plan = await readPlan(target, migrations);
+    // Taking over a database without the ledger (adopt/): another tool's ledger, or a hand-built schema
+    // proven equal to the migrations up to the baseline by a replay on this server.
+    const takeOver = (client: Client): TakeOverOptions => ({
+      baseline: config.baseline,
+      compareBaseline:
+        config.baseline === undefined
+          ? undefined
+          : baselineComparer({ client, connectReference: (database) => as(database ?? 'postgres'), log }),
+    });
+    // A stack rollback (applyPending false) neither applies nor adopts: it must not fail on a database
+    // it could not take over.
+    let plan =
+      config.applyPending === false
+        ? await readPlan(target, migrations)
+        : await readPlanAdopting(target, migrations, takeOver(target));
     if (config.applyPending === false && plan.pending.length > 0) {
       note(report, `${plan.pending.length} pending migration(s) left unapplied: this run only re-asserts the lockdown`);
       plan = { ...plan, pending: [] };
@@ -227,7 +255,12 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
       log,
     });
     const mayStop = plan.pending.length > 0;
-    if (await driftBeforeApplying(report, { ...drift(target), applied: plan.applied.length, mayStop }))
+    // An adoption has no ledger to replay yet: its baseline was proven by the same comparison, and a
+    // foreign ledger's history is the other tool's word.
+    if (
+      !plan.adoption &&
+      (await driftBeforeApplying(report, { ...drift(target), applied: plan.applied.length, mayStop }))
+    )
       return { status: 'complete', report };
     // One transactional batch rolls back whole on failure: a snapshot adds nothing to that, nor to an
     // empty database.
@@ -263,8 +296,13 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     const counts: Record<string, unknown> = {};
     report.row_counts = counts;
     counts.before = await readableRowCounts(target, report);
-    if (plan.pending.length > 0) {
-      const runOptions: RunOptions = { ...config.run, deployId: config.deployId, role: roles.owner };
+    if (plan.pending.length > 0 || plan.adoption) {
+      const runOptions: RunOptions & TakeOverOptions = {
+        ...config.run,
+        ...takeOver(target),
+        deployId: config.deployId,
+        role: roles.owner,
+      };
       progress.step = 'the migration';
       let result = await migrate(target, migrations, runOptions);
       progress.committed = true;
@@ -278,7 +316,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
         target = await as(roles.database).catch((err) => {
           throw outcomeUnknown(`${lost}; reconnecting: ${err.message}`);
         });
-        result = await rerun(target, migrations, runOptions, result);
+        result = await rerun(target, migrations, { ...runOptions, ...takeOver(target) }, result);
       }
       applyRunResult(report, result);
       if (result.error) {
@@ -295,7 +333,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
         log(`migration failed after changes were committed; restoring snapshot ${id}`);
         return await finishRestore(ports, config, report, id, result.error.message, as, migrations, progress);
       }
-      if (snapshot) await pruneSnapshots(ports.snapshots, config, id, report, log);
+      if (snapshot && plan.pending.length > 0) await pruneSnapshots(ports.snapshots, config, id, report, log);
     }
 
     progress.step = 'the lockdown';

@@ -9,6 +9,8 @@ function row(version: bigint, text: string, extra: Partial<LedgerRow> = {}): Led
   return {
     id: version,
     version,
+    label: null,
+    adoptedFrom: null,
     name: `m${version}`,
     status: 'applied',
     checksum: sha256(text),

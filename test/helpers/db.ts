@@ -67,6 +67,8 @@ export function migrationsDir(files: Record<string, string | Buffer>): string {
 
 /** The product's migrations folder: only tests of properties that hold as it grows use it. */
 export const SHIPPED_MIGRATIONS = join(__dirname, '..', '..', 'migrations');
+/** A real Prisma history (../shared/corpora, absent outside this workplace: tests using it skip). */
+export const HOPPSCOTCH = join(__dirname, '..', '..', '..', 'shared', 'corpora', 'hoppscotch-prisma', 'migrations');
 /** A frozen copy of the SOP's two migrations, for tests of deploy semantics (test/fixtures/README.md). */
 export const SOP_MIGRATIONS = join(__dirname, '..', 'fixtures', 'orion-sop');
 

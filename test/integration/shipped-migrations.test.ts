@@ -144,21 +144,19 @@ describe('the shipped migrations', () => {
   );
 
   test.skipIf(!existsSync(SOP))(
-    '000001 applies over a database the application already built (its own CREATE TABLE IF NOT EXISTS)',
+    'a database the application already built (its own CREATE TABLE IF NOT EXISTS) is refused without --baseline, adopted at 1 with it',
     async () => {
       const byHand = await createDatabase();
       await query(byHand.url, sopSchemaSql());
-      const run = await runCli([
-        'migrate',
-        '--database-url',
-        byHand.url,
-        '--migrations',
-        SHIPPED_MIGRATIONS,
-        '--to',
-        '1',
-        '--json',
-      ]);
+      const args = ['migrate', '--database-url', byHand.url, '--migrations', SHIPPED_MIGRATIONS, '--to', '1', '--json'];
+      const refused = await runCli(args);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.json().errors[0].message).toContain(
+        'table activities, table activity_tokens, table viewer_entries',
+      );
+      const run = await runCli([...args, '--baseline', '1']);
       expect(run.code, run.stderr).toBe(0);
+      expect(run.json().adopted).toMatchObject({ from: 'baseline', migrations: [{ version: '000001' }] });
     },
   );
 });
