@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadMigrations } from '../../lambda/engine/files';
+import { CREATE_LEDGER } from '../../lambda/engine/ledger';
 import { down, migrate } from '../../lambda/engine/migrate';
 import { client, createDatabase, migrationsDir, query, SOP_MIGRATIONS, tableNames } from '../helpers/db';
 
@@ -104,7 +105,8 @@ describe('migrate', () => {
 
   test('a statement ending in a comment (no ";", or ";" on the next line) runs once, on the fast path', async () => {
     const { url } = await createDatabase();
-    await query(url, 'CREATE SEQUENCE runs'); // nextval is not rolled back: it counts every execution
+    // The ledger first: objects in a database without one are a hand-built schema, refused without --baseline.
+    await query(url, `${CREATE_LEDGER}; CREATE SEQUENCE runs`); // nextval is not rolled back: it counts every execution
     const dir = migrationsDir({
       '1_count.up.sql': "SELECT nextval('runs');",
       // Larger than one joined query: the batch goes to the server in more than one.
@@ -155,7 +157,7 @@ describe('migrate', () => {
 
   test('a non-transactional file resumes where it stopped and drops the INVALID index a failed build left', async () => {
     const { url } = await createDatabase();
-    await query(url, `CREATE TABLE t (x int); INSERT INTO t VALUES (1), (1)`);
+    await query(url, `${CREATE_LEDGER}; CREATE TABLE t (x int); INSERT INTO t VALUES (1), (1)`);
     const files = {
       '1_idx.up.sql':
         '-- orion:no-transaction\nCREATE TABLE IF NOT EXISTS marker (id int);\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS marker_id ON marker (id);',
@@ -184,7 +186,7 @@ describe('migrate', () => {
 
   test('a lock timeout is retried with backoff and then reported with the lock it waited for', async () => {
     const { url } = await createDatabase();
-    await query(url, 'CREATE TABLE busy (id int)');
+    await query(url, `${CREATE_LEDGER}; CREATE TABLE busy (id int)`);
     const holder = await client(url);
     await holder.query('BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE');
     try {
