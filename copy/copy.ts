@@ -306,7 +306,17 @@ async function copyStreamed(
     } catch (err) {
       // A pending batch stays pending: whether it committed is settled by its last key on the next run.
       await o.target.query('ROLLBACK').catch(() => {});
-      throw explainCopyError(err, plan, () => undefined);
+      // The row a refusal names by line is looked up again in the source, by its place in the batch.
+      const line = /COPY [^,]+, line (\d+)/.exec((err as any)?.where ?? '')?.[1];
+      const keyColumns = plan.keyIndexes!.map((i) => plan.sourceColumns[i]);
+      const key = line
+        ? await source.rowAt(table, keyColumns, progress.after, Number(line)).catch(() => undefined)
+        : undefined;
+      const row: (string | null)[] = [];
+      plan.keyIndexes!.forEach((at, i) => {
+        row[at] = key?.[i] ?? null;
+      });
+      throw explainCopyError(err, plan, (n) => (key ? { row, number: progress.rows + n } : undefined));
     }
     if (!rows) return;
     progress.rows += rows;

@@ -27,6 +27,13 @@ export interface CopyOutSource {
    * would give, as COPY text. The table must have a key, and its columns must be among `columns`.
    */
   copyOut(table: PostgresSourceTable, columns: readonly string[], batchSize: number, after: Position | null): Readable;
+  /** `columns` of the `n`th row (from 1) after `after` in key order: the row a COPY error's line number means. */
+  rowAt(
+    table: PostgresSourceTable,
+    columns: readonly string[],
+    after: Position | null,
+    n: number,
+  ): Promise<(string | null)[] | undefined>;
 }
 
 /** A source that finds repeated key values itself, when they need no conversion to be the target's. */
@@ -157,18 +164,28 @@ class PostgresSource implements Source, CopyOutSource, DuplicateKeySource {
     }));
   }
 
+  async rowAt(table: PostgresSourceTable, columns: readonly string[], after: Position | null, n: number) {
+    const { rows } = await this.client.query({
+      text: `SELECT ${columns.map(q).join(', ')} FROM public.${q(table.name)} ${this.after(table, after)}
+              ORDER BY ${table.key} OFFSET ${n - 1} LIMIT 1`,
+      rowMode: 'array',
+      types: asText,
+    });
+    return rows[0];
+  }
+
+  /** `WHERE key > after`, the position as literals (COPY takes no parameters), which the key's types read back. */
+  private after(table: PostgresSourceTable, after: Position | null): string {
+    if (!after) return '';
+    const values = after.map((v) => this.client.escapeLiteral(String(v)));
+    return values.length > 1 ? `WHERE (${table.key}) > (${values.join(', ')})` : `WHERE ${table.key} > ${values[0]}`;
+  }
+
   copyOut(table: PostgresSourceTable, columns: readonly string[], batchSize: number, after: Position | null): Readable {
     if (!table.key) throw new Error(`copyOut: table ${table.name} has no key`);
-    // COPY takes no parameters: the position goes in as literals (text the key types read back).
-    const values = after ? after.map((v) => this.client.escapeLiteral(String(v))) : [];
-    const where = !after
-      ? ''
-      : values.length > 1
-        ? `WHERE (${table.key}) > (${values.join(', ')})`
-        : `WHERE ${table.key} > ${values[0]}`;
     return this.client.query(
       copyTo(
-        `COPY (SELECT ${columns.map(q).join(', ')} FROM public.${q(table.name)} ${where} ORDER BY ${table.key} LIMIT ${batchSize}) TO STDOUT`,
+        `COPY (SELECT ${columns.map(q).join(', ')} FROM public.${q(table.name)} ${this.after(table, after)} ORDER BY ${table.key} LIMIT ${batchSize}) TO STDOUT`,
       ),
     );
   }

@@ -380,6 +380,76 @@ describe('orion-db copy: PostgreSQL to PostgreSQL', () => {
   });
 });
 
+describe('orion-db copy: PostgreSQL to PostgreSQL, streamed (same column types)', () => {
+  // Keys with a tab, a newline, a backslash, a quote and unicode: COPY escapes them, and the batch's
+  // last key is read back from that text to resume after it.
+  const SCHEMA = `CREATE TABLE notes (a text, b int, v text, at timestamptz, PRIMARY KEY (a, b), CHECK (v <> 'bad'));`;
+  const ROWS = `INSERT INTO notes SELECT k, i % 2, 'v' || i, '2024-01-01T00:00:00Z'::timestamptz + i * interval '1 hour'
+                  FROM generate_series(1, 10) i,
+                       LATERAL (SELECT (ARRAY[E'tab\\there', E'new\\nline', E'back\\\\slash', 'it''s', 'Ωmega ✓'])[i % 5 + 1]
+                                       || E'\\t\\\\' || i AS k) k`;
+
+  test('a refused row stops the copy with its batch; the re-run resumes after the last committed key, exactly once', async () => {
+    const source = await target(SCHEMA.replace(", CHECK (v <> 'bad')", ''));
+    await query(source, ROWS);
+    await query(source, `UPDATE notes SET v = 'bad' WHERE v = 'v7'`);
+    const url = await target(SCHEMA);
+    const checkpoint = join(dirname(sqliteFile('CREATE TABLE x (a)')), 'pg-checkpoint.json');
+    const args = ['copy', '--from', source, '--to', url, '--batch-size', '3', '--checkpoint', checkpoint, '--json'];
+    const failed = await runCli(args);
+    expect(failed.code).toBe(1);
+    const bad = (await query(source, `SELECT a, b FROM notes WHERE v = 'bad'`))[0];
+    expect(failed.json().errors).toEqual([
+      {
+        sqlstate: '23514',
+        message: `table notes, key a=${bad.a}, b=${bad.b}, column ?: the server refused it: new row for relation "notes" violates check constraint "notes_v_check"`,
+      },
+    ]);
+    // The batches before the refused one are committed: the rows ordered first by (a, b).
+    const ordered = (await query(source, 'SELECT a, b FROM notes ORDER BY a, b')).map((r) => `${r.a}/${r.b}`);
+    const badAt = ordered.indexOf(
+      (await query(source, `SELECT a, b FROM notes WHERE v = 'bad'`)).map((r) => `${r.a}/${r.b}`)[0],
+    );
+    const committed = Math.floor(badAt / 3) * 3;
+    expect((await query(url, 'SELECT a, b FROM notes ORDER BY a, b')).map((r) => `${r.a}/${r.b}`)).toEqual(
+      ordered.slice(0, committed),
+    );
+    const saved = JSON.parse(readFileSync(checkpoint, 'utf8')).progress.notes;
+    expect(saved.rows).toBe(committed);
+    if (committed) expect(`${saved.after[0]}/${saved.after[1]}`).toBe(ordered[committed - 1]);
+
+    await query(source, `UPDATE notes SET v = 'fixed' WHERE v = 'bad'`);
+    const resumed = await runCli(args);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.json()).toMatchObject({
+      resumed: true,
+      tables: [{ table: 'notes', resumed_from: committed, copied: 10 - committed }],
+    });
+    const verify = await runCli(['verify', '--from', source, '--to', url, '--sample', '1']);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    expect(await query(url, 'SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 10 }]);
+  });
+
+  test('the unique pre-check groups same-typed keys on the source: a conflict is named and nothing is copied', async () => {
+    const source = await target('CREATE TABLE codes (id int PRIMARY KEY, code text, region int);');
+    await query(
+      source,
+      `INSERT INTO codes VALUES (1, 'x', 1), (2, 'y', 1), (3, 'x', 1), (4, 'x', NULL), (5, 'x', NULL)`,
+    );
+    const url = await target('CREATE TABLE codes (id int PRIMARY KEY, code text, region int, UNIQUE (code, region));');
+    const run = await runCli(['copy', '--from', source, '--to', url, '--json']);
+    expect(run.code).toBe(2);
+    // Rows with a NULL in the key do not conflict (NULLS DISTINCT), as in the target.
+    expect(run.json().errors).toEqual([
+      {
+        message:
+          'table codes: unique key codes_code_region_key (code, region) would be violated: 2 source rows have (code, region) = (x, 1); nothing was copied',
+      },
+    ]);
+    expect(await query(url, 'SELECT count(*)::int AS n FROM codes')).toEqual([{ n: 0 }]);
+  });
+});
+
 describe('orion-db verify from SQLite', () => {
   test('counts, a sample compared on target types (text times equal timestamptz), unique keys; a changed row is named', async () => {
     const path = sqliteFile(`
