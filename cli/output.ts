@@ -39,7 +39,7 @@ export function renderReport(r: Report): string {
       r.command === 'down' ? (r.dry_run ? 'would revert' : 'reverted') : r.dry_run ? 'would apply' : 'applied';
     if (r.restored) {
       // What ran before the failure was undone by the restore: nothing is "applied".
-      const undone = r.applied.map((a) => a.version).join(', ');
+      const undone = ((r.undone as Report['applied'] | undefined) ?? []).map((a) => a.version).join(', ');
       lines.push(
         `FAILED: restored to version ${version(r.to_version)} from the snapshot taken before` +
           `${undone ? ` (undoing ${undone})` : ''}, pending ${r.pending.length}`,

@@ -535,6 +535,9 @@ async function finishRestore(
     await restored.end();
   }
   report.restored = true;
+  // The restore undid what ran: nothing is applied; what was, and is undone, is said as that.
+  if (report.applied.length) report.undone = report.applied;
+  report.applied = [];
   report.kept_as = ports.snapshots.keptAs(id);
   return { status: 'complete', report };
 }

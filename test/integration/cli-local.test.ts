@@ -135,6 +135,8 @@ describe('the CLI beside npm start', () => {
       restored: true,
       to_version: '90000002',
       pending: [{ version: '90000003' }, { version: '90000004' }],
+      applied: [],
+      undone: [{ version: '90000003', name: 'notes_idx' }],
       kept_as: expect.stringMatching(/^orion_prod_failed_/),
     });
   });
