@@ -44,8 +44,13 @@ export interface RunOptions extends PlanOptions {
   readonly defaultLockTimeoutMs?: number;
   /** `statement_timeout` of a migration without the directive. @default 0 (none) */
   readonly defaultStatementTimeoutMs?: number;
-  /** Upper bound on any statement's time (e.g. the Lambda's remaining time). @default none */
+  /** Upper bound on any statement's time. @default none */
   readonly maxStatementTimeoutMs?: number;
+  /**
+   * When every statement must have ended (epoch ms; a Lambda's end, less the time to report): each
+   * statement's timeout is the time left when it starts, not when the run began. @default none
+   */
+  readonly deadlineAt?: number;
   /** Retries of a transactional batch that failed on a lock timeout (55P03). @default 3 */
   readonly lockRetries?: number;
   /** Run the migrations' SQL as this role (`SET ROLE`), so it owns what they create. */
@@ -296,7 +301,11 @@ export class Executor {
         settings = s;
         pieces.push(s);
       }
-      for (const st of migration.up.statements) pieces.push(st.sql);
+      for (const st of migration.up.statements) {
+        const left = this.timeLeftSql(migration.up);
+        if (left) pieces.push(left);
+        pieces.push(st.sql);
+      }
       pieces.push(MARK);
     }
     if (this.options.role) pieces.push('RESET ROLE');
@@ -393,6 +402,8 @@ export class Executor {
       for (let i = from; i < script.statements.length; i++) {
         const statement = script.statements[i];
         if (!inTransaction) await this.cleanUpFailedIndex(version, statement);
+        if (this.options.deadlineAt !== undefined)
+          await this.client.query(`${scope} statement_timeout = ${this.statementTimeout(script)}`);
         try {
           await this.client.query(statement.sql);
         } catch (err) {
@@ -451,8 +462,30 @@ export class Executor {
 
   /** 0 means "no limit" to PostgreSQL, so a cap replaces it too. */
   private cap(ms: number): number {
-    const max = this.options.maxStatementTimeoutMs;
+    const { maxStatementTimeoutMs, deadlineAt } = this.options;
+    const left = deadlineAt === undefined ? undefined : deadlineAt - Date.now();
+    const bounds = [maxStatementTimeoutMs, left].filter((v): v is number => v !== undefined);
+    const max = bounds.length ? Math.min(...bounds) : undefined;
     return max !== undefined && (ms === 0 || ms > max) ? Math.max(1, Math.floor(max)) : ms;
+  }
+
+  /**
+   * In a joined batch, before each statement: its statement_timeout from the time left at the moment
+   * the server reaches it (its own clock), so a statement late in a long batch gets only what is left.
+   */
+  private timeLeftSql(script: MigrationScript): string | undefined {
+    const { deadlineAt } = this.options;
+    if (deadlineAt === undefined) return undefined;
+    const own = script.directives.statementTimeoutMs ?? this.options.defaultStatementTimeoutMs ?? 0;
+    const max = this.options.maxStatementTimeoutMs;
+    const bounds = [
+      own || undefined,
+      max,
+      `${Math.floor(deadlineAt)} - (extract(epoch FROM clock_timestamp()) * 1000)::bigint`,
+    ]
+      .filter((b) => b !== undefined)
+      .join(', ');
+    return `SELECT set_config('statement_timeout', greatest(1, least(${bounds}))::bigint::text, true) AS orion_time_left`;
   }
 
   /**

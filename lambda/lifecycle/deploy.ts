@@ -73,7 +73,10 @@ export interface DeployConfig {
    * the function's bundle carries (during a rollback, still the new migrations). @default true
    */
   readonly applyPending?: boolean;
-  readonly run?: Pick<RunOptions, 'lockWaitMs' | 'maxStatementTimeoutMs' | 'onEvent' | 'defaultLockTimeoutMs'>;
+  readonly run?: Pick<
+    RunOptions,
+    'lockWaitMs' | 'maxStatementTimeoutMs' | 'deadlineAt' | 'onEvent' | 'defaultLockTimeoutMs'
+  >;
   /** Progress for people or logs. */
   readonly log?: (message: string) => void;
   /**

@@ -57,13 +57,19 @@ export interface InvocationContext {
 
 export type ProviderEvent = CloudFormationCustomResourceEvent & { PhysicalResourceId?: string };
 
+/**
+ * No poll starts later than this after onEvent: one may run up to isComplete's 14 minutes, and all must
+ * be over before CloudFormation's hour ends (a poll beside the stack rollback would race it).
+ */
+export const LAST_POLL_AFTER_MS = 45 * 60_000;
+
 /** Time kept back from a statement's cap for reporting and the ledger's bookkeeping. */
 const SAFETY_MARGIN_MS = 60_000;
 
 export function createHandlers(deps: HandlerDeps) {
   const { logger, metrics } = deps;
 
-  async function onEvent(event: ProviderEvent): Promise<{ PhysicalResourceId: string }> {
+  async function onEvent(event: ProviderEvent): Promise<{ PhysicalResourceId: string; StartedAt?: string }> {
     logger.info('event', {
       requestType: event.RequestType,
       logicalResourceId: event.LogicalResourceId,
@@ -74,10 +80,19 @@ export function createHandlers(deps: HandlerDeps) {
       await releaseForFailedCreate(event);
       return { PhysicalResourceId: event.PhysicalResourceId! };
     }
+    // The Provider framework passes onEvent's own fields on to every isComplete (framework.ts,
+    // createResponseEvent): when this request began, since the waiter counts attempts, not time.
+    const StartedAt = new Date().toISOString();
     if (event.RequestType === 'Update' && (await rollingBack(event)))
-      return { PhysicalResourceId: event.PhysicalResourceId! };
+      return { PhysicalResourceId: event.PhysicalResourceId!, StartedAt };
     const settings = parseProperties(event.ResourceProperties);
-    return { PhysicalResourceId: `${settings.instanceIdentifier}/${settings.roles.database}` };
+    return { PhysicalResourceId: `${settings.instanceIdentifier}/${settings.roles.database}`, StartedAt };
+  }
+
+  /** Whether this request is too old to start another poll (see LAST_POLL_AFTER_MS). */
+  function outOfHour(event: ProviderEvent): boolean {
+    const started = Date.parse(String((event as { StartedAt?: unknown }).StartedAt));
+    return Number.isFinite(started) && Date.now() - started > LAST_POLL_AFTER_MS;
   }
 
   async function isComplete(
@@ -86,8 +101,23 @@ export function createHandlers(deps: HandlerDeps) {
   ): Promise<{ IsComplete: boolean; Data?: Record<string, string> }> {
     try {
       if (event.RequestType === 'Delete') return { IsComplete: await releaseForFailedCreate(event) };
-      if (event.RequestType === 'Update' && (await rollingBack(event)))
+      if (event.RequestType === 'Update' && (await rollingBack(event))) {
+        if (outOfHour(event)) {
+          logger.error(
+            'rollback: stopped before CloudFormation’s hour; the database is left as it is (see README, "On call")',
+          );
+          metrics.add('RollbackProblems', 1);
+          metrics.add('MigrationFailures', 1);
+          return { IsComplete: true };
+        }
         return { IsComplete: await rollback(event, context) };
+      }
+      if (outOfHour(event)) {
+        metrics.add('MigrationFailures', 1);
+        throw new Error(
+          `Schema migrations stopped waiting after ${LAST_POLL_AFTER_MS / 60_000} minutes, before CloudFormation's one-hour limit for the resource (the last poll's reason is in the schema-migrator log: a snapshot being taken, a restore under way or the migration lock held elsewhere). A restore under way is finished by the next deploy or the stack rollback. A migration that needs longer: run it with \`orion-db up\` from inside the VPC (README, "Reaching the database"), or split it.`,
+        );
+      }
       return await deploy(event, context);
     } finally {
       metrics.flush();
@@ -130,7 +160,7 @@ export function createHandlers(deps: HandlerDeps) {
     if (!report.ok) {
       metrics.add('MigrationFailures', 1);
       if (report.restored) metrics.add('Restores', 1);
-      throw new Error(await scrub(target, failureMessage(report)));
+      throw new Error(await scrub(target, failureMessage(report) + outOfTime(report, context)));
     }
     return {
       IsComplete: true,
@@ -163,7 +193,8 @@ export function createHandlers(deps: HandlerDeps) {
         snapshotRetention: settings.snapshotRetention,
         run: {
           // A statement must end before the invocation does, or it would outlive its connection.
-          maxStatementTimeoutMs: Math.max(1_000, remaining - SAFETY_MARGIN_MS),
+          // Each statement's cap is the time left when it starts (lambda/engine/executor.ts).
+          deadlineAt: Date.now() + Math.max(1_000, remaining - SAFETY_MARGIN_MS),
           lockWaitMs: Math.min(60_000, Math.max(1_000, remaining / 4)),
         },
         log: (message) => logger.info(message),
@@ -376,6 +407,21 @@ export function failureMessage(report: Report): string {
       ? `${describeState({ from: report.from_version, to: report.to_version, restore: 'none' })}${lockdownFailed ? ' The privilege lockdown did not complete; the next deploy re-asserts it.' : ''}`
       : `The database was left unchanged at version ${version}.`;
   return `Schema migration failed: ${where}${state}${e.message}. ${outcome}`;
+}
+
+/**
+ * A statement canceled by the cap of this invocation's time (not a migration's own timeout): the
+ * migration cannot finish inside one invocation, and polling again would not help (a Lambda timeout
+ * is a failure to the Provider framework, never a second poll). Says how to run it instead.
+ */
+function outOfTime(report: Report, context: InvocationContext): string {
+  const canceled = report.errors.some((e) => e.sqlstate === '57014');
+  if (!canceled || context.getRemainingTimeInMillis() > SAFETY_MARGIN_MS + 10_000) return '';
+  return (
+    ' It could not finish within one invocation of the migration function (at most 14 minutes, less 1 to report):' +
+    ' run it with `orion-db up` from inside the VPC (README, "Reaching the database"), or split the migration' +
+    ' into parts that each fit.'
+  );
 }
 
 function describeError(err: unknown): string {

@@ -16,7 +16,7 @@ import { MIGRATION_LOCK_KEY } from '../../lambda/engine/lock';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import type { SnapshotPort } from '../../lambda/lifecycle/ports';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
-import { createHandlers, type ProviderEvent } from '../../lambda/schema-migrator/handler';
+import { createHandlers, LAST_POLL_AFTER_MS, type ProviderEvent } from '../../lambda/schema-migrator/handler';
 import type { SchemaMigrationsProperties } from '../../lambda/schema-migrator/properties';
 import {
   adminQuery,
@@ -151,9 +151,11 @@ function withProps(e: ProviderEvent, extra: Partial<SchemaMigrationsProperties>)
 
 /** onEvent, then isComplete polled until done, as the Provider framework does. */
 async function deploy(dir: string, e: ProviderEvent, h = handlers(dir)) {
-  const { PhysicalResourceId } = await h.onEvent(e);
+  // The framework merges onEvent's answer into the event every isComplete gets (createResponseEvent).
+  const answer = await h.onEvent(e);
+  const { PhysicalResourceId } = answer;
   for (let poll = 0; poll < 10; poll++) {
-    const result = await h.isComplete({ ...e, PhysicalResourceId }, context);
+    const result = await h.isComplete({ ...e, ...answer }, context);
     if (result.IsComplete) return { PhysicalResourceId, ...result };
   }
   throw new Error('never completed');
@@ -634,6 +636,37 @@ describe('Custom::SchemaMigrations handler', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  test('a migration that cannot finish in the invocation’s time fails saying so, and how to run it instead', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const dir = sopPlus({ '000003_slow.up.sql': 'CREATE TABLE speakers (id int);\nSELECT pg_sleep(30);' });
+    const h = handlers(dir);
+    const e = event('Update', 'd2', 'd1');
+    const answer = await h.onEvent(e);
+    const nearlyOver = { getRemainingTimeInMillis: () => 63_000 }; // 3 s left for the statements
+    const err = await h.isComplete({ ...e, ...answer }, nearlyOver).catch((x) => x);
+    expect(err.message).toMatch(
+      /^Schema migration failed: 000003_slow\.up\.sql:2 SQLSTATE 57014: canceling statement due to statement timeout\. The database was left unchanged at version 2\. It could not finish within one invocation of the migration function .*: run it with `orion-db up` from inside the VPC .*, or split the migration/,
+    );
+    expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
+  });
+
+  test('no poll starts after 45 minutes: the request fails saying why, before CloudFormation’s hour, and touches nothing', async () => {
+    const h = handlers(SOP_MIGRATIONS);
+    const e = event('Create', 'd1');
+    const answer = await h.onEvent(e);
+    expect(Date.parse(String(answer.StartedAt))).toBeGreaterThan(Date.now() - 60_000);
+    const late = { ...e, ...answer, StartedAt: new Date(Date.now() - LAST_POLL_AFTER_MS - 1_000).toISOString() };
+    await expect(h.isComplete(late, context)).rejects.toThrow(
+      /^Schema migrations stopped waiting after 45 minutes, before CloudFormation's one-hour limit .* `orion-db up` from inside the VPC/,
+    );
+    expect(await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', [fixture.roles.database])).toEqual([]);
+    // A rollback that late completes (it must never fail), leaving the database alone, with the alarm.
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+    const lateRollback = { ...event('Update', 'd1', 'd2'), StartedAt: late.StartedAt };
+    await expect(h.isComplete(lateRollback, context)).resolves.toEqual({ IsComplete: true });
+    expect(metrics).toMatchObject({ RollbackProblems: 1 });
   });
 
   test('no secret appears in any log line or failure message, even where the server or the parser echoes it', async () => {

@@ -381,3 +381,29 @@ describe('down', () => {
     expect(await tableNames(url)).toEqual(['a', 'b', 'orion_schema_history']);
   });
 });
+
+describe('a deadline (the Lambda’s end) caps each statement with the time left when it starts', () => {
+  const recorded = `INSERT INTO seen SELECT setting::int FROM pg_settings WHERE name = 'statement_timeout'`;
+  for (const [path, header] of [
+    ['the joined transactional batch', ''],
+    ['a non-transactional file, statement by statement', '-- orion:no-transaction\n'],
+  ] as const) {
+    test(path, async () => {
+      const db = await createDatabase();
+      const c = await client(db.url);
+      try {
+        await c.query('CREATE TABLE seen (ms int)');
+        const dir = migrationsDir({
+          '000001_slow.up.sql': `${header}${recorded};\nSELECT pg_sleep(1.5);\n${recorded};`,
+        });
+        const result = await migrate(c, await loadMigrations(dir), { deadlineAt: Date.now() + 60_000 });
+        expect(result.error).toBeUndefined();
+        const [first, second] = (await c.query('SELECT ms FROM seen')).rows.map((r) => r.ms);
+        expect(first).toBeLessThanOrEqual(60_000);
+        expect(first - second).toBeGreaterThanOrEqual(1_500); // the sleep's time is gone from the second's cap
+      } finally {
+        await c.end();
+      }
+    });
+  }
+});
