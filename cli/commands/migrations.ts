@@ -20,6 +20,7 @@ import {
   adoptionReport,
   applyRunResult,
   emptyReport,
+  labelVersions,
   type Report,
   splitReport,
   versionString,
@@ -134,7 +135,7 @@ export async function status(ctx: CommandContext): Promise<Report> {
         message: failure.message,
       };
     }
-    return report;
+    return labelVersions(report, migrations);
   } catch (err) {
     throw explainLedgerDenied(err, client.user);
   } finally {
@@ -170,7 +171,7 @@ export async function plan(ctx: CommandContext): Promise<Report> {
       })),
     );
     report.batch_splits = batches.flatMap((b) => (b.split ? [splitReport(b.split)] : []));
-    return report;
+    return labelVersions(report, migrations);
   } catch (err) {
     throw explainLedgerDenied(err, client.user);
   } finally {
@@ -200,7 +201,7 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
     });
     const report = emptyReport('migrate');
     report.layout = layout;
-    return applyRunResult(report, result);
+    return labelVersions(applyRunResult(report, result), migrations);
   } catch (err) {
     throw explainLedgerDenied(err, client.user);
   } finally {
@@ -234,7 +235,7 @@ export async function runAdopt(ctx: CommandContext): Promise<Report> {
     report.pending = migrations
       .filter((m) => !adopted.has(m.version))
       .map((m) => ({ version: m.version.toString(), name: m.name }));
-    return report;
+    return labelVersions(report, migrations);
   } finally {
     await client.end().catch(() => {});
   }
@@ -261,7 +262,7 @@ export async function runDown(ctx: CommandContext): Promise<Report> {
         .filter((m) => !applied.has(m.version))
         .map((m) => ({ version: m.version.toString(), name: m.name }));
     }
-    return report;
+    return labelVersions(report, migrations);
   } catch (err) {
     throw explainLedgerDenied(err, client.user);
   } finally {

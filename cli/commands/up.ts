@@ -12,7 +12,8 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect, databaseOf, redactUrl, withDatabase, withUser } from '../../lambda/engine/db';
 import { BadInputError } from '../../lambda/engine/errors';
-import type { Report } from '../../lambda/engine/report';
+import { loadMigrations } from '../../lambda/engine/files';
+import { labelVersions, type Report } from '../../lambda/engine/report';
 import { type DeployConfig, runDeploy } from '../../lambda/lifecycle/deploy';
 import { DEFAULT_ROLES } from '../../lambda/lifecycle/names';
 import type { Credentials, SnapshotPort } from '../../lambda/lifecycle/ports';
@@ -94,7 +95,10 @@ export async function up(ctx: CommandContext): Promise<Report> {
           outcome.report.admin_url = redactUrl(withDatabase(withUser(serverUrl, master.username), database));
           outcome.report.admin_password_from = `${files.path} ("masterPassword")`;
         }
-        return outcome.report;
+        return labelVersions(
+          outcome.report,
+          await loadMigrations(config.migrationsDir, { parse: false, format: config.format }),
+        );
       }
       progress(`waiting: ${outcome.reason}`);
       await new Promise((r) => setTimeout(r, 1000));

@@ -92,3 +92,20 @@ export function addError(report: Report, err: unknown): Report {
   report.errors.push(...toErrorEntries(err));
   return report;
 }
+
+/**
+ * The report's versions as their tool writes them where the ordering key is not the version's number:
+ * a Flyway folder with dotted versions orders by a packed key and Diesel's by a padded one
+ * (layouts/), shown here as `1.2.3` and `20190226002946`. Other versions are their numbers, as before.
+ */
+export function labelVersions(report: Report, migrations: readonly { version: bigint; label: string }[]): Report {
+  const packed = (m: { version: bigint; label: string }) => !/^\d+$/.test(m.label) || BigInt(m.label) !== m.version;
+  const dotted = new Map(migrations.filter(packed).map((m) => [m.version.toString(), m.label]));
+  if (dotted.size === 0) return report;
+  const label = (v: string | null) => (v === null ? v : (dotted.get(v) ?? v));
+  report.from_version = label(report.from_version);
+  report.to_version = label(report.to_version);
+  report.applied = report.applied.map((a) => ({ ...a, version: label(a.version)! }));
+  report.pending = report.pending.map((p) => ({ ...p, version: label(p.version)! }));
+  return report;
+}

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { readMigrations } from '../../lambda/engine/files';
 import { migrate } from '../../lambda/engine/migrate';
-import { adminQuery, client, createDatabase, HOPPSCOTCH, query, tableNames } from '../helpers/db';
+import { runCli } from '../helpers/cli';
+import { adminQuery, adminUrl, client, createDatabase, HOPPSCOTCH, query, tableNames } from '../helpers/db';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'layouts');
 
@@ -70,6 +71,40 @@ describe('layouts applied from scratch', () => {
     );
     expect(rows).toEqual([{ version: '0', version_label: '00000000000000' }]);
     expect(await query(db.url, `SELECT 1 FROM pg_proc WHERE proname = 'diesel_set_updated_at'`)).toHaveLength(1);
+  });
+});
+
+describe('the CLI names the layout and keeps each tool version', () => {
+  test('orion-db migrate on the Flyway folder: layout flyway, versions 1 … 1.2.1, 1.10, 2 as Flyway writes them', async () => {
+    const db = await createDatabase('orion_layout');
+    databases.push(db.name);
+    const run = await runCli(['migrate', '--json', '--migrations', join(FIXTURES, 'flyway'), '--database-url', db.url]);
+    expect(run.code, run.stderr).toBe(0);
+    const report = run.json();
+    expect(report).toMatchObject({ layout: 'flyway', from_version: null, to_version: '2' });
+    expect(report.applied.map((a: { version: string }) => a.version)).toEqual(['1', '1.1', '1.2.1', '1.10', '2']);
+    const text = await runCli(['status', '--migrations', join(FIXTURES, 'flyway'), '--database-url', db.url]);
+    expect(text.stdout).toContain('layout: flyway');
+    expect(text.stdout).toContain('applied  1.2.1 create_activity_tokens');
+  });
+
+  test('--format forces a layout: the dbmate folder read as flat files is refused naming the files', async () => {
+    const run = await runCli([
+      'plan',
+      '--json',
+      '--format',
+      'orion',
+      '--migrations',
+      join(FIXTURES, 'dbmate'),
+      '--database-url',
+      adminUrl(),
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.json().errors.map((e: { file: string }) => e.file)).toEqual([
+      '20240101120000_create_activities.sql',
+      '20240102120000_create_activity_tokens.sql',
+      '20240103120000_index_speaker.sql',
+    ]);
   });
 });
 
