@@ -74,7 +74,10 @@ describe('extensions and schemas on RDS', () => {
     );
     const report = await complete(fixture, migrationsDir(withSchema));
     expect(report.lockdown!.ok).toBe(true);
-    expect(report.lockdown!.corrected).toEqual([`${roles.app} had direct grants: reporting.daily TRUNCATE`]);
+    expect(report.lockdown!.corrected).toEqual([
+      `${roles.app} had direct grants: reporting.daily TRUNCATE`,
+      `${roles.app} had CREATE on schema reporting`,
+    ]);
     const app = await fixture.appClient();
     try {
       await expect(app.query('CREATE TABLE reporting.mine (id int)')).rejects.toMatchObject({ code: '42501' });
