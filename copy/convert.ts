@@ -20,35 +20,64 @@ export class ConversionProblem extends Error {}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function converterFor(column: TargetColumn): Converter {
+  const converter = pickConverter(column);
+  return converter;
+}
+
+/**
+ * Converters whose text never holds a backslash, tab, newline or carriage return (uuids, times,
+ * numbers, booleans): their values go into COPY text without looking for something to escape.
+ */
+const ESCAPE_FREE = new WeakSet<Converter>();
+const escapeFree = (c: Converter): Converter => {
+  ESCAPE_FREE.add(c);
+  return c;
+};
+
+export function isEscapeFree(converter: Converter): boolean {
+  return ESCAPE_FREE.has(converter);
+}
+
+const timestamptzConverter = escapeFree((v) => toTimestamp(v, true));
+const timestampConverter = escapeFree((v) => toTimestamp(v, false));
+const int2Converter = escapeFree((v) => toInteger(v, 16));
+const int4Converter = escapeFree((v) => toInteger(v, 32));
+const int8Converter = escapeFree((v) => toInteger(v, 64));
+const numericConverter = escapeFree((v) => toNumber(v, NUMERIC));
+const floatConverter = escapeFree((v) => toNumber(v, FLOAT));
+const jsonbConverter: Converter = (v) => toJson(v, true);
+const jsonConverter: Converter = (v) => toJson(v, false);
+
+function pickConverter(column: TargetColumn): Converter {
   if (column.isArray) return toArray;
   switch (column.baseType) {
     case 'uuid':
       return toUuid;
     case 'timestamptz':
-      return (v) => toTimestamp(v, true);
+      return timestamptzConverter;
     case 'timestamp':
-      return (v) => toTimestamp(v, false);
+      return timestampConverter;
     case 'date':
       return toDate;
     case 'bool':
       return toBoolean;
     case 'jsonb':
-      return (v) => toJson(v, true);
+      return jsonbConverter;
     case 'json':
-      return (v) => toJson(v, false);
+      return jsonConverter;
     case 'bytea':
       return toBytea;
     case 'int2':
-      return (v) => toInteger(v, 16);
+      return int2Converter;
     case 'int4':
-      return (v) => toInteger(v, 32);
+      return int4Converter;
     case 'int8':
-      return (v) => toInteger(v, 64);
+      return int8Converter;
     case 'numeric':
-      return (v) => toNumber(v, NUMERIC);
+      return numericConverter;
     case 'float4':
     case 'float8':
-      return (v) => toNumber(v, FLOAT);
+      return floatConverter;
     default:
       return toText;
   }
@@ -98,6 +127,8 @@ function toUuid(v: SourceValue): string | null {
   return `${m[1]}-${m[2]}-${m[3]}-${m[4]}-${m[5]}`.toLowerCase();
 }
 
+escapeFree(toUuid);
+
 const TRUE = new Set(['1', 't', 'true', 'y', 'yes', 'on']);
 const FALSE = new Set(['0', 'f', 'false', 'n', 'no', 'off']);
 
@@ -116,6 +147,8 @@ function toBoolean(v: SourceValue): string | null {
   }
   fail(v, 'a boolean');
 }
+
+escapeFree(toBoolean);
 
 const INTEGER = /^\s*[+-]?\d+\s*$/;
 
@@ -296,9 +329,54 @@ function formatInstant(t: Instant, withZone: boolean): string {
   return withZone ? `${base}+00` : base;
 }
 
+const digit = (s: string, i: number) => {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : -100;
+};
+const two = (s: string, i: number) => digit(s, i) * 10 + digit(s, i + 1);
+
+/**
+ * The usual shapes, `YYYY-MM-DD[T ]HH:MM:SS[.f…][Z|±HH[:MM]]`, checked without the general parser:
+ * true exactly when isoParts() would find them valid and plain, so they may go through as written.
+ */
+function plainIsoFast(s: string, withZone: boolean): boolean {
+  const n = s.length;
+  if (n < 19) return false;
+  const century = two(s, 0);
+  const yy = two(s, 2);
+  const y = century * 100 + yy;
+  const mo = two(s, 5);
+  const d = two(s, 8);
+  const sep = s.charCodeAt(10);
+  if (century < 0 || yy < 0 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || (sep !== 84 && sep !== 32))
+    return false;
+  if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return false;
+  const h = two(s, 11);
+  const mi = two(s, 14);
+  const sec = two(s, 17);
+  if (mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return false;
+  if (d > (mo === 2 && isLeap(y) ? 29 : DAYS_IN_MONTH[mo - 1])) return false;
+  let i = 19;
+  if (i < n && s.charCodeAt(i) === 46) {
+    i++;
+    const from = i;
+    while (i < n && digit(s, i) >= 0) i++;
+    if (i === from) return false;
+  }
+  if (i === n) return true;
+  if (!withZone) return false;
+  const z = s.charCodeAt(i);
+  if ((z === 90 || z === 122) && i + 1 === n) return true;
+  if (z !== 43 && z !== 45) return false;
+  if (i + 3 === n) return two(s, i + 1) >= 0;
+  if (i + 6 === n) return two(s, i + 1) >= 0 && s.charCodeAt(i + 3) === 58 && two(s, i + 4) >= 0;
+  return false;
+}
+
 function toTimestamp(v: SourceValue, withZone: boolean): string | null {
   if (v === null) return null;
   if (typeof v === 'string') {
+    if (plainIsoFast(v, withZone)) return v;
     // Valid ISO text that PostgreSQL reads the same way goes through as written: the target session
     // is in UTC, so text without a zone means UTC (SQLAlchemy's convention) for both column types.
     const p = isoParts(v);
@@ -306,6 +384,8 @@ function toTimestamp(v: SourceValue, withZone: boolean): string | null {
   }
   return formatInstant(parseInstant(v), withZone);
 }
+
+escapeFree(toDate);
 
 function toDate(v: SourceValue): string | null {
   if (v === null) return null;

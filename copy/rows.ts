@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ClientBase } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { quoteIdent as q } from '../lambda/engine/db';
-import { ConversionProblem, copyField, type SourceValue } from './convert';
+import { ConversionProblem, copyField, isEscapeFree, type SourceValue } from './convert';
 import { ConversionError } from './errors';
 import { describeKey, type TablePlan } from './plan';
 
@@ -24,33 +24,34 @@ export interface EncodedBatch {
 export function encodeRows(plan: TablePlan, rows: readonly SourceValue[][], firstRow: number): EncodedBatch {
   const { converters } = plan;
   const width = converters.length;
-  const lines: string[] = new Array(rows.length);
-  let lastValues: (string | null)[] = [];
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r];
-    const values: (string | null)[] = new Array(width);
-    let line = '';
-    for (let c = 0; c < width; c++) {
-      let v: string | null;
-      try {
-        v = converters[c](row[c]);
-      } catch (err) {
-        if (!(err instanceof ConversionProblem)) throw err;
-        throw new ConversionError(
-          plan.target.name,
-          describeKey(plan, row, firstRow + r),
-          plan.columns[c].name,
-          `${err.message} (target type ${plan.columns[c].type})`,
-        );
+  const plain = converters.map(isEscapeFree);
+  // One string built by appending (V8 keeps it as a rope until it is written out): no array per row.
+  let text = '';
+  let r = 0;
+  let c = 0;
+  try {
+    for (r = 0; r < rows.length; r++) {
+      const row = rows[r];
+      for (c = 0; c < width; c++) {
+        const v = converters[c](row[c]);
+        const field = v === null ? '\\N' : plain[c] ? v : copyField(v);
+        text += c === 0 ? field : `\t${field}`;
       }
-      values[c] = v;
-      line += c === 0 ? copyField(v) : `\t${copyField(v)}`;
+      text += '\n';
     }
-    lines[r] = line;
-    if (r === rows.length - 1) lastValues = values;
+  } catch (err) {
+    if (!(err instanceof ConversionProblem)) throw err;
+    throw new ConversionError(
+      plan.target.name,
+      describeKey(plan, rows[r], firstRow + r),
+      plan.columns[c].name,
+      `${err.message} (target type ${plan.columns[c].type})`,
+    );
   }
-  const lastKey = plan.mode === 'batches' && plan.keyIndexes ? plan.keyIndexes.map((i) => lastValues[i]!) : null;
-  return { text: lines.length ? `${lines.join('\n')}\n` : '', rows: rows.length, lastKey };
+  const last = rows[rows.length - 1];
+  const lastKey =
+    plan.mode === 'batches' && plan.keyIndexes && last ? plan.keyIndexes.map((i) => converters[i](last[i])!) : null;
+  return { text, rows: rows.length, lastKey };
 }
 
 export function copySql(plan: TablePlan, table = `public.${q(plan.target.name)}`): string {

@@ -70,4 +70,54 @@ describe('time conversions', () => {
     expect(() => timestamptz('yesterday')).toThrow('is not a time');
     expect(() => timestamptz(Number.POSITIVE_INFINITY)).toThrow('is not a time');
   });
+
+  test('the fast path for the usual ISO shapes decides as the general parser does (which also reads a leading space)', () => {
+    const ch = (xs: string) => fc.constantFrom(...xs.split(''));
+    const d = ch('0123456789');
+    const shaped = fc
+      .tuple(
+        fc.array(d, { minLength: 4, maxLength: 4 }),
+        fc.constantFrom('-', '/'),
+        fc.integer({ min: 0, max: 13 }).map((n) => String(n).padStart(2, '0')),
+        fc.integer({ min: 0, max: 32 }).map((n) => String(n).padStart(2, '0')),
+        fc.constantFrom('T', ' ', 't'),
+        fc.oneof(
+          fc
+            .tuple(fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 61 }))
+            .map((t) => t.map((n) => String(n).padStart(2, '0'))),
+          fc.array(ch('0123456789:x'), { minLength: 8, maxLength: 8 }),
+        ),
+        fc.constantFrom('', '.', '.5', '.123456', ',5'),
+        fc.constantFrom('', 'Z', 'z', '+08', '-02:30', '+0530', 'UTC', '+1', ' ', 'x'),
+      )
+      .map(([y, dash, mo, day, t, time, fraction, zone]) =>
+        [
+          y.join(''),
+          dash,
+          mo,
+          '-',
+          day,
+          t,
+          Array.isArray(time) && time.length === 3 ? time.join(':') : time.join(''),
+          fraction,
+          zone,
+        ].join(''),
+      );
+    const outcome = (f: (v: string) => string | null, v: string) => {
+      try {
+        return f(v);
+      } catch (err) {
+        return (err as Error).message.replace(/^text "\s*/, 'text "');
+      }
+    };
+    fc.assert(
+      fc.property(shaped, (v) => {
+        for (const f of [timestamptz, timestamp]) expect(outcome(f, v)).toBe(outcome(f, ` ${v}`));
+      }),
+      { numRuns: 5000 },
+    );
+    expect(timestamptz('2024-02-29T23:59:59.5+05:30')).toBe('2024-02-29T23:59:59.5+05:30');
+    expect(timestamp('2024-02-29 23:59:59.5Z')).toBe('2024-02-29 23:59:59.5');
+    expect(() => timestamptz('2023-02-29T00:00:00Z')).toThrow('is not a valid date and time');
+  });
 });
