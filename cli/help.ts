@@ -3,6 +3,7 @@
  * overview and the command's own page are made. A new command adds its entry here (args.ts makes a
  * missing one a compile error).
  */
+import { wrap } from './text';
 
 export interface CommandHelp {
   /** One line for the overview. */
@@ -194,7 +195,8 @@ export const COMMAND_HELP = {
 type HelpName = keyof typeof COMMAND_HELP;
 
 const FOOTER = `SRC is sqlite:///relative/path.db, sqlite:////absolute/path.db or a postgres:// URL.
---database-url defaults to $DATABASE_URL, else to the local server "orion-db up" started under .orion/.
+--database-url defaults to $DATABASE_URL; without it, status, plan, migrate, down and adopt use the local server
+"orion-db up" (npm start) left running under .orion/.
 Exit codes: 0 ok, 1 a migration or check failed, 2 bad input or usage (nothing ran),
 3 the migration lock was not acquired in time. "orion-db <command> --help" shows a command's flags.`;
 
@@ -210,8 +212,10 @@ export function usage(): string {
 export function commandHelp(command: HelpName): string {
   const h: CommandHelp = COMMAND_HELP[command];
   const width = Math.max(...h.flags.map(([f]) => f.length));
-  const flags = h.flags.map(([f, d]) => `  ${f.padEnd(width)}  ${d}`);
-  return `Usage: orion-db ${h.usage}\n\n${h.summary}\n\nOptions:\n${flags.join('\n')}\n\nExample:\n  ${h.example}`;
+  // Wrapped at 120 columns, a flag's description continuing under itself.
+  const flags = h.flags.map(([f, d]) => wrap(`  ${f.padEnd(width)}  ${d}`, ' '.repeat(width + 4)));
+  const synopsis = wrap(`Usage: orion-db ${h.usage}`, '    ');
+  return `${synopsis}\n\n${h.summary}\n\nOptions:\n${flags.join('\n')}\n\nExample:\n  ${h.example}`;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { OrionError } from '../lambda/engine/errors';
 import { lintMigrations } from '../lambda/engine/lint';
-import { wrap } from './output';
+import { wrap } from './text';
 
 /** Lints `files` of `dir` (or the whole folder, as cdk synth does) and prints each error as a warning. */
 export async function warnAboutLint(

@@ -4,6 +4,7 @@
 import type { Report } from '../lambda/engine/report';
 import { renderDrift } from './commands/drift';
 import { renderInventory } from './commands/inventory';
+import { MAX_LINE } from './text';
 
 export function renderReport(r: Report): string {
   const lines: string[] = [];
@@ -139,23 +140,6 @@ interface LastFailure {
   at: string;
   sqlstate?: string;
   message: string;
-}
-
-/** Lines of text output stay readable; --json has every word. */
-export const MAX_LINE = 120;
-
-/** Words onto lines of at most MAX_LINE characters, the later ones indented. */
-export function wrap(text: string, indent = '  '): string {
-  const lines: string[] = [];
-  const lead = /^ */.exec(text)![0];
-  let line = lead;
-  for (const word of text.slice(lead.length).split(' ')) {
-    if (line.trim() && line.length + 1 + word.length > MAX_LINE) {
-      lines.push(line);
-      line = indent + word;
-    } else line = line.trim() ? `${line} ${word}` : line + word;
-  }
-  return [...lines, line].join('\n');
 }
 
 function clip(line: string): string {

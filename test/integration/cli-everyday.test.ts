@@ -6,7 +6,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { COMMAND_HELP } from '../../cli/help';
-import { MAX_LINE } from '../../cli/output';
+import { MAX_LINE } from '../../cli/text';
 import { MIGRATION_NAME_RULE, parseFileName } from '../../lambda/engine/files';
 import { runCli } from '../helpers/cli';
 import { createDatabase, migrationsDir, query, tableNames } from '../helpers/db';
@@ -31,6 +31,7 @@ describe('help', () => {
     expect(run.stdout).toMatch(new RegExp(`^Usage: orion-db ${command}`));
     expect(run.stdout).toMatch(/\nOptions:\n {2}\S/);
     expect(run.stdout).toMatch(new RegExp(`\\nExample:\\n {2}orion-db ${command}`));
+    for (const line of run.stdout.split('\n')) expect(line.length).toBeLessThanOrEqual(MAX_LINE);
   });
 
   test('a help request runs nothing: no connection, no "current version", no unknown option', async () => {

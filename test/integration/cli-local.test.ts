@@ -7,7 +7,7 @@ import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { MAX_LINE } from '../../cli/output';
+import { MAX_LINE } from '../../cli/text';
 import { stopLocalServer } from '../../lambda/local/local-server';
 import { runCli } from '../helpers/cli';
 import { query, SHIPPED_MIGRATIONS } from '../helpers/db';
