@@ -3,6 +3,7 @@
  * snapshot port backed by template databases and CloudFormation mocked at the SDK boundary.
  */
 
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
@@ -30,6 +31,7 @@ import {
 } from '../helpers/db';
 import { type DeployFixture, deployFixture } from '../helpers/deploy';
 import { gatedPort } from '../helpers/gated-port';
+import { CREATE_FAILED_PHYSICAL_ID_MARKER, provider } from '../helpers/provider-framework';
 import { cuttingProxy } from '../helpers/proxy';
 
 const STACK_ID = 'arn:aws:cloudformation:eu-west-1:123456789012:stack/Orion-test/0a1b2c3d';
@@ -441,30 +443,84 @@ describe('Custom::SchemaMigrations handler', () => {
     );
   });
 
-  test('a Lambda killed mid-migration is re-invoked and completes, applying each migration once', async () => {
+  test('a Lambda killed mid-migration (its process SIGKILLed) is re-invoked and completes, applying each migration once', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     await query(fixture.targetUrl, 'CREATE TABLE slow_marker (id int)');
     const dir = sopPlus({
-      '000003_slow.up.sql': `CREATE TABLE speakers (id int);\nSELECT pg_sleep(CASE WHEN to_regclass('public.slow_marker') IS NULL THEN 0 ELSE 30 END);`,
+      '000003_slow.up.sql': `CREATE TABLE speakers (id int);\nSELECT pg_sleep(CASE WHEN to_regclass('public.slow_marker') IS NULL THEN 0 ELSE 60 END);`,
     });
-    const h = handlers(dir);
     const e = event('Update', 'd2', 'd1');
-    await h.onEvent(e);
-    const running = h.isComplete(e, context).catch((err) => err);
-    // The invocation dies: its connection goes with it (as when Lambda times out).
-    for (let i = 0; i < 50; i++) {
-      const killed = await adminQuery(
-        `SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND pid <> pg_backend_pid()`,
-      );
-      if (killed.length) break;
-      await new Promise((r) => setTimeout(r, 100));
+    const answer = await handlers(dir).onEvent(e);
+    const master = await fixture.secrets.master();
+    // One process (tsx as a loader, not its CLI, which would run the script in a child of its own).
+    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', 'helpers', 'invocation.ts')], {
+      env: {
+        ...process.env,
+        ORION_INVOCATION: JSON.stringify({
+          adminUrl: adminUrl(),
+          serverUrl: fixture.serverUrl,
+          database: fixture.roles.database,
+          master,
+          app: fixture.secrets.appCredentials,
+          migrationsDir: dir,
+          event: { ...e, ...answer },
+        }),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      // Killed as Lambda kills at its timeout, while the migration's statement runs.
+      for (let i = 0; ; i++) {
+        const running = await adminQuery(
+          `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND state = 'active' AND pid <> pg_backend_pid()`,
+        );
+        if (running.length) break;
+        if (i > 600 || child.exitCode !== null)
+          throw new Error(`the invocation never reached the migration (${child.exitCode})`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill('SIGKILL');
+      expect(await exited).toBeNull();
+    } finally {
+      child.kill('SIGKILL');
     }
-    expect(await running).toBeInstanceOf(Error);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     await query(fixture.targetUrl, 'DROP TABLE slow_marker');
+    // The server ends the dead session within a second (client_connection_check_interval) and frees the lock.
     const resumed = await deploy(dir, e);
     expect(resumed.Data).toMatchObject({ FromVersion: '2', ToVersion: '3', Applied: '1' });
     expect((await ledger()).filter((r) => r.version === 3 && r.status === 'applied')).toHaveLength(1);
+  });
+
+  test('as the Provider framework runs it: a thrown isComplete fails at once, a false one is polled until the waiter gives up', async () => {
+    const waiter = { maxAttempts: 3 };
+    // A throw on the first poll: FAILED with our message, never a second poll.
+    rds.on(ModifyDBInstanceCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
+    const denied = await provider(handlers(SOP_MIGRATIONS), event('Create', 'd1'), context, waiter);
+    expect(denied).toMatchObject({
+      Status: 'FAILED',
+      Reason: 'Schema migrations did not start: not authorized. Nothing was changed.',
+      PhysicalResourceId: CREATE_FAILED_PHYSICAL_ID_MARKER,
+      polls: 1,
+    });
+    rds.on(ModifyDBInstanceCommand).resolves({});
+    const created = await provider(handlers(SOP_MIGRATIONS), event('Create', 'd1'), context, waiter);
+    expect(created).toMatchObject({ Status: 'SUCCESS', Data: { ToVersion: '2', Applied: '2' }, polls: 1 });
+    // A snapshot that never becomes available: IsComplete false (without Data) each time, then the waiter's end.
+    const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
+    const stuck: SnapshotPort = {
+      ensure: async () => 'creating',
+      list: () => local.list(),
+      delete: (id) => local.delete(id),
+      restoreStatus: (id) => local.restoreStatus(id),
+      keptAs: (id) => local.keptAs(id),
+      restore: (id, reason) => local.restore(id, reason),
+    };
+    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    const waited = await provider(handlers(dir, undefined, stuck), event('Update', 'd2', 'd1'), context, waiter);
+    expect(waited).toMatchObject({ Status: 'FAILED', Reason: 'Operation timed out', polls: 4 });
+    expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
   });
 
   test('a connection lost for good mid-migration fails the resource without claiming nothing changed', async () => {
