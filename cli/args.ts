@@ -43,6 +43,8 @@ export interface CliOptions {
   readonly sample?: number;
   /** copy: rows per batch (and per transaction). */
   readonly batchSize: number;
+  /** copy: --batch-size was given, not the default. */
+  readonly batchSizeGiven: boolean;
   readonly checkpoint?: string;
   readonly truncate: boolean;
   /** migrate/down: run the migrations' SQL as this role (default: the owner role, when usable). */
@@ -123,6 +125,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: s
       .filter(Boolean),
     sample,
     batchSize,
+    batchSizeGiven: v['batch-size'] !== undefined,
     checkpoint: v.checkpoint,
     truncate: v.truncate!,
     role: v.role,

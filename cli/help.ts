@@ -120,7 +120,10 @@ export const COMMAND_HELP = {
       ['--from SRC', 'sqlite:///relative/path.db, sqlite:////absolute/path.db or a postgres:// URL'],
       ['--to URL', 'the PostgreSQL database to copy into (its schema already migrated)'],
       TABLES,
-      ['--batch-size 1000', 'rows per batch and per transaction'],
+      [
+        '--batch-size 1000',
+        'rows per batch and per transaction (PostgreSQL source, same column types: 50000 unless given)',
+      ],
       ['--checkpoint FILE', 'where progress is kept, so a second run resumes'],
       ['--truncate', 'empty the target tables first (otherwise a non-empty target is refused)'],
       JSON_FLAG,

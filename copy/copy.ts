@@ -35,6 +35,8 @@ export interface CopyOptions {
   readonly targetDescription: string;
   readonly tables?: readonly string[];
   readonly batchSize: number;
+  /** Rows per batch where the source's COPY text streams to the target unread (default: batchSize). */
+  readonly streamBatchSize?: number;
   readonly checkpointPath?: string;
   readonly truncate: boolean;
   readonly lockWaitMs: number;
@@ -286,6 +288,7 @@ async function copyStreamed(
   const endAt = table.keyColumns!.map((k) => plan.sourceColumns.indexOf(k));
   const lastKeyAt = plan.keyIndexes!;
   const sql = batchSql(plan, copySql(plan));
+  const batchSize = o.streamBatchSize ?? o.batchSize;
   for (;;) {
     let rows = 0;
     let end: Position | null = null;
@@ -299,7 +302,7 @@ async function copyStreamed(
     });
     try {
       await pipeline(
-        source.copyOut(table, plan.sourceColumns, o.batchSize, progress.after),
+        source.copyOut(table, plan.sourceColumns, batchSize, progress.after),
         tally,
         o.target.query(copyFrom(sql)) as unknown as NodeJS.WritableStream,
       );
@@ -323,7 +326,7 @@ async function copyStreamed(
     progress.after = end;
     progress.pending = null;
     o.onEvent?.({ type: 'rows', table: plan.target.name, done: progress.rows, sourceRows });
-    if (rows < o.batchSize) return;
+    if (rows < batchSize) return;
   }
 }
 

@@ -9,6 +9,9 @@ import { connect, redactUrl } from '../../lambda/engine/db';
 import { emptyReport, type Report } from '../../lambda/engine/report';
 import type { CommandContext } from '../context';
 
+/** Rows per batch, unless --batch-size says otherwise, where PostgreSQL's COPY text streams through unread. */
+const STREAM_BATCH_SIZE = 50_000;
+
 export async function copy(ctx: CommandContext): Promise<Report> {
   const { options } = ctx;
   const spec = parseSource(options.from!, '--from', options.cwd);
@@ -23,6 +26,8 @@ export async function copy(ctx: CommandContext): Promise<Report> {
         targetDescription: redactUrl(targetUrl),
         tables: options.tables,
         batchSize: options.batchSize,
+        // Streamed batches hold nothing in memory here; larger ones spend less on per-batch round trips.
+        streamBatchSize: options.batchSizeGiven ? options.batchSize : STREAM_BATCH_SIZE,
         checkpointPath: options.checkpoint,
         truncate: options.truncate,
         lockWaitMs: options.lockWaitMs,
