@@ -192,3 +192,30 @@ describe('orion-db drift', () => {
     }
   });
 });
+
+test('a user who may not create the scratch database: exit 2 saying what it needs', async () => {
+  const role = `drift_plain_${process.pid}`;
+  await adminQuery(`DROP ROLE IF EXISTS ${role}`);
+  await adminQuery(`CREATE ROLE ${role} LOGIN PASSWORD 'plain-pw'`);
+  try {
+    await adminQuery(`GRANT CONNECT ON DATABASE "${fixture.roles.database}" TO ${role}`);
+    // It may read the ledger and the schema (a read-only on-call user), not create anything.
+    await adminQuery(
+      `GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT ON orion_schema_history TO ${role}`,
+      [],
+      fixture.roles.database,
+    );
+    const u = new URL(url);
+    u.username = role;
+    u.password = 'plain-pw';
+    const run = await runCli(['drift', '--database-url', u.toString(), '--migrations', dir, '--json']);
+    expect(run.code, run.stdout).toBe(2);
+    expect(run.json().errors[0].message).toMatch(
+      /^the reference needs a scratch database on the server, which this user may not: create database; connect as a user with CREATEDB, or build it elsewhere with --dev-url/,
+    );
+  } finally {
+    await adminQuery(`DROP OWNED BY ${role}`, [], fixture.roles.database);
+    await adminQuery(`REVOKE ALL ON DATABASE "${fixture.roles.database}" FROM ${role}`);
+    await adminQuery(`DROP ROLE ${role}`);
+  }
+});

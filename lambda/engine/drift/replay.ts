@@ -64,12 +64,20 @@ export async function replayReference(options: ReplayOptions): Promise<Reference
       log(`dropped ${dropped}, left behind by an earlier drift check that did not finish`);
     const name = `${SCRATCH_PREFIX}${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
     const scratchRoles = options.roles ? { owner: `${name}_o`, group: `${name}_g`, app: `${name}_a` } : undefined;
+    // A user who may not create the scratch database or roles is told what it needs, not a bare 42501.
+    const mayNot = (what: string) => (err: any) => {
+      if (err?.code !== '42501') throw err;
+      throw new BadInputError(
+        `the reference needs a scratch ${what} on the server, which ${err.message.replace(/^permission denied to /, 'this user may not: ')}; ` +
+          `connect as a user with CREATEDB${options.roles ? ' and CREATEROLE (RDS: the master)' : ''}, or build it elsewhere with --dev-url`,
+      );
+    };
     const roleNames = new Map(options.roleNames);
     if (options.connectingUserAs)
       roleNames.set((await admin.query('SELECT current_user AS u')).rows[0].u, options.connectingUserAs);
     try {
       if (scratchRoles && options.roles) {
-        await admin.query(`CREATE ROLE ${q(scratchRoles.owner)} NOLOGIN`);
+        await admin.query(`CREATE ROLE ${q(scratchRoles.owner)} NOLOGIN`).catch(mayNot('role'));
         await admin.query(`CREATE ROLE ${q(scratchRoles.group)} NOLOGIN`);
         await admin.query(`CREATE ROLE ${q(scratchRoles.app)} LOGIN`);
         // As bootstrap does: on 16 a creator's automatic membership has ADMIN only, not SET or INHERIT.
@@ -78,7 +86,7 @@ export async function replayReference(options: ReplayOptions): Promise<Reference
         for (const k of ['owner', 'group', 'app'] as const) roleNames.set(scratchRoles[k], options.roles[k]);
       }
       log(`replaying ${options.migrations.length} migration(s) into the scratch database ${name}`);
-      await admin.query(`CREATE DATABASE ${q(name)}`);
+      await admin.query(`CREATE DATABASE ${q(name)}`).catch(mayNot('database'));
       await admin.query(
         `COMMENT ON DATABASE ${q(name)} IS ${admin.escapeLiteral(`${MARKER}, created ${new Date().toISOString()}`)}`,
       );
