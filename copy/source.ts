@@ -68,7 +68,9 @@ export function parseSource(value: string, setting: string, cwd: string): Source
 
 /** What was typed, as typed (a plain path is not a URL), with anything that may be a password hidden. */
 function shown(value: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? redactUrl(value) : value.replace(/:[^:@/]*@/, ':***@');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return redactUrl(value);
+  // Anything that may carry a password (user:pw@host, key=value strings) is not echoed at all.
+  return /@|password|=/i.test(value) ? '<unparseable database URL>' : value;
 }
 
 /** A PostgreSQL URL as pg takes it; SQLAlchemy's `postgresql+psycopg://` is accepted too. */

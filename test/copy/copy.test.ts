@@ -258,6 +258,11 @@ describe('orion-db copy: before anything is written', () => {
     const plainPath = await runCli(['copy', '--from', '/tmp/rules.db', '--to', url]);
     expect(plainPath.code).toBe(2);
     expect(plainPath.stderr).toContain('--from: expected a postgres:// URL or sqlite:///path.db, got "/tmp/rules.db"');
+    for (const secretBearing of ['host=db user=u password=hunter2 dbname=d', 'u:hunter2/x@db:5432/d']) {
+      const refused = await runCli(['copy', '--from', 'sqlite:///rules.db', '--to', secretBearing]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).not.toContain('hunter2');
+    }
     const missing = await runCli(['copy', '--from', 'sqlite:////nowhere/rules.db', '--to', url]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--from: no SQLite file at /nowhere/rules.db');
