@@ -29,6 +29,8 @@ import { unlessNotFound } from './not-found';
 export const TAG_RESTORED_FROM = 'orion:restored-from';
 export const TAG_FAILED_DEPLOY = 'orion:failed-deploy-snapshot';
 export const TAG_RESTORE_REASON = 'orion:restore-reason';
+/** On the restored instance once the settings a restore cannot carry were copied from the failed one. */
+export const TAG_SETTINGS_COPIED = 'orion:settings-copied';
 
 /** What a restored instance is given so it takes the failed one's place (from the stack, through the custom resource). */
 export type RestoreSettings = GivenRestoreSettings | AdoptedRestoreSettings;
@@ -139,8 +141,12 @@ export class RdsSnapshots implements SnapshotPort {
       );
     }
     const { original, temporary, failed } = await this.instances(id);
-    if (original && tag(original, TAG_RESTORED_FROM) === id)
-      return original.DBInstanceStatus === 'available' ? 'done' : 'in-progress';
+    if (original && tag(original, TAG_RESTORED_FROM) === id) {
+      if (original.DBInstanceStatus !== 'available') return 'in-progress';
+      if (tag(original, TAG_SETTINGS_COPIED) !== undefined || !failed) return 'done';
+      await this.copyRestOfSettings(original, failed, id);
+      return 'in-progress';
+    }
     if (!failed) {
       if (!temporary) {
         const r = restoreLike(this.options.restore, original, this.options.instanceIdentifier);
@@ -197,6 +203,45 @@ export class RdsSnapshots implements SnapshotPort {
       );
     }
     return 'in-progress';
+  }
+
+  /**
+   * What a restore request cannot carry, copied from the failed instance once the copy has its name:
+   * Performance Insights and its key, enhanced monitoring and its role, backup retention, storage
+   * autoscaling. The tag records it is done, so a later poll (or deploy) does not do it again.
+   */
+  private async copyRestOfSettings(restored: DBInstance, failed: DBInstance, id: string): Promise<void> {
+    let outcome = id;
+    try {
+      await this.send(
+        new ModifyDBInstanceCommand({
+          DBInstanceIdentifier: this.options.instanceIdentifier,
+          EnablePerformanceInsights: failed.PerformanceInsightsEnabled ?? false,
+          ...(failed.PerformanceInsightsEnabled
+            ? {
+                PerformanceInsightsKMSKeyId: failed.PerformanceInsightsKMSKeyId,
+                PerformanceInsightsRetentionPeriod: failed.PerformanceInsightsRetentionPeriod,
+              }
+            : {}),
+          MonitoringInterval: failed.MonitoringInterval ?? 0,
+          ...(failed.MonitoringInterval ? { MonitoringRoleArn: failed.MonitoringRoleArn } : {}),
+          ...(failed.BackupRetentionPeriod !== undefined
+            ? { BackupRetentionPeriod: failed.BackupRetentionPeriod }
+            : {}),
+          ...(failed.MaxAllocatedStorage !== undefined ? { MaxAllocatedStorage: failed.MaxAllocatedStorage } : {}),
+          ApplyImmediately: true,
+        }),
+      );
+    } catch (err: any) {
+      // Best-effort: the data is back either way; the tag says what was not copied (README, "On call").
+      outcome = `not copied: ${err?.name ?? 'error'}: ${err?.message ?? err}`;
+    }
+    await this.send(
+      new AddTagsToResourceCommand({
+        ResourceName: restored.DBInstanceArn!,
+        Tags: toTags({ [TAG_SETTINGS_COPIED]: outcome }),
+      }),
+    );
   }
 
   keptAs(id: string): string {

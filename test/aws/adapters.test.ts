@@ -18,7 +18,13 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
 import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
 import { SecretsManagerSecrets } from '../../lambda/aws/secrets';
-import { RdsSnapshots, TAG_FAILED_DEPLOY, TAG_RESTORE_REASON, TAG_RESTORED_FROM } from '../../lambda/aws/snapshots';
+import {
+  RdsSnapshots,
+  TAG_FAILED_DEPLOY,
+  TAG_RESTORE_REASON,
+  TAG_RESTORED_FROM,
+  TAG_SETTINGS_COPIED,
+} from '../../lambda/aws/snapshots';
 import { isStackRollingBack } from '../../lambda/aws/stack-status';
 
 const rds = mockClient(RDSClient);
@@ -198,6 +204,19 @@ describe('RdsSnapshots', () => {
       ApplyImmediately: true,
     });
 
+    // A rename is not atomic: for a while the instance still answers to its old name, 'renaming', and
+    // its new name is not there yet. Nothing is done then.
+    rds.resetHistory();
+    instances({ 'orion-prod': { DBInstanceStatus: 'renaming' }, [temporary]: { DBInstanceStatus: 'available' } });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    instances({
+      'orion-prod': { DBInstanceStatus: 'renaming' },
+      [failed]: { DBInstanceStatus: 'renaming' },
+      [temporary]: { DBInstanceStatus: 'available' },
+    });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
+
     // 4. The failed one is renamed: give the copy the original name (the endpoint stays the same).
     rds.resetHistory();
     instances({ [failed]: { DBInstanceStatus: 'available' }, [temporary]: { DBInstanceStatus: 'available' } });
@@ -211,11 +230,63 @@ describe('RdsSnapshots', () => {
       },
     ]);
 
-    // 5. Renamed and available: done, and a later call (a retry) changes nothing.
+    // The copy's rename under way: both names may answer, 'renaming'. Nothing is done.
     rds.resetHistory();
+    const restoredTags = [{ Key: TAG_RESTORED_FROM, Value: SNAP }];
     instances({
       [failed]: { DBInstanceStatus: 'available' },
-      'orion-prod': { DBInstanceStatus: 'available', TagList: [{ Key: TAG_RESTORED_FROM, Value: SNAP }] },
+      [temporary]: { DBInstanceStatus: 'renaming' },
+      'orion-prod': { DBInstanceStatus: 'renaming', TagList: restoredTags },
+    });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
+
+    // 5. Renamed and available: what a restore request cannot carry is copied from the failed instance.
+    const failedSettings: Partial<DBInstance> = {
+      DBInstanceStatus: 'available',
+      PerformanceInsightsEnabled: true,
+      PerformanceInsightsKMSKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/pi',
+      PerformanceInsightsRetentionPeriod: 7,
+      MonitoringInterval: 60,
+      MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
+      BackupRetentionPeriod: 14,
+      MaxAllocatedStorage: 500,
+    };
+    instances({
+      [failed]: failedSettings,
+      'orion-prod': {
+        DBInstanceStatus: 'available',
+        TagList: restoredTags,
+        DBInstanceArn: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
+      },
+    });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        DBInstanceIdentifier: 'orion-prod',
+        EnablePerformanceInsights: true,
+        PerformanceInsightsKMSKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/pi',
+        PerformanceInsightsRetentionPeriod: 7,
+        MonitoringInterval: 60,
+        MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
+        BackupRetentionPeriod: 14,
+        MaxAllocatedStorage: 500,
+        ApplyImmediately: true,
+      },
+    ]);
+    expect(rds.commandCalls(AddTagsToResourceCommand).at(-1)!.args[0].input).toEqual({
+      ResourceName: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
+      Tags: [{ Key: TAG_SETTINGS_COPIED, Value: SNAP }],
+    });
+
+    // 6. Done, and a later call (a retry, the next deploy) changes nothing.
+    rds.resetHistory();
+    instances({
+      [failed]: failedSettings,
+      'orion-prod': {
+        DBInstanceStatus: 'available',
+        TagList: [...restoredTags, { Key: TAG_SETTINGS_COPIED, Value: SNAP }],
+      },
     });
     expect(await s.restore(SNAP, 'x')).toBe('done');
     expect(await s.restoreStatus(SNAP)).toEqual({ state: 'done', reason: 'x' });
