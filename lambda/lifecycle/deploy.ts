@@ -257,14 +257,6 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
       lockWaitMs: config.run?.lockWaitMs,
       log,
     });
-    const mayStop = plan.pending.length > 0;
-    // An adoption has no ledger to replay yet: its baseline was proven by the same comparison, and a
-    // foreign ledger's history is the other tool's word.
-    if (
-      !plan.adoption &&
-      (await driftBeforeApplying(report, { ...drift(target), applied: plan.applied.length, mayStop }))
-    )
-      return { status: 'complete', report };
     // One transactional batch rolls back whole on failure: a snapshot adds nothing to that, nor to an
     // empty database.
     const batches = planBatches(plan.pending);
@@ -295,6 +287,15 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
       log(`snapshot ${id} is available`);
       target = await as(roles.database);
     }
+    // After the snapshot is there, so a poll that only waits for it replays nothing (the replay builds a
+    // scratch database from the whole history). An adoption has no ledger to replay yet: its baseline was
+    // proven by the same comparison, and a foreign ledger's history is the other tool's word.
+    const mayStop = plan.pending.length > 0;
+    if (
+      !plan.adoption &&
+      (await driftBeforeApplying(report, { ...drift(target), applied: plan.applied.length, mayStop }))
+    )
+      return { status: 'complete', report };
     // Counted once the snapshot is there: a poll while it is being taken scans no table.
     const counts: Record<string, unknown> = {};
     report.row_counts = counts;
@@ -500,8 +501,9 @@ async function finishRestore(
   report.ok = false;
   if (report.errors.length === 0) report.errors.push({ message: reason });
   progress.step = `restoring snapshot ${id}`;
-  progress.restore = 'started';
+  // Marked started only once the port has taken the request: a refused restore started nothing.
   const state = await ports.snapshots.restore(id, reason);
+  progress.restore = 'started';
   if (state === 'in-progress') return { status: 'waiting', reason: `restoring snapshot ${id}`, report };
   if (state === 'manual') {
     // Left as it is, at the version the ledger says: restoring is a person's decision here.
