@@ -85,6 +85,12 @@ export interface ReadCatalogOptions {
   readonly roleNames?: ReadonlyMap<string, string>;
   /** The database name used in fix SQL (a scratch database reports the live one's). @default current_database() */
   readonly databaseName?: string;
+  /**
+   * Grantees whose ACL entries are not read. A replay's migrations may grant to the live roles by name;
+   * in the scratch database their stand-ins carry what the lockdown leaves, so those entries would only
+   * be counted twice (or, for the app role, whose direct grants the lockdown revokes, wrongly).
+   */
+  readonly ignoreGrantees?: ReadonlySet<string>;
 }
 
 /** Tables no migration makes: Orion's ledger and other tools' ledgers, in any schema. */
@@ -129,6 +135,7 @@ const RELATION_WORDS: Record<string, { word: string; kind: DriftKind }> = {
 export async function readCatalog(client: ClientBase, options: ReadCatalogOptions = {}): Promise<Catalog> {
   const entries = new Map<string, CatalogEntry>();
   const role = (name: string) => (name === '-' || name === '0' ? 'PUBLIC' : (options.roleNames?.get(name) ?? name));
+  const aclGrantee = (name: string) => (options.ignoreGrantees?.has(name) ? undefined : role(name));
   const roleSql = (name: string) => (name === 'PUBLIC' ? 'PUBLIC' : quoteIdent(name));
   const add = (e: CatalogEntry) => entries.set(entryKey(e.kind, e.object), e);
   const params = [options.schemas ? [...options.schemas] : null];
@@ -141,7 +148,7 @@ export async function readCatalog(client: ClientBase, options: ReadCatalogOption
     acl: [string, string, boolean][],
     skip?: string,
   ) => {
-    for (const [grantee, privileges] of groupAcl(acl, role)) {
+    for (const [grantee, privileges] of groupAcl(acl, aclGrantee)) {
       if (grantee === skip) continue;
       add({
         kind: 'grant',
@@ -349,7 +356,7 @@ export async function readCatalog(client: ClientBase, options: ReadCatalogOption
         },
       });
       if (r.acl) {
-        for (const [grantee, privileges] of groupAcl(r.acl, role)) {
+        for (const [grantee, privileges] of groupAcl(r.acl, aclGrantee)) {
           add({
             kind: 'grant',
             object: `column ${object} to ${grantee}`,
@@ -544,7 +551,7 @@ export async function readCatalog(client: ClientBase, options: ReadCatalogOption
     )) {
       const on = { r: 'TABLES', S: 'SEQUENCES', f: 'FUNCTIONS', T: 'TYPES', n: 'SCHEMAS' }[r.type as 'r'] ?? r.type;
       const forRole = role(r.role);
-      for (const [grantee, privileges] of groupAcl(r.acl, role)) {
+      for (const [grantee, privileges] of groupAcl(r.acl, aclGrantee)) {
         add({
           kind: 'default_privilege',
           object: `for ${forRole}${r.schema ? ` in schema ${r.schema}` : ''} on ${on.toLowerCase()} to ${grantee}`,
@@ -567,15 +574,15 @@ export async function readCatalog(client: ClientBase, options: ReadCatalogOption
   return { entries };
 }
 
-/** ACL items (grantee, privilege, grantable) per grantee name, privileges sorted. */
-function groupAcl(acl: [string, string, boolean][], role: (name: string) => string): Map<string, string[]> {
-  const byGrantee = new Map<string, string[]>();
+/** ACL items (grantee, privilege, grantable) per grantee name, privileges sorted, each once. */
+function groupAcl(acl: [string, string, boolean][], role: (name: string) => string | undefined): Map<string, string[]> {
+  const byGrantee = new Map<string, Set<string>>();
   for (const [rawGrantee, privilege, grantable] of acl) {
     const grantee = role(rawGrantee);
-    const list = byGrantee.get(grantee) ?? [];
-    list.push(grantable ? `${privilege} WITH GRANT OPTION` : privilege);
-    byGrantee.set(grantee, list);
+    if (grantee === undefined) continue;
+    const set = byGrantee.get(grantee) ?? new Set<string>();
+    set.add(grantable ? `${privilege} WITH GRANT OPTION` : privilege);
+    byGrantee.set(grantee, set);
   }
-  for (const list of byGrantee.values()) list.sort();
-  return byGrantee;
+  return new Map([...byGrantee].map(([grantee, set]) => [grantee, [...set].sort()]));
 }

@@ -108,6 +108,7 @@ export async function replayReference(options: ReplayOptions): Promise<Reference
         }
         const catalog = await readCatalog(scratch, {
           roleNames,
+          ignoreGrantees: scratchRoles && options.roles ? new Set(Object.values(options.roles)) : undefined,
           databaseName: options.databaseName,
           schemas: options.schemas,
         });
