@@ -9,6 +9,12 @@ export interface ConnectOptions {
   readonly applicationName?: string;
   /** @default 10 000 ms */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long the client waits for any answer to a query before giving the connection up (pg's
+   * query_timeout): a socket gone silent (a hard failover) would otherwise hang until the process dies.
+   * Set it above every statement_timeout. @default none
+   */
+  readonly queryTimeoutMs?: number;
   /** Used instead of the URL's password (e.g. one read from a secret). */
   readonly password?: string;
 }
@@ -23,6 +29,12 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
       connectionString: options.password !== undefined ? withPassword(url, options.password) : url,
       application_name: options.applicationName ?? 'orion-db',
       connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+      // The kernel probes an idle connection, so a peer that vanished is noticed on a quiet socket too.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      ...(options.queryTimeoutMs !== undefined
+        ? { query_timeout: Math.max(1, Math.floor(options.queryTimeoutMs)) }
+        : {}),
     });
   } catch (err: any) {
     throw new ConnectionError(`invalid database URL ${redactUrl(url)}: ${scrub(err.message, url)}`);
@@ -67,6 +79,23 @@ function hostPort(url: string): string {
   } catch {
     return '<unparseable database URL>';
   }
+}
+
+/**
+ * Ends a connection that may be dead: a polite end waits for the server's goodbye, which a silent
+ * socket never sends, so after `waitMs` the socket is destroyed.
+ */
+export async function closeQuietly(client: Client, waitMs = 2_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = client.end().catch(() => {});
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      resolve();
+    }, waitMs);
+  });
+  await Promise.race([ended, late]);
+  clearTimeout(timer);
 }
 
 /** Not reachable (yet): no DNS answer, nothing listening, no route, a timeout, or the server starting up. */

@@ -574,7 +574,7 @@ function isConnectionLoss(err: unknown): boolean {
   // node-pg's own errors ("Connection terminated unexpectedly", "… is not queryable") and socket errno codes.
   return (
     (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) ||
-    /connection|not queryable|socket/i.test(String(e?.message))
+    /connection|not queryable|socket|read timeout/i.test(String(e?.message)) // read timeout: pg's query_timeout, a silent socket
   );
 }
 

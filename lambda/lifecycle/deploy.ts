@@ -10,7 +10,7 @@ import type { Client } from 'pg';
 import type { TakeOverOptions } from '../engine/adopt';
 import { baselineComparer } from '../engine/adopt/compare';
 import { planBatches } from '../engine/batches';
-import { type connect, connectWhenReachable, withDatabase, withUser } from '../engine/db';
+import { closeQuietly, type connect, connectWhenReachable, withDatabase, withUser } from '../engine/db';
 import {
   asServerError,
   BadInputError,
@@ -111,6 +111,9 @@ export type DeployOutcome =
   | { readonly status: 'complete'; readonly report: Report }
   | { readonly status: 'waiting'; readonly reason: string; readonly report: Report };
 
+/** How long past a statement's cap a connection may stay silent before it is taken for dead. */
+const QUERY_SILENCE_MS = 15_000;
+
 const PREFIX = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$/;
 
 /** Deterministic: re-running the same deploy finds the same snapshot. Valid as an RDS identifier. */
@@ -145,11 +148,14 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
   report.layout = layout;
   const master = await ports.secrets.master();
   const app = await ports.secrets.app();
+  const deadline = config.run?.deadlineAt;
   const as = (database: string, who = master) =>
     connectWhenReachable(withDatabase(withUser(config.serverUrl, who.username), database), {
       retryForMs: config.connectRetryMs ?? 0,
       password: who.password,
       applicationName: `orion-db deploy ${config.deployId}`,
+      // Past the deadline (every statement's cap) plus a margin, silence means the socket is dead.
+      queryTimeoutMs: deadline === undefined ? undefined : Math.max(1_000, deadline - Date.now()) + QUERY_SILENCE_MS,
     });
 
   // Once something may have committed, a failure is never "nothing was changed": it says where the
@@ -315,7 +321,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
         // whether the last batch committed is in the ledger, not in the error: reconnect and run
         // again, which applies exactly what is still pending.
         log(`the connection was lost (${result.error.message}); reconnecting to finish from the ledger`);
-        await target.end().catch(() => {});
+        await closeQuietly(target); // a silent socket never answers a polite end
         const lost = result.error.message;
         target = await as(roles.database).catch((err) => {
           throw outcomeUnknown(`${lost}; reconnecting: ${err.message}`);

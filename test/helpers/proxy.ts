@@ -8,6 +8,8 @@ export interface CuttingProxy {
   readonly port: number;
   /** Cut the connection that next forwards a client message whose text matches; disarmed after `times` cuts. */
   cutAfter(pattern: RegExp, times?: number): void;
+  /** The connection whose client next sends a message matching `pattern` goes silent: nothing more is forwarded either way, nothing is closed (a hard failover). */
+  silenceAt(pattern: RegExp): void;
   readonly cuts: number;
   /** What clients sent (messages as latin1 text, SQL included), from the start or the last `clearSent`. */
   readonly sent: readonly string[];
@@ -20,6 +22,7 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
   let armed = 0;
   let cuts = 0;
   let sent: string[] = [];
+  let hush: RegExp | undefined;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = createConnection(target);
@@ -29,14 +32,20 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
       client.destroy();
       upstream.destroy();
     };
+    let silent = false;
     client.on('data', (chunk) => {
       sent.push(chunk.toString('latin1'));
+      if (!silent && hush?.test(chunk.toString('latin1'))) {
+        hush = undefined;
+        silent = true;
+      }
+      if (silent) return;
       // Query messages carry their SQL as text; cut once the matching one has reached the server's socket.
       const matches = armed > 0 && pattern!.test(chunk.toString('latin1'));
       if (matches) armed--;
       upstream.write(chunk, () => matches && cut());
     });
-    upstream.on('data', (chunk) => client.write(chunk));
+    upstream.on('data', (chunk) => !silent && client.write(chunk));
     for (const s of [client, upstream]) {
       s.on('error', () => {});
       s.on('close', () => {
@@ -49,6 +58,9 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
+    silenceAt(p) {
+      hush = p;
+    },
     cutAfter(p, times = 1) {
       pattern = p;
       armed = times;

@@ -1,10 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { closeQuietly, connect } from '../../lambda/engine/db';
 import { loadMigrations } from '../../lambda/engine/files';
 import { CREATE_LEDGER } from '../../lambda/engine/ledger';
 import { down, migrate } from '../../lambda/engine/migrate';
 import { client, createDatabase, migrationsDir, query, SOP_MIGRATIONS, tableNames } from '../helpers/db';
+import { cuttingProxy } from '../helpers/proxy';
 
 async function run(url: string, dir: string, options: Parameters<typeof migrate>[2] = {}) {
   const c = await client(url);
@@ -406,4 +408,27 @@ describe('a deadline (the Lambda’s end) caps each statement with the time left
       }
     });
   }
+});
+
+describe('a socket gone silent (a hard Multi-AZ failover)', () => {
+  test('a query gets no answer: the client gives up after its query timeout, the run reports the connection lost, and the dead socket is closed without waiting for it', async () => {
+    const db = await createDatabase();
+    const server = new URL(db.url);
+    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    try {
+      const via = new URL(db.url);
+      via.host = `127.0.0.1:${proxy.port}`;
+      const c = await connect(via.toString(), { queryTimeoutMs: 1_500 });
+      proxy.silenceAt(/CREATE TABLE silent_b/);
+      const dir = migrationsDir({ '000001_silent.up.sql': 'CREATE TABLE silent_b (id int);' });
+      const result = await migrate(c, await loadMigrations(dir));
+      expect(result.error?.message).toMatch(/read timeout/i);
+      expect(result.connectionLost).toBe(true); // so the lifecycle reconnects and reads the ledger
+      const started = Date.now();
+      await closeQuietly(c, 500);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await proxy.close();
+    }
+  });
 });
