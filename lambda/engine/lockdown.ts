@@ -226,7 +226,10 @@ function corrections(roles: LockdownRoles, logins: string[], schemas: string[], 
       ]) {
         add(
           `REVOKE ALL ON ALL ${what} IN SCHEMA ${s} FROM ${l}`,
+          // Column grants too: a table-level REVOKE also revokes them, but relacl does not show them.
           `EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a
+                    WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) AND c.relkind IN ${kinds} AND a.grantee = ${ROLE(1)})
+           OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_attribute t ON t.attrelid = c.oid, aclexplode(t.attacl) a
                     WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) AND c.relkind IN ${kinds} AND a.grantee = ${ROLE(1)})`,
           login,
           schema,
@@ -333,7 +336,9 @@ function corrections(roles: LockdownRoles, logins: string[], schemas: string[], 
     afterTableGrants: true,
     needed: {
       query: `SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a
-       WHERE c.oid = to_regclass('${LEDGER_TABLE}') AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM pg_roles WHERE rolname = ANY($1)))) AS needed`,
+       WHERE c.oid = to_regclass('${LEDGER_TABLE}') AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM pg_roles WHERE rolname = ANY($1))))
+       OR EXISTS (SELECT 1 FROM pg_attribute t, aclexplode(t.attacl) a
+       WHERE t.attrelid = to_regclass('${LEDGER_TABLE}') AND (a.grantee = 0 OR a.grantee IN (SELECT oid FROM pg_roles WHERE rolname = ANY($1)))) AS needed`,
       params: [[roles.group, ...logins]],
     },
   });

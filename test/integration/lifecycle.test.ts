@@ -163,6 +163,24 @@ describe('deploy lifecycle', () => {
     expect(again.lockdown!.corrected).toEqual([]);
   });
 
+  test('hand-made column grants (on an application table, on the ledger) are revoked like table grants', async () => {
+    fixture = deployFixture();
+    const { roles } = fixture;
+    await complete(fixture, SOP_MIGRATIONS);
+    await fixture.asMaster(
+      `GRANT UPDATE (title), REFERENCES (id) ON activities TO "${roles.app}"; GRANT SELECT (version, name) ON orion_schema_history TO "${roles.app}"`,
+    );
+    const report = await complete(fixture, SOP_MIGRATIONS);
+    expect(report.lockdown!.ok).toBe(true);
+    const columnGrants = await query(
+      fixture.targetUrl,
+      `SELECT c.relname, t.attname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid, aclexplode(t.attacl) a
+        WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+      [roles.app],
+    );
+    expect(columnGrants).toEqual([]);
+  });
+
   test('a hand-made GRANT ALL on the database and schema is corrected and every revoked privilege listed', async () => {
     fixture = deployFixture();
     const { roles } = fixture;
