@@ -60,7 +60,9 @@ for (const c of applyCases(last)) {
   );
 }
 
-console.log(`\norion-db's ratio to the floor in each of ${runs.length} full runs (load average at start → end):\n`);
+console.log(
+  `\norion-db's ratio to the floor in each of ${runs.length} runs (the full run and \`BENCH_CASES=apply\` runs), with the load average at start → end:\n`,
+);
 const cases = applyCases(last);
 console.log(
   `| shape | migrations | ${runs.map((r) => `${r.date.slice(11, 16)}${r.full === false ? ` (${r.cases?.join(', ')})` : ''}`).join(' | ')} | spread |`,
