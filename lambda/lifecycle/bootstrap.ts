@@ -99,6 +99,7 @@ export async function bootstrap(
   for (const [role, login] of wanted) {
     if (await exists('SELECT 1 FROM pg_roles WHERE rolname = $1', role)) continue;
     await admin.query(`CREATE ROLE ${q(role)} ${login}`).catch(ignoreDuplicate);
+    if (login === 'LOGIN') await admin.query(`COMMENT ON ROLE ${q(role)} IS ${admin.escapeLiteral(MANAGED_LOGIN)}`);
     done.push(`created role ${role}`);
   }
   // The master runs migrations as the owner (SET ROLE) and grants on its objects (INHERIT).
@@ -107,12 +108,37 @@ export async function bootstrap(
     await admin.query(`GRANT ${q(roles.owner)} TO CURRENT_USER${v16 ? ' WITH INHERIT TRUE, SET TRUE' : ''}`);
   }
   if ((options.setAppPassword ?? true) && !(await options.appPasswordWorks?.().catch(() => false))) {
-    // A SCRAM verifier, so the password itself never reaches the server (or its statement log).
-    await admin.query(
-      `ALTER ROLE ${q(app.username)} WITH LOGIN PASSWORD ${admin.escapeLiteral(scramVerifier(app.password))}`,
-    );
+    if (await appLoginIsManaged(admin, app.username)) {
+      // A SCRAM verifier, so the password itself never reaches the server (or its statement log).
+      await admin.query(
+        `ALTER ROLE ${q(app.username)} WITH LOGIN PASSWORD ${admin.escapeLiteral(scramVerifier(app.password))}`,
+      );
+    } else {
+      done.push(
+        `left ${app.username}'s password as it is: the role existed before this stack (the running application's ` +
+          'login); the application moves to the app secret when its multi-user rotation first runs',
+      );
+    }
   }
   return done;
+}
+
+/** Marks the login roles bootstrap creates: their password is the app secret's to set. */
+const MANAGED_LOGIN = 'orion-db: created by the deploy; its password is the application secret';
+
+/**
+ * Whether the deploy may set this login's password: a role it created. A role that existed before (a
+ * hand-built database being adopted: the running application logs in with it) keeps its password, so
+ * adopting never locks the application out.
+ */
+export async function appLoginIsManaged(admin: ClientBase, username: string): Promise<boolean> {
+  // The clone is the multi-user rotation's (it creates it from the secret): the secret's by design.
+  if (username.endsWith('_clone')) return true;
+  const { rows } = await admin.query(
+    `SELECT shobj_description(oid, 'pg_authid') IS NOT DISTINCT FROM $2 AS managed FROM pg_roles WHERE rolname = $1`,
+    [username, MANAGED_LOGIN],
+  );
+  return rows[0]?.managed ?? true;
 }
 
 /**

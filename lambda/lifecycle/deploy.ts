@@ -41,7 +41,7 @@ import {
 import { addError, applyRunResult, emptyReport, type Report, versionString } from '../engine/report';
 import { applicationTables, boundedRowCounts } from '../engine/row-counts';
 import { AfterCommitError, type AfterCommitState } from './after-commit';
-import { bootstrap, bootstrapSchema, precheck } from './bootstrap';
+import { appLoginIsManaged, bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import { type DeployDriftOptions, type DriftPolicy, driftAfterApplying, driftBeforeApplying } from './drift';
 import type { SecretsPort, SnapshotPort } from './ports';
 
@@ -207,6 +207,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
   }
 
   const setAppPassword = config.setAppPassword ?? true;
+  let appLoginManaged = true;
   const admin = await as('postgres');
   try {
     report.server_version = await precheck(admin, migrations);
@@ -223,6 +224,8 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     report.bootstrap = await bootstrap(admin, roles, app, { setAppPassword, appPasswordWorks }).catch((err) => {
       throw asServerError('bootstrap', err);
     });
+    // A login that existed before this stack keeps its own password, so it cannot be probed with the secret.
+    appLoginManaged = await appLoginIsManaged(admin, app.username);
   } finally {
     await admin.end();
   }
@@ -350,7 +353,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     await lockdownAndProbe(report, target, roles, {
       lockTimeoutMs: config.run?.defaultLockTimeoutMs,
       lockWaitMs: config.run?.lockWaitMs,
-      connectAsApp: setAppPassword ? () => as(roles.database, app) : undefined,
+      connectAsApp: setAppPassword && appLoginManaged ? () => as(roles.database, app) : undefined,
     });
     if (report.ok) await driftAfterApplying(report, drift(target));
     if (!report.ok) {
@@ -408,7 +411,7 @@ async function lockdownAndProbe(
     } else {
       note(
         report,
-        `no connection probe as ${roles.app}: its password was not set by this run (catalog read-back only)`,
+        `no connection probe as ${roles.app}: its password is not the secret's to set here (catalog read-back only)`,
       );
     }
   } catch (err) {

@@ -163,6 +163,30 @@ describe('deploy lifecycle', () => {
     expect(again.lockdown!.corrected).toEqual([]);
   });
 
+  test('a login that existed before the stack (adoption) keeps its password: the running application is not locked out', async () => {
+    fixture = deployFixture();
+    const { roles } = fixture;
+    await fixture.asMaster(`CREATE ROLE "${roles.app}" LOGIN PASSWORD 'the-apps-own-password'`, [], 'postgres');
+    const outcome = await fixture.deploy(SOP_MIGRATIONS);
+    expect(outcome.report.bootstrap).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(new RegExp(`^left ${roles.app}'s password as it is: the role existed`)),
+      ]),
+    );
+    const own = await fixture.appClient('the-apps-own-password');
+    await own.query('SELECT 1 FROM activities LIMIT 1');
+    await own.end();
+    // A login the deploy created is the secret's: its password is set, and probed.
+    const managed = deployFixture();
+    try {
+      const report = (await managed.deploy(SOP_MIGRATIONS)).report;
+      expect(report.bootstrap).not.toEqual(expect.arrayContaining([expect.stringMatching(/^left /)]));
+      await (await managed.appClient()).end();
+    } finally {
+      await managed.cleanup();
+    }
+  });
+
   test('hand-made column grants (on an application table, on the ledger) are revoked like table grants', async () => {
     fixture = deployFixture();
     const { roles } = fixture;

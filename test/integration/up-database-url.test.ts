@@ -63,7 +63,7 @@ describe('orion-db up --database-url (a server it did not start)', () => {
       expect(report).toMatchObject({ ok: true, from_version: null, to_version: '2', snapshot: null, errors: [] });
       expect(report.notes).toEqual([
         'no backup taken: the database has no tables yet',
-        'no connection probe as orion_app: its password was not set by this run (catalog read-back only)',
+        "no connection probe as orion_app: its password is not the secret's to set here (catalog read-back only)",
       ]);
       expect(report.lockdown.ok).toBe(true);
       expect(report.app_url).toBe(redactedAppUrl(database));
