@@ -264,7 +264,7 @@ describe('refusals: nothing changed, and how to resolve it in that tool', () => 
     expect(err).toBeInstanceOf(BadInputError);
     expect(err.exitCode).toBe(2);
     expect(err.message).toMatch(message);
-    expect(err.message).toContain('nothing was changed');
+    expect(err.message).toContain('no migration was recorded or applied');
     expect(await tableNames(db.url)).toEqual(tablesBefore); // no orion_schema_history, no new table
     expect(await query(db.url, `SELECT * FROM ${TABLE[s.tool]} ORDER BY 1`)).toEqual(foreignBefore);
   }

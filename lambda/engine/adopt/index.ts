@@ -75,7 +75,7 @@ export async function readForeignLedger(
   const state = await ledger.read(client, migrations);
   if (state.problems.length)
     throw new BadInputError(
-      `cannot take over from ${ledger.tool}; nothing was changed:\n  ${state.problems.join('\n  ')}`,
+      `cannot take over from ${ledger.tool}; no migration was recorded or applied:\n  ${state.problems.join('\n  ')}`,
     );
   const applied = [...state.applied].sort((a, b) => (a.migration.version < b.migration.version ? -1 : 1));
   return { from: ledger.tool, table: ledger.table, migrations: applied };
@@ -149,7 +149,7 @@ async function proveBaseline(migrations: readonly Migration[], options: TakeOver
     const shown = differences.slice(0, 30).map(describe);
     if (differences.length > 30) shown.push(`… ${differences.length - 30} more`);
     throw new BadInputError(
-      `--baseline ${baseline}: the database's schema is not what migrations up to ${baseline} make (${differences.length} difference(s)); nothing was changed:\n  ${shown.join('\n  ')}\n` +
+      `--baseline ${baseline}: the database's schema is not what migrations up to ${baseline} make (${differences.length} difference(s)); no migration was recorded or applied:\n  ${shown.join('\n  ')}\n` +
         `Make the database match (or choose the version it does match), then run again; "orion-db drift" lists the same differences with fixes once the database is under orion-db.`,
     );
   }
