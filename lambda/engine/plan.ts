@@ -29,6 +29,11 @@ export interface PlanOptions {
   readonly allowOutOfOrder?: boolean;
   /** Stop at this version (inclusive). */
   readonly to?: bigint;
+  /**
+   * Applied versions whose files are gone are expected: a stack rollback runs the previous code, whose
+   * folder lacks what the failed deploy applied. Edited files are still errors.
+   */
+  readonly allowMissingFiles?: boolean;
 }
 
 export function planMigrations(
@@ -44,6 +49,7 @@ export function planMigrations(
   for (const row of ledger) {
     const m = files.get(row.version);
     if (!m) {
+      if (options.allowMissingFiles) continue;
       errors.push(
         new BadInputError(
           `version ${row.version} (${row.name}) is ${row.status === 'applied' ? 'applied' : 'partially applied'} but its file is missing from the migrations folder; restore the file (or revert the version with "orion-db down")`,

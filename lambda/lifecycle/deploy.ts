@@ -248,7 +248,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
     // it could not take over.
     let plan =
       config.applyPending === false
-        ? await readPlan(target, migrations)
+        ? await readPlan(target, migrations, { allowMissingFiles: true })
         : await readPlanAdopting(target, migrations, takeOver(target));
     if (config.applyPending === false && plan.pending.length > 0) {
       note(report, `${plan.pending.length} pending migration(s) left unapplied: this run only re-asserts the lockdown`);

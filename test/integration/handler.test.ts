@@ -316,6 +316,26 @@ describe('Custom::SchemaMigrations handler', () => {
     expect(logs.some((l) => l.level === 'warn' && /rollback policy restore/.test(l.message))).toBe(true);
   });
 
+  test('a keep rollback run by the previous code (its folder lacks what the failed deploy applied) still re-asserts the lockdown', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    await deploy(dir, event('Update', 'd2', 'd1'));
+    await query(fixture.targetUrl, `GRANT ALL ON speakers TO "${fixture.roles.app}"`);
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+    // CloudFormation rolls the function back first: the rollback runs the previous bundle and migrations.
+    const rolledBack = await deploy(SOP_MIGRATIONS, withProps(event('Update', 'd1', 'd2'), { SchemaVersion: '2' }));
+    expect(rolledBack.IsComplete).toBe(true);
+    expect(metrics.RollbackProblems).toBeUndefined();
+    expect(JSON.stringify(logs)).not.toMatch(/file is missing from the migrations folder/);
+    expect(
+      await query(
+        fixture.targetUrl,
+        `SELECT privilege_type FROM information_schema.role_table_grants WHERE table_name = 'speakers' AND grantee = $1`,
+        [fixture.roles.app],
+      ),
+    ).toEqual([]);
+  });
+
   test('by default (policy keep) a rollback leaves what the deploy applied, raises the alarm and loses no write made since', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const dir = sopPlus({
