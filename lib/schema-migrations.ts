@@ -223,7 +223,6 @@ export class SchemaMigrations extends Construct {
           RestoreParameterGroupName: r.parameterGroupName,
           RestoreMultiAz: String(r.multiAz),
           RestoreInstanceClass: r.instanceClass,
-          RestoreKmsKeyId: r.encryptionKey.keyArn,
           RestoreStorageType: 'gp3',
         };
     const properties: SchemaMigrationsProperties = {

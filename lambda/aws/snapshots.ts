@@ -43,7 +43,6 @@ export interface GivenRestoreSettings {
   readonly parameterGroupName: string;
   readonly multiAz: boolean;
   readonly instanceClass: string;
-  readonly kmsKeyId: string;
   readonly storageType: string;
   readonly deletionProtection: boolean;
   readonly port: number;

@@ -43,7 +43,6 @@ export interface SchemaMigrationsProperties {
   readonly RestoreParameterGroupName?: string;
   readonly RestoreMultiAz?: string;
   readonly RestoreInstanceClass?: string;
-  readonly RestoreKmsKeyId?: string;
   readonly RestoreStorageType?: string;
   readonly RestoreDeletionProtection: string;
   readonly RestorePort: string;
@@ -159,7 +158,6 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
           parameterGroupName: str('RestoreParameterGroupName'),
           multiAz: bool('RestoreMultiAz'),
           instanceClass: str('RestoreInstanceClass'),
-          kmsKeyId: str('RestoreKmsKeyId'),
           storageType: str('RestoreStorageType'),
           deletionProtection: bool('RestoreDeletionProtection'),
           port: int('RestorePort'),

@@ -38,7 +38,6 @@ const RESTORE = {
   parameterGroupName: 'orion-prod-params',
   multiAz: true,
   instanceClass: 'db.t3.medium',
-  kmsKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/k',
   storageType: 'gp3',
   deletionProtection: true,
   port: 5433,

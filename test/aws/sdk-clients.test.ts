@@ -14,7 +14,6 @@ const RESTORE = {
   parameterGroupName: 'orion-prod-params',
   multiAz: true,
   instanceClass: 'db.t3.medium',
-  kmsKeyId: 'k',
   storageType: 'gp3',
   deletionProtection: true,
   port: 5433,

@@ -116,7 +116,6 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
         'RestoreParameterGroupName',
         'RestoreMultiAz',
         'RestoreInstanceClass',
-        'RestoreKmsKeyId',
         'RestoreStorageType',
         'RestoreDeletionProtection',
         'RestorePort',

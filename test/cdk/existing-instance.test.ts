@@ -140,7 +140,6 @@ describe('an environment with existingInstance', () => {
       'RestoreParameterGroupName',
       'RestoreMultiAz',
       'RestoreInstanceClass',
-      'RestoreKmsKeyId',
       'RestoreStorageType',
     ])
       expect(p).not.toHaveProperty(key);
@@ -266,7 +265,6 @@ describe('the property contract for adoption', () => {
       RestoreParameterGroupName: 'p',
       RestoreMultiAz: 'true',
       RestoreInstanceClass: 'db.t3.medium',
-      RestoreKmsKeyId: KEY,
       RestoreStorageType: 'gp3',
     });
     expect(created.adoptedInstance).toBe(false);

@@ -88,7 +88,6 @@ function event(type: 'Create' | 'Update', deployId: string, driftPolicy: 'fail' 
     RestoreParameterGroupName: 'orion-test-params',
     RestoreMultiAz: 'true',
     RestoreInstanceClass: 'db.t3.medium',
-    RestoreKmsKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/k',
     RestoreStorageType: 'gp3',
     RestoreDeletionProtection: 'true',
     RestorePort: '5433',

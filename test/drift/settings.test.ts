@@ -22,7 +22,6 @@ const BASE = {
   RestoreParameterGroupName: 'params',
   RestoreMultiAz: 'true',
   RestoreInstanceClass: 'db.t3.medium',
-  RestoreKmsKeyId: 'key',
   RestoreStorageType: 'gp3',
   RestoreDeletionProtection: 'true',
   RestorePort: '5433',

@@ -124,7 +124,6 @@ function properties(deployId: string): SchemaMigrationsProperties {
     RestoreParameterGroupName: 'orion-test-params',
     RestoreMultiAz: 'true',
     RestoreInstanceClass: 'db.t3.medium',
-    RestoreKmsKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/k',
     RestoreStorageType: 'gp3',
     RestoreDeletionProtection: 'true',
     RestorePort: '5433',
