@@ -123,6 +123,15 @@ describe('the SOP hand-built orion_prod under orion-db up --baseline 1', () => {
     const ledger = await query(superUrl(database), `SELECT version, adopted_from FROM orion_schema_history`);
     expect(ledger).toEqual([{ version: '1', adopted_from: 'baseline' }]);
 
+    // No drift on the adopted database: it is what its (one, adopted) migration makes, lockdown included.
+    const drift = await runCli(
+      ['drift', '--database-url', master.url(database), '--migrations', join(dir, 'migrations')],
+      {
+        cwd: dir,
+      },
+    );
+    expect(drift.code, drift.stdout + drift.stderr).toBe(0);
+
     // The next deploy, with the CDK's baselineVersion still set: an ordinary run that alters an adopted table.
     writeFileSync(
       join(dir, 'migrations', '000002_activities_language_note.up.sql'),
