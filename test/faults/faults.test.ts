@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadMigrations } from '../../lambda/engine/files';
+import { CREATE_LEDGER } from '../../lambda/engine/ledger';
 import { MIGRATION_LOCK_KEY } from '../../lambda/engine/lock';
 import { migrate } from '../../lambda/engine/migrate';
 import { startEmbeddedServer } from '../../lambda/local/embedded-server';
@@ -81,7 +82,8 @@ describe('process killed mid-migration (a Lambda timing out)', () => {
 
   test('between statements of a non-transactional file: the re-run resumes where it stopped', async () => {
     const { name, url } = await createDatabase();
-    await query(url, 'CREATE TABLE t (x int, y int)');
+    // The ledger first: objects in a database without one are a hand-built schema (refused without --baseline).
+    await query(url, `${CREATE_LEDGER}; CREATE TABLE t (x int, y int)`);
     await adminQuery(`ALTER DATABASE "${name}" SET orion.test_sleep = '30'`);
     const dir = migrationsDir({
       '1_idx.up.sql': `-- orion:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);\n${SLEEP};\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_y ON t (y);`,
@@ -256,7 +258,8 @@ describe('concurrent deploys', () => {
 describe('lock contention', () => {
   test('a migration blocked by a long transaction fails fast, the application is not stuck behind it, and the report names the lock', async () => {
     const { url } = await createDatabase();
-    await query(url, 'CREATE TABLE activities (id int); INSERT INTO activities VALUES (1)');
+    // The ledger first: objects in a database without one are a hand-built schema (refused without --baseline).
+    await query(url, `${CREATE_LEDGER}; CREATE TABLE activities (id int); INSERT INTO activities VALUES (1)`);
     const holder = await client(url);
     await holder.query(`SET application_name = 'report-job'`);
     await holder.query('BEGIN; SELECT count(*) FROM activities'); // a long read holds ACCESS SHARE
