@@ -722,7 +722,7 @@ describe('Custom::SchemaMigrations handler', () => {
     const nearlyOver = { getRemainingTimeInMillis: () => 63_000 }; // 3 s left for the statements
     const err = await h.isComplete({ ...e, ...answer }, nearlyOver).catch((x) => x);
     expect(err.message).toMatch(
-      /^Schema migration failed: 000003_slow\.up\.sql:2 SQLSTATE 57014: canceling statement due to statement timeout\. The database was left unchanged at version 2\. It could not finish within one invocation of the migration function .*: run it with `orion-db up` from inside the VPC .*, or split the migration/,
+      /^Schema migration failed: 000003_slow\.up\.sql:\d+ SQLSTATE 57014: canceling statement due to statement timeout\. The database was left unchanged at version 2\. It could not finish within one invocation of the migration function .*: run it with `orion-db up` from inside the VPC .*, or split the migration/,
     );
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
   });
