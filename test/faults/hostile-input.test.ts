@@ -26,7 +26,8 @@ describe('hostile input', () => {
     const malformed = fc
       .string({ unit: 'grapheme', minLength: 1, maxLength: 24 })
       .map((s) => s.replace(/[/\0\\]/g, '_'))
-      .filter((s) => s !== '.' && s !== '..')
+      // Hidden files are not migrations (the folder reader skips them: editors' lock files such as .#x.sql).
+      .filter((s) => !s.startsWith('.'))
       .map((s) => `${s}.sql`)
       .filter((name) => parseFileName(name) === undefined);
     await fc.assert(
