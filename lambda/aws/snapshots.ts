@@ -317,17 +317,11 @@ function restoreLike(r: RestoreSettings, original: DBInstance | undefined, ident
   };
 }
 
-interface RestoreRequest {
-  readonly subnetGroupName: string;
-  readonly securityGroupIds: readonly string[];
-  readonly parameterGroupName: string;
-  readonly multiAz: boolean;
-  readonly instanceClass: string;
-  readonly storageType: string;
+/** What the restore call is given: the stack's settings, or an adopted instance's as read from RDS. */
+type RestoreRequest = Omit<GivenRestoreSettings, 'fromInstance' | 'deletionProtection'> & {
   readonly iops?: number;
-  readonly port: number;
   readonly logExports: readonly string[];
-}
+};
 
 function snapshotState(s: DBSnapshot): SnapshotState {
   if (s.Status === 'available') return 'available';
