@@ -67,7 +67,8 @@ export interface CopyResult {
   readonly tables: TableResult[];
   readonly resumed: boolean;
   readonly truncated: string[];
-  readonly precheck: { keys: number; ms: number } | null;
+  /** `held_by_source`: keys a unique index of the source already guarantees, on values the target takes unchanged. */
+  readonly precheck: { keys: number; held_by_source: number; ms: number } | null;
   readonly only_in_source: string[];
   readonly only_in_target: string[];
 }
@@ -114,11 +115,21 @@ export async function copyDatabase(o: CopyOptions): Promise<CopyResult> {
     let precheck: CopyResult['precheck'] = null;
     if (!checkpoint.state.prechecked) {
       const started = Date.now();
-      const conflicts = await findUniqueConflicts(o.source, o.target, plans, Math.max(o.batchSize, 5000), (table) =>
-        o.onEvent?.({ type: 'precheck', table }),
+      const held = { n: 0 };
+      const conflicts = await findUniqueConflicts(
+        o.source,
+        o.target,
+        plans,
+        Math.max(o.batchSize, 5000),
+        (table) => o.onEvent?.({ type: 'precheck', table }),
+        held,
       );
       if (conflicts.length) throw new UniqueConflictError(conflicts);
-      precheck = { keys: plans.reduce((n, p) => n + p.target.uniqueKeys.length, 0), ms: Date.now() - started };
+      precheck = {
+        keys: plans.reduce((n, p) => n + p.target.uniqueKeys.length, 0),
+        held_by_source: held.n,
+        ms: Date.now() - started,
+      };
       checkpoint.state.prechecked = true;
     }
     const truncated = o.truncate ? order : [];

@@ -19,6 +19,11 @@ export interface SourceTable {
    * table has no key to resume by (it is then read whole, in one pass).
    */
   readonly key: string | null;
+  /**
+   * Column sets the source itself holds unique (SQLite: unique indexes and the INTEGER PRIMARY KEY),
+   * NULLs distinct, compared byte for byte or more loosely; absent when the source does not say.
+   */
+  readonly uniqueColumns?: readonly (readonly string[])[];
 }
 
 export interface Batch {

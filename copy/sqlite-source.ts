@@ -58,8 +58,38 @@ class SqliteSource implements Source {
         // A column may be called rowid; SQLite then still knows the row id by its other names.
         key = ['rowid', '_rowid_', 'oid'].find((k) => !columns.some((c) => c.toLowerCase() === k)) ?? null;
       }
-      return { name, columns, key };
+      return { name, columns, key, uniqueColumns: this.uniqueColumns(name, withoutRowid) };
     });
+  }
+
+  /**
+   * Unique indexes on plain columns (not partial, no expression), with SQLite's own collations, all
+   * of which call equal at least what BINARY does; and the INTEGER PRIMARY KEY, which is the rowid.
+   * SQLite's unique indexes count NULLs as distinct, as PostgreSQL does by default.
+   */
+  private uniqueColumns(table: string, withoutRowid: boolean): string[][] {
+    const sets: string[][] = [];
+    const indexes = this.db
+      .prepare(`SELECT name FROM pragma_index_list(?) WHERE "unique" = 1 AND partial = 0`)
+      .pluck()
+      .all(table) as string[];
+    for (const index of indexes) {
+      const columns = this.db.prepare(`SELECT cid, name, coll FROM pragma_index_xinfo(?) WHERE key = 1`).all(index) as {
+        cid: number;
+        name: string | null;
+        coll: string;
+      }[];
+      if (columns.every((c) => c.cid >= 0 && c.name !== null && ['BINARY', 'NOCASE', 'RTRIM'].includes(c.coll)))
+        sets.push(columns.map((c) => c.name!));
+    }
+    if (!withoutRowid) {
+      const pk = this.db.prepare(`SELECT name, type FROM pragma_table_info(?) WHERE pk > 0`).all(table) as {
+        name: string;
+        type: string;
+      }[];
+      if (pk.length === 1 && pk[0].type.toUpperCase() === 'INTEGER') sets.push([pk[0].name]);
+    }
+    return sets;
   }
 
   async count(table: string): Promise<number> {

@@ -14,6 +14,8 @@ export interface TargetColumn {
   readonly isArray: boolean;
   readonly notNull: boolean;
   readonly hasDefault: boolean;
+  /** Its collation compares text byte for byte (PostgreSQL 12's nondeterministic collations do not). */
+  readonly deterministic: boolean;
 }
 
 export interface UniqueKey {
@@ -60,6 +62,7 @@ export async function readTargetSchema(client: ClientBase): Promise<Map<string, 
             coalesce(elem.typname, base.typname, t.typname) AS base_type,
             (t.typcategory = 'A' OR base.typcategory = 'A') AS is_array,
             a.attnotnull AS not_null, a.atthasdef AS has_default,
+            coalesce((SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), true) AS deterministic,
             pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) AS sequence
        FROM pg_attribute a
        JOIN pg_type t ON t.oid = a.atttypid
@@ -108,6 +111,7 @@ export async function readTargetSchema(client: ClientBase): Promise<Map<string, 
         isArray: c.is_array,
         notNull: c.not_null,
         hasDefault: c.has_default,
+        deterministic: c.deterministic,
       })),
       primaryKey: keys.find((k) => k.primary)?.columns ?? null,
       uniqueKeys: keys,

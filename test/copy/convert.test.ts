@@ -14,6 +14,7 @@ const column = (baseType: string): TargetColumn => ({
   isArray: false,
   notNull: false,
   hasDefault: false,
+  deterministic: true,
 });
 const timestamptz = converterFor(column('timestamptz'));
 const timestamp = converterFor(column('timestamp'));

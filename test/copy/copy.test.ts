@@ -206,6 +206,45 @@ describe('orion-db copy: before anything is written', () => {
     ).toEqual([{ o: 0, t: 0 }]);
   });
 
+  test('a key a SQLite unique index already holds is not grouped again, unless its values change on the way', async () => {
+    const schema = `CREATE TABLE h (id uuid PRIMARY KEY, n text UNIQUE, code text UNIQUE, at timestamptz UNIQUE)`;
+    const source = (rows: string) =>
+      sqliteFile(
+        `CREATE TABLE h (id TEXT PRIMARY KEY, n UNIQUE, code TEXT UNIQUE, at UNIQUE); INSERT INTO h VALUES ${rows};`,
+      );
+    // SQLite calls 1 and '1', or two spellings of one instant, distinct; the target does not.
+    const clash = await runCli([
+      'copy',
+      '--from',
+      sqliteUrl(
+        source(`('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1, 'x', '2024-01-01T00:00:00Z'),
+                ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '1', 'y', '2024-01-01 02:00:00+02:00')`),
+      ),
+      '--to',
+      await target(schema),
+      '--json',
+    ]);
+    expect(clash.code, clash.stderr).toBe(2);
+    expect(clash.json().errors.map((e: { message: string }) => e.message)).toEqual([
+      'table h: unique key h_at_key (at) would be violated: 2 source rows have (at) = (2024-01-01 00:00:00+00); nothing was copied',
+      'table h: unique key h_n_key (n) would be violated: 2 source rows have (n) = (1); nothing was copied',
+    ]);
+    const clean = await runCli([
+      'copy',
+      '--from',
+      sqliteUrl(
+        source(`('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'one', 'x', '2024-01-01T00:00:00Z'),
+                ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', 'two', 'y', '2024-01-02T00:00:00Z')`),
+      ),
+      '--to',
+      await target(schema),
+      '--json',
+    ]);
+    expect(clean.code, clean.stderr).toBe(0);
+    // id, n and code are left to SQLite's indexes; at (a time, spelled many ways) is grouped by the target.
+    expect(clean.json().precheck).toMatchObject({ keys: 4, held_by_source: 3 });
+  });
+
   test('a target table with rows is refused unless --truncate; nothing is written', async () => {
     const url = await target(`CREATE TABLE a (id integer PRIMARY KEY, v text); INSERT INTO a VALUES (99, 'old');`);
     const path = sqliteFile(
