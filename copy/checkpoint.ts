@@ -74,6 +74,15 @@ export class Checkpoint {
           `); use another file, or --truncate to start this copy over`,
       );
     }
+    if (fresh && !differs.length && unfinished(state)) {
+      // The same command line with --truncate after a kill would otherwise start over without a word.
+      const rows = Object.values(state.progress).reduce((n, p) => n + (p?.rows ?? 0), 0);
+      throw new BadInputError(
+        `--truncate: --checkpoint ${path} holds an unfinished run of this same copy (${rows} row(s) committed), ` +
+          'which --truncate would discard; nothing was changed. To resume it, run the same command without ' +
+          `--truncate; to start over, delete ${path} (or give another --checkpoint file) and run with --truncate`,
+      );
+    }
     if (fresh) return new Checkpoint(path, blank, false);
     return new Checkpoint(path, state, true);
   }
@@ -89,4 +98,12 @@ export class Checkpoint {
     writeFileSync(tmp, `${JSON.stringify(this.state, null, 1)}\n`);
     renameSync(tmp, this.path);
   }
+}
+
+/** Some table started (rows committed, or a batch pending) and not every table is done. */
+function unfinished(state: CheckpointState): boolean {
+  const progress = Object.values(state.progress ?? {});
+  const started = progress.some((p) => p && (p.rows > 0 || p.pending));
+  const done = (state.tables ?? []).every((t) => state.progress[t]?.status === 'done');
+  return started && !done;
 }

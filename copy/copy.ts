@@ -60,6 +60,8 @@ export interface TableResult {
   readonly ms: number;
   readonly rows_per_second: number | null;
   readonly mode: 'batches' | 'whole';
+  /** Rows per batch as this run read them (streamed PostgreSQL batches have their own size); null when copied whole or already done. */
+  readonly batch_size: number | null;
   readonly whole_because?: string;
 }
 
@@ -179,11 +181,17 @@ async function copyTable(o: CopyOptions, plan: TablePlan, checkpoint: Checkpoint
   const resumedFrom = progress.rows;
   const sourceRows = await o.source.count(plan.source.name);
   const started = Date.now();
+  let batchSize: number | null = null;
   if (progress.status !== 'done') {
     o.onEvent?.({ type: 'table', table: name, sourceRows, done: progress.rows, mode: plan.mode });
     if (plan.mode === 'whole') await copyWhole(o, plan, checkpoint, progress, sourceRows);
-    else if (streamable(o.source, plan)) await copyStreamed(o, plan, o.source, checkpoint, progress, sourceRows);
-    else await copyBatches(o, plan, checkpoint, progress, sourceRows);
+    else if (streamable(o.source, plan)) {
+      batchSize = o.streamBatchSize ?? o.batchSize;
+      await copyStreamed(o, plan, o.source, checkpoint, progress, sourceRows);
+    } else {
+      batchSize = o.batchSize;
+      await copyBatches(o, plan, checkpoint, progress, sourceRows);
+    }
     await validateForeignKeys(o.target, plan);
     await advanceSequences(o.target, plan);
     progress.status = 'done';
@@ -200,6 +208,7 @@ async function copyTable(o: CopyOptions, plan: TablePlan, checkpoint: Checkpoint
     ms,
     rows_per_second: copied && ms ? Math.round((copied * 1000) / ms) : null,
     mode: plan.mode,
+    batch_size: batchSize,
     ...(plan.whole ? { whole_because: plan.whole } : {}),
   };
 }

@@ -37,7 +37,8 @@ export async function copy(ctx: CommandContext): Promise<Report> {
       Object.assign(report, {
         source: source.description,
         target: redactUrl(targetUrl),
-        batch_size: options.batchSize,
+        // What ran: streamed PostgreSQL tables use their own size; per table in tables[].batch_size.
+        batch_size: reportedBatchSize(result.tables.map((t) => t.batch_size)),
         checkpoint: options.checkpoint ?? null,
         ...result,
       });
@@ -48,6 +49,12 @@ export async function copy(ctx: CommandContext): Promise<Report> {
   } finally {
     await source.close();
   }
+}
+
+/** The one batch size the tables ran with; null when they differ or none ran in batches. */
+function reportedBatchSize(sizes: readonly (number | null)[]): number | null {
+  const ran = new Set(sizes.filter((n) => n !== null));
+  return ran.size === 1 ? [...ran][0] : null;
 }
 
 /** Rows per second and the time left, per table; redrawn in place on a terminal. */

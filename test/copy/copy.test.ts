@@ -143,6 +143,17 @@ describe('orion-db copy: conversion to the target types', () => {
     ]);
     expect((await query(url, 'SELECT count(*)::int AS n FROM items'))[0].n).toBe(100);
     sqliteExec(path, `UPDATE items SET u = '00000000-0000-4000-8000-000000000180' WHERE id = 180;`);
+    // The same command with --truncate would discard the committed batch and its checkpoint: refused.
+    const saved = readFileSync(checkpoint, 'utf8');
+    const truncating = await runCli([...args, '--truncate']);
+    expect(truncating.code).toBe(2);
+    expect(truncating.stderr).toContain(
+      `--truncate: --checkpoint ${checkpoint} holds an unfinished run of this same copy (100 row(s) committed), ` +
+        'which --truncate would discard; nothing was changed. To resume it, run the same command without ' +
+        `--truncate; to start over, delete ${checkpoint} (or give another --checkpoint file) and run with --truncate`,
+    );
+    expect(readFileSync(checkpoint, 'utf8')).toBe(saved);
+    expect((await query(url, 'SELECT count(*)::int AS n FROM items'))[0].n).toBe(100);
     const resumed = await runCli([...args, '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.json()).toMatchObject({
@@ -152,6 +163,10 @@ describe('orion-db copy: conversion to the target types', () => {
     expect(
       await query(url, 'SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, sum(id)::int AS s FROM items'),
     ).toEqual([{ n: 250, d: 250, s: (250 * 251) / 2 }]);
+    // A finished checkpoint holds nothing to lose: --truncate starts the copy over.
+    const again = await runCli([...args, '--truncate', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json()).toMatchObject({ resumed: false, tables: [{ table: 'items', copied: 250, resumed_from: 0 }] });
   });
 
   test('a bad time and a bad boolean are refused with the row named; a text with NUL is refused', async () => {
@@ -472,6 +487,20 @@ describe('orion-db copy: PostgreSQL to PostgreSQL, streamed (same column types)'
     const verify = await runCli(['verify', '--from', source, '--to', url, '--sample', '1']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     expect(await query(url, 'SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 10 }]);
+  });
+
+  test('the report gives the batch size that ran: streamed batches have their own, --batch-size still decides', async () => {
+    const schema = 'CREATE TABLE n (id int PRIMARY KEY, v text);';
+    const source = await target(schema);
+    await query(source, `INSERT INTO n SELECT i, 'v' || i FROM generate_series(1, 10) i`);
+    const streamed = await runCli(['copy', '--from', source, '--to', await target(schema), '--json']);
+    expect(streamed.code, streamed.stderr).toBe(0);
+    expect(streamed.json()).toMatchObject({ batch_size: 50_000, tables: [{ table: 'n', batch_size: 50_000 }] });
+    const given = await runCli(['copy', '--from', source, '--to', await target(schema), '--batch-size', '4', '--json']);
+    expect(given.json()).toMatchObject({ batch_size: 4, tables: [{ table: 'n', batch_size: 4 }] });
+    const path = sqliteFile(`CREATE TABLE n (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO n VALUES (1, 'a');`);
+    const fromSqlite = await runCli(['copy', '--from', sqliteUrl(path), '--to', await target(schema), '--json']);
+    expect(fromSqlite.json()).toMatchObject({ batch_size: 1000, tables: [{ table: 'n', batch_size: 1000 }] });
   });
 
   test('the unique pre-check groups same-typed keys on the source: a conflict is named and nothing is copied', async () => {
