@@ -4,21 +4,28 @@
  */
 import { join } from 'node:path';
 import { OrionError } from '../lambda/engine/errors';
-import { lintMigrations } from '../lambda/engine/lint';
+import { lintMigrations, lintScripts } from '../lambda/engine/lint';
+import type { PendingMigration } from '../lambda/engine/plan';
 import { wrap } from './text';
 
-/** Lints `files` of `dir` (or the whole folder, as cdk synth does) and prints each error as a warning. */
+/**
+ * Lints the `pending` migrations of `dir` (or the whole folder, as cdk synth does) and prints each
+ * error as a warning. squawk runs beside the caller: `migrate` starts this before it applies and
+ * awaits it after, so the lint costs the run no time.
+ */
 export async function warnAboutLint(
   dir: string,
-  files: readonly string[] | undefined,
+  pending: readonly PendingMigration[] | undefined,
   progress: (line: string) => void,
 ): Promise<void> {
-  if (files && files.length === 0) return;
+  if (pending && pending.length === 0) return;
   try {
-    const { diagnostics } = await lintMigrations(
-      dir,
-      files?.map((f) => join(dir, f)),
-    );
+    const { diagnostics } = pending
+      ? await lintScripts(
+          dir,
+          pending.map(({ migration: m }) => ({ script: m.up, path: join(dir, m.up.file), hasDown: Boolean(m.down) })),
+        )
+      : await lintMigrations(dir);
     for (const d of diagnostics.filter((x) => x.severity === 'error')) {
       progress(
         [

@@ -2,8 +2,7 @@
  * Human rendering of a report.
  */
 import type { Report } from '../lambda/engine/report';
-import { renderDrift } from './commands/drift';
-import { renderInventory } from './commands/inventory';
+import { renderDrift, renderInventory } from './render-sections';
 import { MAX_LINE } from './text';
 
 export function renderReport(r: Report): string {

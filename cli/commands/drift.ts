@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { connect, withDatabase } from '../../lambda/engine/db';
-import { checkDrift, type Drift, inferRoles, loadExceptions } from '../../lambda/engine/drift';
+import { checkDrift, inferRoles, loadExceptions } from '../../lambda/engine/drift';
 import { BadInputError } from '../../lambda/engine/errors';
 import { loadMigrations } from '../../lambda/engine/files';
 import { validateIdentifier } from '../../lambda/engine/identifiers';
@@ -57,30 +57,4 @@ export async function drift(ctx: CommandContext): Promise<Report> {
   } finally {
     await client.end().catch(() => {});
   }
-}
-
-/** Drift grouped by kind, each with what the migrations make, what is there, and the fix. */
-export function renderDrift(r: Report): string[] {
-  const list = (r.drift as Drift[] | undefined) ?? [];
-  const lines: string[] = [];
-  const version = r.to_version ?? 'none';
-  if (list.length === 0) {
-    if (r.errors.length === 0)
-      lines.push(`no drift: the database is what its ${r.replayed} applied migration(s) make (version ${version})`);
-    return lines;
-  }
-  lines.push(`DRIFT: ${list.length} difference(s) from the ${r.replayed} applied migration(s) (version ${version})`);
-  const indent = (text: string, pad: string) => text.replace(/\n/g, `\n${pad}`);
-  for (const kind of [...new Set(list.map((d) => d.kind))]) {
-    const group = list.filter((d) => d.kind === kind);
-    lines.push(``, `${kind} (${group.length})`);
-    for (const d of group) {
-      const what = d.expected === null ? 'not made by the migrations' : d.actual === null ? 'missing' : 'differs';
-      lines.push(`  ${d.object}: ${what}`);
-      if (d.expected !== null) lines.push(`    expected: ${indent(d.expected, '              ')}`);
-      if (d.actual !== null) lines.push(`    actual:   ${indent(d.actual, '              ')}`);
-      if (d.fix) lines.push(`    fix:      ${indent(d.fix, '              ')}`);
-    }
-  }
-  return lines;
 }

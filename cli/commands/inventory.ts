@@ -10,13 +10,7 @@ import { connect, withDatabase } from '../../lambda/engine/db';
 import { replayReference } from '../../lambda/engine/drift';
 import { BadInputError } from '../../lambda/engine/errors';
 import { loadMigrations } from '../../lambda/engine/files';
-import {
-  compareInventories,
-  type Inventory,
-  type InventoryComparison,
-  parseInventory,
-  takeInventory,
-} from '../../lambda/engine/inventory';
+import { compareInventories, type Inventory, parseInventory, takeInventory } from '../../lambda/engine/inventory';
 import { readPlan } from '../../lambda/engine/migrate';
 import { emptyReport, type Report } from '../../lambda/engine/report';
 import type { CommandContext } from '../context';
@@ -81,36 +75,4 @@ async function readSaved(file: string): Promise<{ file: string; inventory: Inven
     );
   }
   return { file, inventory: parseInventory(text, file) };
-}
-
-export function renderInventory(r: Report): string[] {
-  const inv = r.inventory as Inventory | undefined;
-  if (!inv) return [];
-  const lines = [`inventory of ${inv.database} at version ${inv.version ?? 'none'} (${inv.taken_at})`];
-  const width = Math.max(10, ...Object.keys(inv.tables).map((t) => t.length));
-  for (const [t, x] of Object.entries(inv.tables))
-    lines.push(
-      `  ${t.padEnd(width)}  ${x.rows.toLocaleString('en-US').padStart(12)} rows (${x.count})  ${megabytes(x.bytes)}`,
-    );
-  if (inv.unexpected?.length)
-    lines.push(`unexpected tables (not made by the migrations): ${inv.unexpected.join(', ')}`);
-  if (inv.missing?.length) lines.push(`missing tables (made by the migrations): ${inv.missing.join(', ')}`);
-  if (r.output) lines.push(`written to ${r.output}`);
-  const c = r.comparison as (InventoryComparison & { file: string; tolerance_pct: number }) | undefined;
-  if (c) {
-    lines.push(`compared with ${c.file} (version ${c.version.before ?? 'none'} → ${c.version.after ?? 'none'}):`);
-    for (const t of c.vanished) lines.push(`  VANISHED ${t}`);
-    for (const d of c.dropped)
-      lines.push(
-        `  DROPPED  ${d.table}: ${d.before} → ${d.after} rows (−${d.drop_pct} %, tolerance ${c.tolerance_pct} %)`,
-      );
-    for (const t of c.appeared) lines.push(`  new      ${t}`);
-    for (const d of c.changed) lines.push(`  changed  ${d.table}: ${d.before} → ${d.after} rows`);
-    lines.push(c.ok ? 'ok: no table vanished, no count dropped beyond the tolerance' : 'FAILED: rows were lost');
-  }
-  return lines;
-}
-
-function megabytes(bytes: number): string {
-  return bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} kB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }

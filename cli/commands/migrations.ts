@@ -184,21 +184,25 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
   try {
     const o = ctx.options;
     const pending = (await readPlan(client, migrations, { allowOutOfOrder: o.allowOutOfOrder, to: o.to })).pending;
-    await warnAboutLint(
-      resolve(o.cwd, o.migrationsDir),
-      pending.map((p) => p.migration.up.file),
-      ctx.progress,
-    );
-    const role = await migrationRole(client, o, ctx.progress);
-    const result = await migrate(client, migrations, {
-      role,
-      ...baselineOptions(ctx, client, url),
-      to: o.to,
-      dryRun: o.dryRun,
-      allowOutOfOrder: o.allowOutOfOrder,
-      lockWaitMs: o.lockWaitMs,
-      onEvent: progressPrinter(ctx.progress, o.dryRun),
-    });
+    // Linted beside the run (squawk on the other core) and told after it: warnings, never a stop.
+    const warnings: string[] = [];
+    const linting = warnAboutLint(resolve(o.cwd, o.migrationsDir), pending, (line) => warnings.push(line));
+    let result: Awaited<ReturnType<typeof migrate>>;
+    try {
+      const role = await migrationRole(client, o, ctx.progress);
+      result = await migrate(client, migrations, {
+        role,
+        ...baselineOptions(ctx, client, url),
+        to: o.to,
+        dryRun: o.dryRun,
+        allowOutOfOrder: o.allowOutOfOrder,
+        lockWaitMs: o.lockWaitMs,
+        onEvent: progressPrinter(ctx.progress, o.dryRun),
+      });
+    } finally {
+      await linting;
+      for (const w of warnings) ctx.progress(w);
+    }
     const report = emptyReport('migrate');
     report.layout = layout;
     return labelVersions(applyRunResult(report, result), migrations);

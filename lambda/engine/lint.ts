@@ -3,7 +3,7 @@
  * rewrite hazards, plus our own parser-based rules where squawk has none. Statements on a table
  * created earlier in the same file are exempt (nobody else can hold a lock on it yet).
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describeUse } from './batches';
@@ -134,12 +134,18 @@ export interface LintResult {
   readonly diagnostics: readonly Diagnostic[];
 }
 
+/** A script to lint, with where it lies (squawk reads the file itself) and whether it has a down file. */
+export interface LintTarget {
+  readonly script: MigrationScript;
+  readonly path: string;
+  readonly hasDown: boolean;
+}
+
 /** Lints every up file of `dir`, or the given files. */
 export async function lintMigrations(dir: string, files?: readonly string[]): Promise<LintResult> {
-  const projectAllow = readProjectAllow(dir);
-  let scripts: { script: MigrationScript; hasDown: boolean; path: string }[];
+  let targets: LintTarget[];
   if (files && files.length) {
-    scripts = files.map((path) => {
+    targets = files.map((path) => {
       let bytes: Buffer;
       try {
         bytes = readFileSync(path);
@@ -149,32 +155,44 @@ export async function lintMigrations(dir: string, files?: readonly string[]): Pr
       const downPath = path.replace(/\.up\.sql$/, '.down.sql');
       return { script: readScript(basename(path), bytes), hasDown: downPath !== path && existsSync(downPath), path };
     });
-    await prepareScripts(scripts.map((s) => s.script));
+    await prepareScripts(targets.map((s) => s.script));
   } else {
-    scripts = (await loadMigrations(dir)).map((m) => ({
+    targets = (await loadMigrations(dir)).map((m) => ({
       script: m.up,
       hasDown: Boolean(m.down),
       path: join(dir, m.up.file),
     }));
   }
-  for (const { script } of scripts) {
+  return lintScripts(dir, targets);
+}
+
+/**
+ * Lints scripts already read (and parsed, or parsed here). squawk runs as child processes while this
+ * process goes on, so a caller that does not await at once (migrate) gets the lint on the other core.
+ */
+export async function lintScripts(dir: string, targets: readonly LintTarget[]): Promise<LintResult> {
+  const projectAllow = readProjectAllow(dir);
+  for (const { script } of targets) {
     for (const rule of script.directives.allow) {
       if (!KNOWN_RULES.has(rule))
         throw new BadInputError(`orion:allow names an unknown lint rule "${rule}"`, { file: script.file });
     }
   }
-  const squawk = [
-    ...runSquawk(
-      scripts.filter((s) => !s.script.directives.noTransaction),
+  const squawking = Promise.all([
+    runSquawk(
+      targets.filter((s) => !s.script.directives.noTransaction),
       true,
     ),
-    ...runSquawk(
-      scripts.filter((s) => s.script.directives.noTransaction),
+    runSquawk(
+      targets.filter((s) => s.script.directives.noTransaction),
       false,
     ),
-  ];
+  ]);
+  squawking.catch(() => {}); // awaited below; a parse error may come first
+  await prepareScripts(targets.map((t) => t.script)); // parsed once: the run that applies them reuses the statements
+  const squawk = (await squawking).flat();
   const diagnostics: Diagnostic[] = [];
-  for (const { script, hasDown } of scripts) {
+  for (const { script, hasDown } of targets) {
     const fresh = tablesCreatedBefore(script.statements);
     const mine = squawk
       .filter((d) => d.file === script.file)
@@ -184,7 +202,7 @@ export async function lintMigrations(dir: string, files?: readonly string[]): Pr
     diagnostics.push(...found.filter((d) => !allowed.has(d.rule)));
   }
   diagnostics.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.rule.localeCompare(b.rule));
-  return { files: scripts.map((s) => s.script.file), diagnostics };
+  return { files: targets.map((s) => s.script.file), diagnostics };
 }
 
 function readProjectAllow(dir: string): string[] {
@@ -220,7 +238,7 @@ function squawkBinary(): string {
 }
 
 /** One squawk process for a group of files. */
-function runSquawk(group: readonly { script: MigrationScript; path: string }[], inTransaction: boolean): Diagnostic[] {
+async function runSquawk(group: readonly LintTarget[], inTransaction: boolean): Promise<Diagnostic[]> {
   if (group.length === 0) return [];
   const args = [
     '--reporter',
@@ -231,7 +249,20 @@ function runSquawk(group: readonly { script: MigrationScript; path: string }[], 
     ...(inTransaction ? ['--assume-in-transaction'] : []),
     ...group.map((g) => g.path),
   ];
-  const result = spawnSync(squawkBinary(), args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const binary = squawkBinary();
+  const result = await new Promise<{ status: number | null; stdout: string; stderr: string; error?: Error }>(
+    (resolve) => {
+      // squawk exits 1 when it has findings: that is not a failure, so the exit code is read, not thrown.
+      const child = execFile(binary, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
+        resolve({
+          status: child.exitCode,
+          stdout,
+          stderr,
+          error: error && typeof (error as { code?: unknown }).code !== 'number' ? error : undefined,
+        }),
+      );
+    },
+  );
   if (result.error) throw new Error(`could not run squawk: ${result.error.message}`);
   if (result.status !== 0 && result.status !== 1)
     throw new Error(`squawk failed (exit ${result.status}): ${result.stderr.trim().slice(0, 500)}`);
