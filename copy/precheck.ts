@@ -14,6 +14,7 @@ import { describeKey, isPassThrough, type TablePlan } from './plan';
 import { copyIn } from './rows';
 import type { Source } from './source';
 import type { TargetColumn, UniqueKey } from './target';
+import { createTempTable } from './temp-table';
 
 /** Conflicting values reported per key (the count of all of them is exact). */
 const SHOWN = 5;
@@ -68,8 +69,10 @@ export async function findUniqueConflicts(
     const temp = 'orion_copy_keys';
     await client.query('BEGIN');
     try {
-      await client.query(
+      await createTempTable(
+        client,
         `CREATE TEMPORARY TABLE ${temp} (${positions.map((p, i) => `k${i} ${plan.columns[p].type}`).join(', ')}) ON COMMIT DROP`,
+        'the unique pre-check',
       );
       await copyIn(client, `COPY ${temp} FROM STDIN`, keyLines(source, plan, positions, batchSize));
       for (const key of keys) {

@@ -19,6 +19,7 @@ import { findUniqueConflicts } from './precheck';
 import { copyIn, encodeRows } from './rows';
 import type { Source } from './source';
 import { readTargetSchema } from './target';
+import { createTempTable } from './temp-table';
 
 export interface TableComparison {
   readonly from: { rows: number; sample_hash: string | null } | null;
@@ -132,8 +133,10 @@ async function compareSample(
   }
   await target.query('BEGIN');
   try {
-    await target.query(
+    await createTempTable(
+      target,
       `CREATE TEMPORARY TABLE ${temp} (${plan.columns.map((c, i) => `${cols[i]} ${c.type}`).join(', ')}) ON COMMIT DROP`,
+      'comparing the sampled rows',
     );
     await copyIn(target, `COPY ${temp} FROM STDIN`, lines());
     const targetCols = plan.columns.map((c) => q(c.name));

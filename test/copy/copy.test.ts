@@ -592,6 +592,36 @@ describe('orion-db verify from SQLite', () => {
     expect(JSON.stringify(unknown.json().errors)).toMatch(/nope/);
   });
 
+  test('--to as a role without TEMPORARY on the database: verify and the pre-check name the privilege and the URL to use', async () => {
+    const db = await createDatabase('orion_copy');
+    await query(db.url, `CREATE TABLE a (id uuid PRIMARY KEY, code text)`);
+    const role = uniqueName('orion_app');
+    await adminQuery(`CREATE ROLE ${role} LOGIN PASSWORD 'app-pw'`);
+    try {
+      await query(db.url, `REVOKE TEMPORARY ON DATABASE ${db.name} FROM PUBLIC; GRANT SELECT, INSERT ON a TO ${role}`);
+      const app = new URL(db.url);
+      app.username = role;
+      app.password = 'app-pw';
+      // code: uuids in two spellings, so the pre-check needs the server to group them.
+      const path = sqliteFile(`CREATE TABLE a (id TEXT PRIMARY KEY, code TEXT UNIQUE);
+        INSERT INTO a VALUES ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 'x');`);
+      const hint = (purpose: string) =>
+        `--to: ${purpose} needs a temporary table, and role ${role} lacks the TEMPORARY privilege on database ${db.name} ` +
+        `(permission denied to create temporary tables in database "${db.name}"); use the admin/master URL for --to ` +
+        `(RDS's master has it), or GRANT TEMPORARY ON DATABASE "${db.name}" TO "${role}"`;
+      const verify = await runCli(['verify', '--from', sqliteUrl(path), '--to', app.toString(), '--json']);
+      expect(verify.code).toBe(2);
+      expect(verify.json().errors).toEqual([{ message: hint('comparing the sampled rows') }]);
+      const copy = await runCli(['copy', '--from', sqliteUrl(path), '--to', app.toString(), '--json']);
+      expect(copy.code).toBe(2);
+      expect(copy.json().errors).toEqual([{ message: hint('the unique pre-check') }]);
+      expect(verify.stdout + copy.stdout).not.toContain('app-pw');
+    } finally {
+      await adminQuery(`DROP DATABASE ${db.name} WITH (FORCE)`);
+      await adminQuery(`DROP ROLE ${role}`);
+    }
+  });
+
   test('a unique conflict in the source fails verify, naming table, key and values', async () => {
     const path = sqliteFile(`
       CREATE TABLE a (id TEXT PRIMARY KEY, code TEXT);
