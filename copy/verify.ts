@@ -101,7 +101,7 @@ async function compareSample(
   plan: TablePlan,
   fraction: number,
 ): Promise<SampleOutcome> {
-  const keyed = plan.keyIndexes && plan.keyIndexes.every((i) => i >= 0) ? plan.keyIndexes : null;
+  const keyed = plan.keyIndexes?.every((i) => i >= 0) ? plan.keyIndexes : null;
   const temp = 'orion_verify_sample';
   const cols = plan.columns.map((_, i) => `c${i}`);
   const table = `public.${q(plan.target.name)}`;
