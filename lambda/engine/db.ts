@@ -41,6 +41,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   }
   // A dropped connection is reported by the query that was running; don't let it crash the process.
   client.on('error', () => {});
+  if (options.queryTimeoutMs !== undefined) closeOnReadTimeout(client);
   try {
     await client.connect();
   } catch (err: any) {
@@ -54,6 +55,24 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     );
   }
   return client;
+}
+
+/**
+ * pg gives up a query that got no answer but keeps the connection, so every later query (a ROLLBACK, the
+ * ledger's bookkeeping, the lock's release) would queue behind the silent one and wait its own timeout:
+ * minutes each in the Lambda. The first read timeout destroys the socket, and the rest fail at once.
+ */
+function closeOnReadTimeout(client: Client): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    if (result instanceof Promise)
+      result.catch((err) => {
+        if (/read timeout/i.test(String((err as Error)?.message)))
+          (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      });
+    return result;
+  };
 }
 
 /** A network failure in words (the server never answered), or undefined for a server's refusal. */

@@ -92,6 +92,12 @@ export interface RunResult {
    * network, a failover): the last batch may or may not have committed, and only the ledger can tell.
    */
   readonly connectionLost: boolean;
+  /**
+   * True when the server ended the session itself (FATAL 57P01 or 57P02). An operator's
+   * pg_terminate_backend and a graceful restart or Multi-AZ failover both send 57P01: only the server's
+   * start time, read on a new connection, tells them apart (lambda/lifecycle/failover.ts).
+   */
+  readonly endedByServer: boolean;
   readonly dryRun: boolean;
   /** What was recorded as applied from another tool's ledger or a baseline (adopt/), before anything ran. */
   readonly adoption?: Plan['adoption'];
@@ -168,6 +174,7 @@ export class Executor {
       error,
       partiallyApplied: Boolean(error) && this.committed,
       connectionLost: error !== undefined && isConnectionLoss(error.cause),
+      endedByServer: error !== undefined && isEndedByServer(error.cause),
       dryRun,
     };
   }
@@ -220,6 +227,7 @@ export class Executor {
       error,
       partiallyApplied: Boolean(error) && this.committed,
       connectionLost: error !== undefined && isConnectionLoss(error.cause),
+      endedByServer: error !== undefined && isEndedByServer(error.cause),
       dryRun: Boolean(this.options.dryRun),
     };
   }
@@ -565,8 +573,8 @@ function isSqlError(err: unknown): boolean {
 
 /**
  * Whether the session was lost without the server saying why (a reset or closed socket: the network,
- * a failover), as opposed to SQL failing. A session the server ended itself (FATAL 57P01 when an
- * operator terminates it, a crash) is not counted: running again would undo the operator's decision.
+ * a failover), as opposed to SQL failing. A session the server ended itself (FATAL 57P01, 57P02) is
+ * `isEndedByServer`: running again could undo an operator's decision, so the caller looks closer.
  */
 function isConnectionLoss(err: unknown): boolean {
   const e = err as { severity?: unknown; code?: unknown; message?: unknown };
@@ -576,6 +584,12 @@ function isConnectionLoss(err: unknown): boolean {
     (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) ||
     /connection|not queryable|socket|read timeout/i.test(String(e?.message)) // read timeout: pg's query_timeout, a silent socket
   );
+}
+
+/** The server ended the session: 57P01 admin_shutdown (pg_terminate_backend, a shutdown), 57P02 crash_shutdown. */
+function isEndedByServer(err: unknown): boolean {
+  const e = err as { severity?: unknown; code?: unknown };
+  return e?.severity === 'FATAL' && (e.code === '57P01' || e.code === '57P02');
 }
 
 /** Run `migrations[0..index]` as one batch and the rest as another. */

@@ -15,6 +15,7 @@ import {
   asServerError,
   BadInputError,
   LockTimeoutError,
+  MigrationFailedError,
   OutcomeUnknownError,
   PostconditionFailedError,
   ServerError,
@@ -38,11 +39,13 @@ import {
   readPlanAdopting,
   withMigrationLock,
 } from '../engine/migrate';
+import { maxVersion } from '../engine/plan';
 import { addError, applyRunResult, emptyReport, type Report, versionString } from '../engine/report';
 import { applicationTables, boundedRowCounts } from '../engine/row-counts';
 import { AfterCommitError, type AfterCommitState } from './after-commit';
 import { appLoginIsManaged, bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import { type DeployDriftOptions, type DriftPolicy, driftAfterApplying, driftBeforeApplying } from './drift';
+import { describeSessionEnd, endOldSession, serverSession, sessionEnd } from './failover';
 import type { SecretsPort, SnapshotPort } from './ports';
 
 export interface DeployConfig {
@@ -98,6 +101,16 @@ export interface DeployConfig {
    * replays the migrations into a scratch database). @default 'off'
    */
   readonly driftPolicy?: DriftPolicy;
+  /**
+   * How long a reconnect after the migration's session ended waits for the server to answer again
+   * (a reboot or failover), within the deadline. @default 120 000 ms
+   */
+  readonly reconnectWaitMs?: number;
+  /**
+   * How long a query may get no answer at all before its connection is taken for dead (a silent socket).
+   * @default - the deadline's time left plus 15 s; none without a deadline
+   */
+  readonly queryTimeoutMs?: number;
   /** The migrations folder's layout. @default - detected from the folder */
   readonly format?: LayoutName;
 }
@@ -110,6 +123,9 @@ export interface DeployPorts {
 export type DeployOutcome =
   | { readonly status: 'complete'; readonly report: Report }
   | { readonly status: 'waiting'; readonly reason: string; readonly report: Report };
+
+/** How long a reconnect after a lost session waits for the server (an RDS failover takes 1-2 minutes). */
+const RECONNECT_WAIT_MS = 120_000;
 
 /** How long past a statement's cap a connection may stay silent before it is taken for dead. */
 const QUERY_SILENCE_MS = 15_000;
@@ -149,13 +165,16 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
   const master = await ports.secrets.master();
   const app = await ports.secrets.app();
   const deadline = config.run?.deadlineAt;
-  const as = (database: string, who = master) =>
+  const as = (database: string, who = master, retry?: { retryForMs: number; intervalMs: number }) =>
     connectWhenReachable(withDatabase(withUser(config.serverUrl, who.username), database), {
       retryForMs: config.connectRetryMs ?? 0,
+      ...retry,
       password: who.password,
       applicationName: `orion-db deploy ${config.deployId}`,
       // Past the deadline (every statement's cap) plus a margin, silence means the socket is dead.
-      queryTimeoutMs: deadline === undefined ? undefined : Math.max(1_000, deadline - Date.now()) + QUERY_SILENCE_MS,
+      queryTimeoutMs:
+        config.queryTimeoutMs ??
+        (deadline === undefined ? undefined : Math.max(1_000, deadline - Date.now()) + QUERY_SILENCE_MS),
     });
 
   // Once something may have committed, a failure is never "nothing was changed": it says where the
@@ -317,19 +336,36 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
         role: roles.owner,
       };
       progress.step = 'the migration';
+      const session = await serverSession(target);
       let result = await migrate(target, migrations, runOptions);
       progress.committed = true;
-      if (result.error && result.connectionLost) {
-        // A dropped connection (the network, a Multi-AZ failover) says nothing about the SQL, and
-        // whether the last batch committed is in the ledger, not in the error: reconnect and run
-        // again, which applies exactly what is still pending.
-        log(`the connection was lost (${result.error.message}); reconnecting to finish from the ledger`);
-        await closeQuietly(target); // a silent socket never answers a polite end
+      if (result.error && (result.connectionLost || result.endedByServer)) {
         const lost = result.error.message;
-        target = await as(roles.database).catch((err) => {
-          throw outcomeUnknown(`${lost}; reconnecting: ${err.message}`);
-        });
-        result = await rerun(target, migrations, { ...runOptions, ...takeOver(target) }, result);
+        log(`the migration's session ended (${lost}); reconnecting to see whether the server restarted`);
+        await closeQuietly(target); // a silent socket never answers a polite end
+        // Bounded: a failing-over or rebooting server answers again within a minute or two.
+        const waitMs = Math.min(config.reconnectWaitMs ?? RECONNECT_WAIT_MS, (deadline ?? Infinity) - Date.now());
+        target = await as(roles.database, master, { retryForMs: Math.max(0, waitMs), intervalMs: 1_000 }).catch(
+          (err) => {
+            throw outcomeUnknown(`${lost}; reconnecting: ${err.message}`);
+          },
+        );
+        const now = await serverSession(target);
+        const end = sessionEnd(session, now, result.endedByServer);
+        const said = describeSessionEnd(end, session, now);
+        log(said);
+        report.session_ended = { cause: end, error: lost, server_before: session, server_after: now };
+        if (end === 'operator') {
+          result = await operatorEnded(target, result, config.deployId, said);
+        } else {
+          // Resuming is safe either way because the ledger is transactional: a batch's ledger rows commit
+          // with it, so they say exactly what committed. After a restart the old session is gone; after
+          // a network fault it may still run behind the dead socket (holding the migration lock and an
+          // open transaction), so it is ended first: its transaction rolls back, or committed with its rows.
+          if (end === 'network') await endOldSession(target, session);
+          note(report, said);
+          result = await rerun(target, migrations, { ...runOptions, ...takeOver(target) }, result);
+        }
       }
       applyRunResult(report, result);
       if (result.error) {
@@ -472,6 +508,38 @@ function outcomeUnknown(what: string): OutcomeUnknownError {
   );
 }
 
+/**
+ * The migration's session ended by an operator: not run again. The failure says so, and what this
+ * deploy had committed before is read from the ledger (the session may have ended during a COMMIT).
+ */
+async function operatorEnded(client: Client, first: RunResult, deployId: string, said: string): Promise<RunResult> {
+  const e = first.error!;
+  const applied = await appliedBy(client, deployId);
+  return {
+    ...first,
+    applied,
+    toVersion: maxVersion(first.fromVersion, applied),
+    partiallyApplied: applied.length > 0,
+    // The server's own words: whether the batch committed is no longer a question, the ledger said.
+    error: new MigrationFailedError(
+      e.file,
+      e.line,
+      e.sqlstate,
+      `${(e.cause as Error)?.message ?? e.serverMessage}: ${said}`,
+      {
+        cause: e.cause,
+      },
+    ),
+  };
+}
+
+/** What this deploy applied, as the ledger has it. */
+async function appliedBy(client: Client, deployId: string | undefined) {
+  return (await readLedger(client))
+    .filter((r) => r.status === 'applied' && r.deployId === deployId)
+    .map((r) => ({ version: r.version, name: r.name, ms: r.executionMs ?? 0 }));
+}
+
 /** The second run after a lost connection, reported as one run: what this deploy applied is read from the ledger. */
 async function rerun(
   client: Client,
@@ -482,9 +550,7 @@ async function rerun(
   const second = await migrate(client, migrations, options);
   if (second.error && second.connectionLost)
     throw outcomeUnknown(`${first.error!.message}; then, on the second run: ${second.error.message}`);
-  const applied = (await readLedger(client))
-    .filter((r) => r.status === 'applied' && r.deployId === options.deployId)
-    .map((r) => ({ version: r.version, name: r.name, ms: r.executionMs ?? 0 }));
+  const applied = await appliedBy(client, options.deployId);
   return {
     ...second,
     fromVersion: first.fromVersion,

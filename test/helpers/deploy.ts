@@ -10,8 +10,8 @@ import { type DeployConfig, runDeploy } from '../../lambda/lifecycle/deploy';
 import type { Credentials, SecretsPort } from '../../lambda/lifecycle/ports';
 import { generatePassword } from '../../lambda/local/secrets';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
-import { adminQuery, adminUrl, client, query, uniqueName } from './db';
-import { type Master, rdsMaster, superuserMaster } from './rds';
+import { adminUrl, client, query, uniqueName } from './db';
+import { type Master, prepareRdsMaster, rdsMaster, superuserMaster } from './rds';
 
 export class MemorySecrets implements SecretsPort {
   /** Set to replace the fixture's master (e.g. a wrong password). */
@@ -50,6 +50,8 @@ let deploys = 0;
 export interface DeployFixtureOptions {
   /** Who the lifecycle connects as ('rds': NOSUPERUSER CREATEDB CREATEROLE, in rds_superuser). @default 'rds' */
   readonly master?: 'rds' | 'superuser';
+  /** A superuser URL of another server (a private one the test may restart). @default the test server */
+  readonly adminUrl?: string;
 }
 
 export function deployFixture(options: DeployFixtureOptions = {}): DeployFixture {
@@ -60,9 +62,17 @@ export function deployFixture(options: DeployFixtureOptions = {}): DeployFixture
     group: `${base}_rw`,
     app: `${base}_app`,
   };
-  const master = async () => ((options.master ?? 'rds') === 'rds' ? rdsMaster() : superuserMaster());
+  const admin = options.adminUrl ?? adminUrl();
+  const adminQuery = (sql: string, params: unknown[] = []) => query(admin, sql, params);
+  let privateMaster: Promise<Master> | undefined;
+  const rds = () => {
+    if (!options.adminUrl) return rdsMaster();
+    privateMaster ??= prepareRdsMaster(admin);
+    return privateMaster;
+  };
+  const master = async () => ((options.master ?? 'rds') === 'rds' ? rds() : superuserMaster(admin));
   const secrets = new MemorySecrets(master, { username: roles.app, password: generatePassword() });
-  const server = new URL(adminUrl());
+  const server = new URL(admin);
   server.username = server.password = '';
   const prefix = base.replace(/_/g, '-');
   const fixture: DeployFixture = {
@@ -74,10 +84,11 @@ export function deployFixture(options: DeployFixtureOptions = {}): DeployFixture
     async asMaster(sql, params = [], database = roles.database) {
       return query(withDatabase((await master()).url(), database), sql, params);
     },
-    targetUrl: withDatabase(adminUrl(), roles.database),
+    targetUrl: withDatabase(admin, roles.database),
     async deploy(migrationsDir, overrides = {}) {
       // The snapshot port stands in for RDS's API (not SQL): it keeps the superuser.
-      const c = await client(adminUrl());
+      const c = await client(admin);
+      c.on('error', () => {}); // a test may restart the server under it
       try {
         return await runDeploy(
           { secrets, snapshots: new TemplateDatabaseSnapshots(c, roles.database) },
@@ -95,7 +106,7 @@ export function deployFixture(options: DeployFixtureOptions = {}): DeployFixture
       }
     },
     async appClient(password = secrets.appCredentials.password) {
-      const url = new URL(withDatabase(adminUrl(), roles.database));
+      const url = new URL(withDatabase(admin, roles.database));
       url.username = secrets.appCredentials.username;
       url.password = password;
       return client(url.toString());

@@ -8,7 +8,11 @@ export interface CuttingProxy {
   readonly port: number;
   /** Cut the connection that next forwards a client message whose text matches; disarmed after `times` cuts. */
   cutAfter(pattern: RegExp, times?: number): void;
-  /** The connection whose client next sends a message matching `pattern` goes silent: nothing more is forwarded either way, nothing is closed (a hard failover). */
+  /**
+   * The connection whose client next sends a message matching `pattern` goes silent: nothing more is
+   * forwarded either way, and a close on one side is not passed on (a hard failover, a partition: the
+   * server's session lives on until `close()`).
+   */
   silenceAt(pattern: RegExp): void;
   readonly cuts: number;
   /** What clients sent (messages as latin1 text, SQL included), from the start or the last `clearSent`. */
@@ -49,9 +53,11 @@ export async function cuttingProxy(target: { host: string; port: number }): Prom
     for (const s of [client, upstream]) {
       s.on('error', () => {});
       s.on('close', () => {
+        sockets.delete(s);
+        // Silent is a partition: the side that gives up closes only its own end; the other never learns.
+        if (silent) return;
         client.destroy();
         upstream.destroy();
-        sockets.delete(s);
       });
     }
   });

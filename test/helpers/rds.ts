@@ -36,20 +36,23 @@ export function rdsMaster(): Promise<Master> {
 }
 
 /** The superuser as a master, for the few tests where the difference matters. */
-export function superuserMaster(): Master {
-  const admin = new URL(adminUrl());
+export function superuserMaster(serverUrl = adminUrl()): Master {
+  const admin = new URL(serverUrl);
   const username = decodeURIComponent(admin.username);
   const password = decodeURIComponent(admin.password);
-  return { username, password, url: (database) => (database ? withDatabase(adminUrl(), database) : adminUrl()) };
+  return { username, password, url: (database) => (database ? withDatabase(serverUrl, database) : serverUrl) };
 }
 
-/** Creates or re-asserts the group and the master; what `rdsMaster` does once per process. */
-export async function prepareRdsMaster(): Promise<Master> {
-  const admin = new URL(adminUrl());
+/**
+ * Creates or re-asserts the group and the master; what `rdsMaster` does once per process. `serverUrl`:
+ * a superuser URL of another server (a private one a test restarts). @default the test server's
+ */
+export async function prepareRdsMaster(serverUrl = adminUrl()): Promise<Master> {
+  const admin = new URL(serverUrl);
   const password = createHash('sha256')
     .update(`orion-rds-master:${decodeURIComponent(admin.password)}`)
     .digest('base64url');
-  const client = new Client({ connectionString: adminUrl() });
+  const client = new Client({ connectionString: serverUrl });
   await client.connect();
   try {
     await client.query(`SELECT pg_advisory_lock(hashtext('orion-test-rds-master'))`);
@@ -73,7 +76,7 @@ export async function prepareRdsMaster(): Promise<Master> {
     username: RDS_MASTER,
     password,
     url(database) {
-      const u = new URL(database ? withDatabase(adminUrl(), database) : adminUrl());
+      const u = new URL(database ? withDatabase(serverUrl, database) : serverUrl);
       u.username = RDS_MASTER;
       u.password = encodeURIComponent(password);
       return u.toString();

@@ -1,0 +1,73 @@
+/**
+ * After the migration's session ended, tells a server restart or failover from an operator ending the
+ * session. On RDS both look the same from the client: a graceful Multi-AZ failover or reboot ends
+ * sessions with FATAL 57P01, exactly as `pg_terminate_backend` does, and a hard failover leaves a
+ * silent socket. What differs is the server: a restarted or failed-over one has a new start time.
+ */
+import type { Client } from 'pg';
+
+/** Which server (and which session on it) the deploy was talking to. */
+export interface ServerSession {
+  /** `pg_postmaster_start_time()`, as the server prints it (microseconds kept). */
+  readonly startedAt: string;
+  /** `inet_server_addr()`: the address the endpoint resolved to (null over a Unix socket). */
+  readonly address: string | null;
+  readonly pid: number;
+  /** The session's own start, so a later pid of the same number is never taken for it. */
+  readonly backendStart: string;
+}
+
+/**
+ * - `restart`: the server started again since (a reboot, a failover): what committed is in the ledger.
+ * - `operator`: same server, and it ended the session itself: someone ran pg_terminate_backend.
+ * - `network`: same server, and it said nothing (a reset or silent socket): the session may live on.
+ */
+export type SessionEnd = 'restart' | 'operator' | 'network';
+
+export async function serverSession(client: Client): Promise<ServerSession> {
+  const { rows } = await client.query(
+    `SELECT pg_postmaster_start_time()::text AS started, host(inet_server_addr()) AS address, pg_backend_pid() AS pid,
+            (SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS backend_start`,
+  );
+  return {
+    startedAt: rows[0].started,
+    address: rows[0].address,
+    pid: rows[0].pid,
+    backendStart: rows[0].backend_start,
+  };
+}
+
+/**
+ * The start time decides; the address is only reported (a host may answer on several). A server that
+ * ended the session without restarting was told to by someone with the right to: not retried.
+ */
+export function sessionEnd(before: ServerSession, after: ServerSession, endedByServer: boolean): SessionEnd {
+  if (before.startedAt !== after.startedAt) return 'restart';
+  return endedByServer ? 'operator' : 'network';
+}
+
+/**
+ * Ends the deploy's old session if the server still runs it (behind a silent socket it can, holding
+ * the migration lock and an open transaction), and waits for it to be gone. Its own role's session:
+ * allowed to a non-superuser master. The open transaction rolls back, or had committed with its ledger rows.
+ */
+export async function endOldSession(client: Client, old: ServerSession, waitMs = 30_000): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT pg_terminate_backend(pid, $3) AS ended FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2`,
+    [old.pid, old.backendStart, waitMs],
+  );
+  return rows.length > 0;
+}
+
+/** One line for the log and the report. */
+export function describeSessionEnd(end: SessionEnd, before: ServerSession, after: ServerSession): string {
+  const where = (s: ServerSession) => `${s.startedAt}${s.address ? ` at ${s.address}` : ''}`;
+  switch (end) {
+    case 'restart':
+      return `the server restarted (a reboot or failover: started ${where(after)}, was ${where(before)}); resumed once from the ledger`;
+    case 'network':
+      return `the connection was lost but the server did not restart (started ${where(after)}): a network fault; the old session was ended and the deploy resumed once from the ledger`;
+    case 'operator':
+      return `an operator ended the migration's session (pg_terminate_backend: the server did not restart, it has run since ${before.startedAt}); nothing was retried`;
+  }
+}

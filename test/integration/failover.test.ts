@@ -1,0 +1,182 @@
+/**
+ * #14 §4: the migration's session ends mid-run, as RDS ends it. A reboot or failover (the server
+ * restarts: 57P01 to every session) resumes once from the ledger; an operator's pg_terminate_backend
+ * (57P01 too, same server) fails the deploy and retries nothing; a socket gone silent on a server that
+ * did not restart (a partition) ends the old session and resumes once. Lifecycle level, RDS-like master.
+ */
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { connect } from '../../lambda/engine/db';
+import { type EmbeddedServer, startEmbeddedServer } from '../../lambda/local/embedded-server';
+import { adminQuery, adminUrl, migrationsDir, query, tableNames } from '../helpers/db';
+import { type DeployFixture, deployFixture } from '../helpers/deploy';
+import { cuttingProxy } from '../helpers/proxy';
+import { RDS_MASTER } from '../helpers/rds';
+
+/** Sleeps only in sessions that have `orion.test_sleep` set: the migration is slow once, then fast. */
+const SLEEP = `SELECT pg_sleep(coalesce(nullif(current_setting('orion.test_sleep', true), ''), '0')::float)`;
+
+async function waitFor(probe: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The pid of the session running `pattern` in `database`, once it runs. */
+async function runningPid(url: string, database: string, pattern: string): Promise<number> {
+  let pid = 0;
+  await waitFor(async () => {
+    const rows = await query(
+      url,
+      `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE $2 AND state = 'active' AND pid <> pg_backend_pid()`,
+      [database, `%${pattern}%`],
+    );
+    pid = rows[0]?.pid ?? 0;
+    return pid > 0;
+  }, pattern);
+  return pid;
+}
+
+async function ledger(url: string) {
+  return query(url, `SELECT version::int, status FROM orion_schema_history ORDER BY id`);
+}
+
+let fixture: DeployFixture | undefined;
+let server: EmbeddedServer | undefined;
+afterEach(async () => {
+  await fixture?.cleanup().catch(() => {});
+  await server?.stop();
+  fixture = server = undefined;
+});
+
+describe('the migration’s session ends mid-run', () => {
+  test('the server restarts (a reboot or failover): the deploy reconnects, sees a new start time and resumes once from the ledger', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'orion-failover-'));
+    chmodSync(base, 0o755);
+    const options = { dataDir: join(base, 'data'), password: 'failover-pw' };
+    server = await startEmbeddedServer(options);
+    fixture = deployFixture({ adminUrl: server.url });
+    await fixture.master(); // the RDS-like master, on this private server
+    // Only sessions opened from now on sleep; the reset below keeps the resumed run from sleeping.
+    await query(server.url, `ALTER ROLE ${RDS_MASTER} SET orion.test_sleep = '60'`);
+    const dir = migrationsDir({
+      '000001_a.up.sql': 'CREATE TABLE a (id int);',
+      '000002_b.up.sql': `CREATE TABLE b (id int);\n${SLEEP};`,
+    });
+    const logs: string[] = [];
+    const running = fixture.deploy(dir, { snapshotWhen: 'non-transactional', log: (m) => logs.push(m) });
+    await runningPid(server.url, fixture.roles.database, 'pg_sleep(coalesce');
+    await query(server.url, `ALTER ROLE ${RDS_MASTER} RESET orion.test_sleep`);
+    await server.stop({ keepData: true }); // pg_ctl stop -m fast: the session gets 57P01
+    server = await startEmbeddedServer({ ...options, port: server.port });
+
+    const outcome = await running;
+    expect(outcome.status).toBe('complete');
+    const report = outcome.report;
+    expect(report).toMatchObject({ ok: true, from_version: null, to_version: '2', errors: [] });
+    expect(report.applied.map((a) => a.version)).toEqual(['1', '2']);
+    expect(report.session_ended).toMatchObject({ cause: 'restart', error: expect.stringMatching(/57P01/) });
+    const ended = report.session_ended as { server_before: { startedAt: string }; server_after: { startedAt: string } };
+    expect(ended.server_after.startedAt).not.toBe(ended.server_before.startedAt);
+    expect(report.notes).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^the server restarted \(a reboot or failover.*resumed once/)]),
+    );
+    expect(logs).toEqual(expect.arrayContaining([expect.stringMatching(/^the server restarted/)]));
+    // Exactly once: one applied row per version (the interrupted attempt stays on record as failed).
+    const rows = await ledger(fixture.targetUrl);
+    expect(rows.filter((r) => r.status === 'applied')).toEqual([
+      { version: 1, status: 'applied' },
+      { version: 2, status: 'applied' },
+    ]);
+    expect(await tableNames(fixture.targetUrl)).toEqual(['a', 'b', 'orion_schema_history']);
+  });
+
+  test('an operator ends the session (pg_terminate_backend): the deploy fails saying so, and nothing is retried', async () => {
+    fixture = deployFixture();
+    const dir = migrationsDir({
+      '000001_a.up.sql': 'CREATE TABLE a (id int);',
+      '000002_b.up.sql': 'CREATE TABLE b (id int);\nSELECT pg_sleep(60);',
+    });
+    const running = fixture.deploy(dir, { snapshotWhen: 'non-transactional' });
+    const pid = await runningPid(adminUrl(), fixture.roles.database, 'pg_sleep(60)');
+    await adminQuery('SELECT pg_terminate_backend($1)', [pid]);
+
+    const outcome = await running;
+    expect(outcome.status).toBe('complete');
+    const report = outcome.report;
+    expect(report).toMatchObject({ ok: false, from_version: null, to_version: null, applied: [] });
+    expect(report.session_ended).toMatchObject({ cause: 'operator' });
+    expect(report.errors).toEqual([
+      expect.objectContaining({
+        sqlstate: '57P01',
+        message: expect.stringMatching(
+          /terminating connection due to administrator command: an operator ended the migration's session \(pg_terminate_backend: the server did not restart.*\); nothing was retried$/,
+        ),
+      }),
+    ]);
+    // Not run again: the batch rolled back, nothing applied, and no session of this deploy is left running it.
+    expect((await ledger(fixture.targetUrl)).filter((r) => r.status === 'applied')).toEqual([]);
+    expect(await tableNames(fixture.targetUrl)).toEqual(['orion_schema_history']);
+    const sleeping = await adminQuery(
+      `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()`,
+      [fixture.roles.database],
+    );
+    expect(sleeping).toEqual([]);
+  });
+
+  test('the socket goes silent and the server did not restart (a partition): the old session is ended, the deploy resumes once', async () => {
+    fixture = deployFixture();
+    const admin = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: admin.hostname, port: Number(admin.port) });
+    const viaProxy = new URL(fixture.serverUrl);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    try {
+      proxy.silenceAt(/CREATE TABLE silent_b/);
+      const dir = migrationsDir({
+        '000001_a.up.sql': 'CREATE TABLE silent_a (id int);',
+        '000002_b.up.sql': 'CREATE TABLE silent_b (id int);',
+      });
+      const outcome = await fixture.deploy(dir, {
+        serverUrl: viaProxy.toString(),
+        snapshotWhen: 'non-transactional',
+        queryTimeoutMs: 8_000, // what the deadline plus a margin is in the Lambda
+        run: { lockWaitMs: 10_000 }, // the old session would hold the migration lock past this
+      });
+      expect(outcome.status).toBe('complete');
+      const report = outcome.report;
+      expect(report).toMatchObject({ ok: true, to_version: '2', errors: [] });
+      expect(report.applied.map((a) => a.version)).toEqual(['1', '2']);
+      expect(report.session_ended).toMatchObject({ cause: 'network', error: expect.stringMatching(/read timeout/i) });
+      expect(report.notes).toEqual(
+        expect.arrayContaining([expect.stringMatching(/the server did not restart .*the old session was ended/)]),
+      );
+      expect((await ledger(fixture.targetUrl)).filter((r) => r.status === 'applied')).toHaveLength(2);
+      expect(await tableNames(fixture.targetUrl)).toEqual(['orion_schema_history', 'silent_a', 'silent_b']);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('a query that got no answer (pg query_timeout)', () => {
+  test('closes its connection: the queries after it (ROLLBACK, bookkeeping) fail at once instead of each waiting its own timeout', async () => {
+    const admin = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: admin.hostname, port: Number(admin.port) });
+    const via = new URL(adminUrl());
+    via.host = `127.0.0.1:${proxy.port}`;
+    try {
+      const c = await connect(via.toString(), { queryTimeoutMs: 1_500 });
+      proxy.silenceAt(/SELECT 'silenced'/);
+      await expect(c.query(`SELECT 'silenced'`)).rejects.toThrow(/Query read timeout/);
+      // Without closing, this one would queue behind the silent query and end with its own read timeout.
+      await expect(c.query('ROLLBACK')).rejects.toThrow(/terminated|not queryable/i);
+      await c.end();
+    } finally {
+      await proxy.close();
+    }
+  });
+});
