@@ -5,10 +5,8 @@
 import { resolve } from 'node:path';
 import type { Client } from 'pg';
 import type { TakeOverOptions } from '../../lambda/engine/adopt';
-import { baselineComparer } from '../../lambda/engine/adopt/compare';
 import { planBatches } from '../../lambda/engine/batches';
 import { connect, isUnreachable, withDatabase } from '../../lambda/engine/db';
-import { loadExceptions } from '../../lambda/engine/drift';
 import { BadInputError, OrionError } from '../../lambda/engine/errors';
 import { type Migration, prepareScripts, readMigrations } from '../../lambda/engine/files';
 import type { LayoutName } from '../../lambda/engine/layouts';
@@ -283,8 +281,13 @@ function baselineOptions(ctx: CommandContext, client: Client, databaseUrl: strin
   if (baseline === undefined) return {};
   return {
     baseline,
-    compareBaseline: async (upTo) =>
-      baselineComparer({
+    compareBaseline: async (upTo) => {
+      // Loaded here: the drift engine is a fifth of the CLI, and only a baseline proof needs it.
+      const [{ baselineComparer }, { loadExceptions }] = await Promise.all([
+        import('../../lambda/engine/adopt/compare'),
+        import('../../lambda/engine/drift'),
+      ]);
+      return baselineComparer({
         client,
         connectReference: (database) =>
           connect(database ? withDatabase(databaseUrl, database) : databaseUrl, {
@@ -292,7 +295,8 @@ function baselineOptions(ctx: CommandContext, client: Client, databaseUrl: strin
           }),
         exceptions: await loadExceptions(resolve(cwd, migrationsDir)),
         log: ctx.progress,
-      })(upTo),
+      })(upTo);
+    },
   };
 }
 

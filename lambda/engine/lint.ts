@@ -61,6 +61,7 @@ const SQUAWK_RULES = [
   'require-concurrent-index-creation',
   'require-concurrent-index-deletion',
   'transaction-nesting',
+  'identifier-too-long',
   ...SQUAWK_EXCLUDED,
 ];
 
@@ -72,7 +73,6 @@ export const ORION_RULES = {
   'non-transactional-multiple-statements': 'A non-transactional file with several statements can stop part-way',
   'non-transactional-not-retryable': 'A statement in a non-transactional file must be safe to run again',
   'missing-down': 'The migration has no .down.sql, so `orion-db down` and a stack rollback cannot revert it',
-  'identifier-too-long': 'PostgreSQL truncates identifiers to 63 bytes, silently',
 } as const;
 
 export const KNOWN_RULES = new Set<string>([...SQUAWK_RULES, ...Object.keys(ORION_RULES)]);
@@ -326,8 +326,6 @@ function orionRules(script: MigrationScript, hasDown: boolean): Diagnostic[] {
   for (const s of script.statements) {
     if (s.kind === 'TruncateStmt') add(s, 'ban-truncate');
     if (s.kind === 'DropStmt' && s.node.removeType === 'OBJECT_SCHEMA') add(s, 'ban-drop-schema');
-    for (const name of longIdentifiers(s.node))
-      add(s, 'identifier-too-long', undefined, 'error', `"${name}" is ${Buffer.byteLength(name)} bytes`);
   }
   if (script.directives.noTransaction) {
     if (script.statements.length > 1) {
@@ -360,28 +358,4 @@ function retryable(s: Statement): boolean {
     return Boolean(s.node.if_not_exists);
   if (s.kind === 'DropStmt') return Boolean(s.node.missing_ok);
   return true; // VACUUM, REINDEX, ALTER SYSTEM … can simply run again
-}
-
-const NAME_KEYS = new Set([
-  'relname',
-  'idxname',
-  'colname',
-  'conname',
-  'schemaname',
-  'newname',
-  'subname',
-  'trigname',
-  'funcname',
-  'defname',
-]);
-
-function longIdentifiers(node: unknown, found: string[] = []): string[] {
-  if (Array.isArray(node)) for (const n of node) longIdentifiers(n, found);
-  else if (node && typeof node === 'object') {
-    for (const [key, value] of Object.entries(node)) {
-      if (NAME_KEYS.has(key) && typeof value === 'string' && Buffer.byteLength(value) > 63) found.push(value);
-      else longIdentifiers(value, found);
-    }
-  }
-  return found;
 }

@@ -100,6 +100,15 @@ describe('lint rules', () => {
     expect((await rulesFor(safe)).map((x) => x.rule)).not.toContain(rule);
   });
 
+  test.each([
+    ['quoted, with spaces', `CREATE TABLE "${'a b '.repeat(16)}" (id bigint);`],
+    ['quoted, with doubled quotes', `CREATE TABLE "${'ab""'.repeat(22)}" (id bigint);`],
+    ['22 three-byte characters', `CREATE TABLE ${'表'.repeat(22)} (id bigint);`],
+    ['a column, unicode-escaped', `CREATE TABLE t (U&"${'\\0061'.repeat(64)}" bigint);`],
+  ])('identifier-too-long sees a long name however it is written (%s)', async (_, sql) => {
+    expect((await rulesFor(sql)).map((d) => d.rule)).toContain('identifier-too-long');
+  });
+
   test('every rule a finding can come from has its safe alternative', () => {
     const missing = ACTIVE_RULES.filter((r) => !SAFE_ALTERNATIVES[r]?.trim());
     expect(missing).toEqual([]);
