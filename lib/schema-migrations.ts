@@ -20,6 +20,7 @@ import { Construct } from 'constructs';
 import type { DriftPolicy } from '../lambda/lifecycle/drift';
 import {
   DEFAULT_ROLLBACK_POLICY,
+  LAST_POLL_AFTER_ENV,
   RESOURCE_TYPE,
   type RollbackPolicy,
   type SchemaMigrationsProperties,
@@ -64,6 +65,17 @@ export function worstCaseSeconds(b: typeof TIME_BUDGET = TIME_BUDGET): number {
     b.totalTimeout.toSeconds() +
     polls * b.pollAllowance.toSeconds()
   );
+}
+
+/**
+ * No isComplete poll starts later than this after onEvent took its start time: the last one may run the
+ * whole isCompleteTimeout, and the framework's answer must reach CloudFormation within serviceTimeout.
+ * What comes before that start time (onEvent's cold start) and after the last poll (the answer) is one
+ * pollAllowance each. Whole minutes, rounded down. The handler gets it in its environment.
+ */
+export function lastPollAfter(b: typeof TIME_BUDGET = TIME_BUDGET): Duration {
+  const seconds = b.serviceTimeout.toSeconds() - b.isCompleteTimeout.toSeconds() - 2 * b.pollAllowance.toSeconds();
+  return Duration.minutes(Math.floor(seconds / 60));
 }
 
 export interface SchemaMigrationsProps {
@@ -177,6 +189,7 @@ export class SchemaMigrations extends Construct {
           POWERTOOLS_SERVICE_NAME: 'schema-migrator',
           POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
           MIGRATIONS_DIR: './migrations',
+          [LAST_POLL_AFTER_ENV]: String(lastPollAfter().toSeconds()),
         },
         projectRoot: ROOT,
         depsLockFilePath: join(ROOT, 'package-lock.json'),

@@ -47,6 +47,12 @@ export interface HandlerDeps {
   deletionProtection(settings: MigrationSettings): DeletionProtection;
   isRollingBack(stackId: string): Promise<boolean>;
   readonly migrationsDir: string;
+  /**
+   * No poll starts later than this after onEvent: one may run the whole isComplete timeout, and all
+   * must be over before CloudFormation's hour ends (a poll beside the stack rollback would race it).
+   * The stack computes it from its time budget (lib/schema-migrations.ts `lastPollAfter`).
+   */
+  readonly lastPollAfterMs: number;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }
@@ -56,12 +62,6 @@ export interface InvocationContext {
 }
 
 export type ProviderEvent = CloudFormationCustomResourceEvent & { PhysicalResourceId?: string };
-
-/**
- * No poll starts later than this after onEvent: one may run up to isComplete's 14 minutes, and all must
- * be over before CloudFormation's hour ends (a poll beside the stack rollback would race it).
- */
-export const LAST_POLL_AFTER_MS = 45 * 60_000;
 
 /** Time kept back from a statement's cap for reporting and the ledger's bookkeeping. */
 const SAFETY_MARGIN_MS = 60_000;
@@ -89,10 +89,10 @@ export function createHandlers(deps: HandlerDeps) {
     return { PhysicalResourceId: `${settings.instanceIdentifier}/${settings.roles.database}`, StartedAt };
   }
 
-  /** Whether this request is too old to start another poll (see LAST_POLL_AFTER_MS). */
+  /** Whether this request is too old to start another poll (see lastPollAfterMs). */
   function outOfHour(event: ProviderEvent): boolean {
     const started = Date.parse(String((event as { StartedAt?: unknown }).StartedAt));
-    return Number.isFinite(started) && Date.now() - started > LAST_POLL_AFTER_MS;
+    return Number.isFinite(started) && Date.now() - started > deps.lastPollAfterMs;
   }
 
   async function isComplete(
@@ -115,7 +115,7 @@ export function createHandlers(deps: HandlerDeps) {
       if (outOfHour(event)) {
         metrics.add('MigrationFailures', 1);
         throw new Error(
-          `Schema migrations stopped waiting after ${LAST_POLL_AFTER_MS / 60_000} minutes, before CloudFormation's one-hour limit for the resource (the last poll's reason is in the schema-migrator log: a snapshot being taken, a restore under way or the migration lock held elsewhere). A restore under way is finished by the next deploy or the stack rollback. A migration that needs longer: run it with \`orion-db up\` from inside the VPC (README, "Reaching the database"), or split it.`,
+          `Schema migrations stopped waiting after ${Math.round(deps.lastPollAfterMs / 60_000)} minutes, before CloudFormation's one-hour limit for the resource (the last poll's reason is in the schema-migrator log: a snapshot being taken, a restore under way or the migration lock held elsewhere). A restore under way is finished by the next deploy or the stack rollback. A migration that needs longer: run it with \`orion-db up\` from inside the VPC (README, "Reaching the database"), or split it.`,
         );
       }
       return await deploy(event, context);

@@ -12,13 +12,21 @@ import { SecretsManagerSecrets } from '../aws/secrets';
 import { RdsSnapshots } from '../aws/snapshots';
 import { isStackRollingBack } from '../aws/stack-status';
 import { createHandlers, type InvocationContext, type ProviderEvent } from './handler';
+import { LAST_POLL_AFTER_ENV } from './properties';
 
 const logger = new Logger();
 const metrics = new PowertoolsMetrics();
 const { rds, secretsManager, cloudFormation } = awsClients();
 
+/**
+ * Set by the stack from its time budget. Absent only when the bundle runs outside the stack (a test):
+ * then 40 minutes, earlier than any budget that leaves a 14-minute poll inside the hour.
+ */
+const lastPollAfterSeconds = Number(process.env[LAST_POLL_AFTER_ENV]);
+
 const handlers = createHandlers({
   migrationsDir: resolve(__dirname, process.env.MIGRATIONS_DIR ?? './migrations'),
+  lastPollAfterMs: (lastPollAfterSeconds > 0 ? lastPollAfterSeconds : 40 * 60) * 1000,
   logger: {
     info: (message, extra = {}) => logger.info(message, extra),
     warn: (message, extra = {}) => logger.warn(message, extra),

@@ -164,3 +164,6 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
         },
   };
 }
+
+/** The function's environment variable that carries the time budget's last poll start, in seconds. */
+export const LAST_POLL_AFTER_ENV = 'LAST_POLL_AFTER_SECONDS';

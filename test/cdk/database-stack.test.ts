@@ -1,11 +1,11 @@
-import { App } from 'aws-cdk-lib';
+import { App, Duration } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test, vi } from 'vitest';
-import { RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
+import { LAST_POLL_AFTER_ENV, RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
 import { defineOrionApp } from '../../lib/app';
 import { ENVIRONMENT_NAMES, ENVIRONMENTS } from '../../lib/config/environments';
 import type { DatabaseStack } from '../../lib/database-stack';
-import { worstCaseSeconds } from '../../lib/schema-migrations';
+import { lastPollAfter, TIME_BUDGET, worstCaseSeconds } from '../../lib/schema-migrations';
 import { type SynthesizedStack, synthStack } from '../helpers/cdk';
 import { migrationsDir } from '../helpers/db';
 
@@ -313,6 +313,24 @@ describe.each(ENVIRONMENT_NAMES)('the %s stack', (name) => {
       String(f.Properties.Handler).startsWith('framework.'),
     );
     expect(framework.map((f) => f.Properties.Timeout)).toEqual([900, 900, 900]);
+  });
+
+  test('the last poll start comes from the time budget: both functions carry it, and a poll started then ends inside the hour', () => {
+    const t = stacks[name].template;
+    const seconds = lastPollAfter().toSeconds();
+    for (const handler of ['index.onEvent', 'index.isComplete'])
+      t.hasResourceProperties('AWS::Lambda::Function', {
+        Handler: handler,
+        Environment: { Variables: Match.objectLike({ [LAST_POLL_AFTER_ENV]: String(seconds) }) },
+      });
+    expect(seconds).toBe(45 * 60);
+    // Before onEvent's start time (its cold start), the last poll's whole timeout, the framework's answer.
+    const { serviceTimeout, isCompleteTimeout, pollAllowance } = TIME_BUDGET;
+    expect(
+      pollAllowance.toSeconds() + seconds + isCompleteTimeout.toSeconds() + pollAllowance.toSeconds(),
+    ).toBeLessThan(serviceTimeout.toSeconds());
+    // A longer invocation moves it earlier, whole minutes rounded down: 60 - 15 - 2 × 20 s is 44 min 20 s.
+    expect(lastPollAfter({ ...TIME_BUDGET, isCompleteTimeout: Duration.minutes(15) }).toSeconds()).toBe(44 * 60);
   });
 
   test('outputs endpoint, port, database, secret ARNs, schema version, the bastion and a DATABASE_URL template without credentials', () => {

@@ -13,6 +13,7 @@ import { isStackRollingBack } from '../../lambda/aws/stack-status';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
 import { createHandlers, type ProviderEvent } from '../../lambda/schema-migrator/handler';
 import type { SchemaMigrationsProperties } from '../../lambda/schema-migrator/properties';
+import { lastPollAfter } from '../../lib/schema-migrations';
 import { adminUrl, client, migrationsDir } from '../helpers/db';
 import { type DeployFixture, deployFixture } from '../helpers/deploy';
 import { EVERY_KIND } from './helpers';
@@ -47,6 +48,7 @@ afterEach(async () => {
 
 function handlers(dir: string) {
   return createHandlers({
+    lastPollAfterMs: lastPollAfter().toMilliseconds(),
     migrationsDir: dir,
     logger: { info: () => {}, warn: () => {}, error: () => {} },
     metrics: {

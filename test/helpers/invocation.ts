@@ -24,6 +24,7 @@ async function main(): Promise<void> {
   await admin.connect();
   const quiet = () => {};
   const handlers = createHandlers({
+    lastPollAfterMs: 45 * 60_000, // never reached: the invocation is killed long before
     migrationsDir: config.migrationsDir,
     logger: { info: quiet, warn: quiet, error: quiet },
     metrics: { add: quiet, addDuration: quiet, flush: quiet },

@@ -17,8 +17,9 @@ import { MIGRATION_LOCK_KEY } from '../../lambda/engine/lock';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import type { SnapshotPort } from '../../lambda/lifecycle/ports';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
-import { createHandlers, LAST_POLL_AFTER_MS, type ProviderEvent } from '../../lambda/schema-migrator/handler';
+import { createHandlers, type ProviderEvent } from '../../lambda/schema-migrator/handler';
 import type { SchemaMigrationsProperties } from '../../lambda/schema-migrator/properties';
+import { lastPollAfter } from '../../lib/schema-migrations';
 import {
   adminQuery,
   adminUrl,
@@ -78,11 +79,17 @@ const protectionChanges = () =>
   rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input.DeletionProtection);
 
 /** A handler as one Lambda bundle would be: its own migrations folder. */
-function handlers(dir: string, serverUrl = fixture.serverUrl, snapshots?: SnapshotPort) {
+function handlers(
+  dir: string,
+  serverUrl = fixture.serverUrl,
+  snapshots?: SnapshotPort,
+  lastPollAfterMs = lastPollAfter().toMilliseconds(),
+) {
   const record = (level: string) => (message: string, extra?: Record<string, unknown>) =>
     logs.push({ level, message, extra });
   return createHandlers({
     migrationsDir: dir,
+    lastPollAfterMs,
     logger: { info: record('info'), warn: record('warn'), error: record('error') },
     metrics: {
       add: (name, value) => (metrics[name] = (metrics[name] ?? 0) + value),
@@ -732,7 +739,11 @@ describe('Custom::SchemaMigrations handler', () => {
     const e = event('Create', 'd1');
     const answer = await h.onEvent(e);
     expect(Date.parse(String(answer.StartedAt))).toBeGreaterThan(Date.now() - 60_000);
-    const late = { ...e, ...answer, StartedAt: new Date(Date.now() - LAST_POLL_AFTER_MS - 1_000).toISOString() };
+    const late = {
+      ...e,
+      ...answer,
+      StartedAt: new Date(Date.now() - lastPollAfter().toMilliseconds() - 1_000).toISOString(),
+    };
     await expect(h.isComplete(late, context)).rejects.toThrow(
       /^Schema migrations stopped waiting after 45 minutes, before CloudFormation's one-hour limit .* `orion-db up` from inside the VPC/,
     );
@@ -742,6 +753,14 @@ describe('Custom::SchemaMigrations handler', () => {
     const lateRollback = { ...event('Update', 'd1', 'd2'), StartedAt: late.StartedAt };
     await expect(h.isComplete(lateRollback, context)).resolves.toEqual({ IsComplete: true });
     expect(metrics).toMatchObject({ RollbackProblems: 1 });
+  });
+
+  test('the last poll start is the one the stack passes (its time budget), not a number of its own', async () => {
+    const h = handlers(SOP_MIGRATIONS, fixture.serverUrl, undefined, 10 * 60_000);
+    const e = event('Create', 'd1');
+    const late = { ...e, ...(await h.onEvent(e)), StartedAt: new Date(Date.now() - 11 * 60_000).toISOString() };
+    await expect(h.isComplete(late, context)).rejects.toThrow(/^Schema migrations stopped waiting after 10 minutes/);
+    expect(await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', [fixture.roles.database])).toEqual([]);
   });
 
   test('no secret appears in any log line or failure message, even where the server or the parser echoes it', async () => {
