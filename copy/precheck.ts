@@ -12,7 +12,7 @@ import { ConversionError, type UniqueConflict } from './errors';
 import { canFindDuplicates } from './pg-source';
 import { describeKey, isPassThrough, type TablePlan } from './plan';
 import { copyIn } from './rows';
-import type { Source } from './source';
+import type { Source, UnchangedKind } from './source';
 import type { TargetColumn, UniqueKey } from './target';
 import { createTempTable } from './temp-table';
 
@@ -59,7 +59,7 @@ export async function findUniqueConflicts(
       keys = keys.filter((k) => !direct.includes(k));
       if (!keys.length) continue;
     }
-    const held = await heldBySource(source, plan, keys, batchSize);
+    const held = await heldBySource(source, plan, keys);
     heldKeys.n += held.size;
     keys = keys.filter((k) => !held.has(k));
     if (!keys.length) continue;
@@ -137,29 +137,25 @@ async function* keyLines(
 }
 
 /** Target types whose text, in the form the converter leaves as it is, is one value per spelling. */
-function oneSpellingPerValue(column: TargetColumn): 'string' | 'bigint' | null {
+function oneSpellingPerValue(column: TargetColumn): UnchangedKind | null {
   if (column.isArray) return null;
-  if (column.baseType === 'uuid') return 'string';
-  if ((column.baseType === 'text' || column.baseType === 'varchar') && column.deterministic) return 'string';
-  if (column.baseType === 'int2' || column.baseType === 'int4' || column.baseType === 'int8') return 'bigint';
+  if (column.baseType === 'uuid') return 'uuid';
+  if ((column.baseType === 'text' || column.baseType === 'varchar') && column.deterministic) return 'text';
+  if (column.baseType === 'int2' || column.baseType === 'int4' || column.baseType === 'int8') return column.baseType;
   return null;
 }
 
 /**
  * Keys the source already holds unique (a SQLite unique index on some of the key's columns) whose
  * values all reach the target unchanged: distinct in the source, so distinct in the target, and the
- * target need not group them. One pass over the key columns checks "unchanged": every value is of
- * the one kind the target type spells one way (text left exactly as it is for uuid and text; SQLite
- * integers for integer types), since SQLite calls 1 and '1' distinct where the target would not,
- * and two spellings of one uuid or instant are distinct there too. Any other value, or a value that
- * does not convert, leaves the key to the grouping (which also names a value that does not convert).
+ * target need not group them. "Unchanged" is asked of the source in one pass (source.ts says what
+ * each kind admits): values of the one storage class the target type spells one way, as the
+ * converter leaves them, since SQLite calls 1 and '1' distinct where the target would not, and two
+ * spellings of one uuid or instant are distinct there too. Any other value, or one that does not
+ * convert, leaves the key to the grouping (which also names a value that does not convert).
  */
-async function heldBySource(
-  source: Source,
-  plan: TablePlan,
-  keys: readonly UniqueKey[],
-  batchSize: number,
-): Promise<Set<UniqueKey>> {
+async function heldBySource(source: Source, plan: TablePlan, keys: readonly UniqueKey[]): Promise<Set<UniqueKey>> {
+  if (!source.unchangedColumns) return new Set();
   const index = (c: string) => plan.columns.findIndex((p) => p.name === c);
   const unique = plan.source.uniqueColumns ?? [];
   const candidates = keys.filter(
@@ -170,32 +166,9 @@ async function heldBySource(
   );
   if (!candidates.length) return new Set();
   const positions = [...new Set(candidates.flatMap((k) => k.columns))].map(index);
-  const kinds = positions.map((p) => oneSpellingPerValue(plan.columns[p]));
-  const converters = positions.map((p) => plan.converters[p]);
-  const changed = new Set<number>();
-  const columns = positions.map((p) => plan.sourceColumns[p]);
-  for await (const batch of source.batches(plan.source, columns, batchSize, null)) {
-    for (const row of batch.rows) {
-      for (let i = 0; i < positions.length; i++) {
-        const v = row[i];
-        if (v === null || changed.has(i)) continue;
-        if (typeof v !== kinds[i]) changed.add(i);
-        else if (typeof v === 'string') {
-          try {
-            if (converters[i](v) !== v) changed.add(i);
-          } catch {
-            changed.add(i);
-          }
-        } else {
-          try {
-            converters[i](v);
-          } catch {
-            changed.add(i);
-          }
-        }
-      }
-    }
-    if (changed.size === positions.length) break;
-  }
-  return new Set(candidates.filter((k) => k.columns.every((c) => !changed.has(positions.indexOf(index(c))))));
+  const unchanged = await source.unchangedColumns(
+    plan.source.name,
+    positions.map((p) => ({ name: plan.sourceColumns[p], kind: oneSpellingPerValue(plan.columns[p])! })),
+  );
+  return new Set(candidates.filter((k) => k.columns.every((c) => unchanged[positions.indexOf(index(c))])));
 }

@@ -8,7 +8,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { BadInputError } from '../lambda/engine/errors';
 import type { SourceValue } from './convert';
-import type { Batch, Position, Source, SourceTable } from './source';
+import type { Batch, Position, Source, SourceTable, UnchangedKind } from './source';
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -149,6 +149,20 @@ class SqliteSource implements Source {
     }
   }
 
+  /** One pass in SQLite itself (no value crosses into JavaScript); the conditions are the converters' own (convert.ts). */
+  async unchangedColumns(table: string, columns: readonly { name: string; kind: UnchangedKind }[]): Promise<boolean[]> {
+    if (!columns.length) return [];
+    const changed = columns.map(
+      ({ name, kind }, i) => `max(${quote(name)} IS NOT NULL AND NOT (${unchanged(quote(name), kind)})) AS c${i}`,
+    );
+    const row = this.db
+      .prepare(`SELECT ${changed.join(', ')} FROM ${quote(table)}`)
+      .raw(true)
+      .get() as (number | null)[];
+    // max() over no rows is NULL: an empty table changes nothing.
+    return row.map((c) => !c);
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }
@@ -164,4 +178,18 @@ function toPosition(v: SourceValue): string {
 function fromPosition(p: string | number): bigint | string {
   const s = String(p);
   return s.startsWith('i:') ? BigInt(s.slice(2)) : s.slice(2);
+}
+
+const HEX = '[0-9a-f]';
+/** CANONICAL_UUID of convert.ts as a GLOB (case-sensitive, whole string). */
+const CANONICAL_UUID_GLOB = [8, 4, 4, 4, 12].map((n) => HEX.repeat(n)).join('-');
+const INTEGER_RANGE = { int2: 15n, int4: 31n, int8: 63n } as const;
+
+/** SQL true when `column`'s value (not NULL) is one the converter of `kind` leaves as it is. */
+function unchanged(column: string, kind: UnchangedKind): string {
+  if (kind === 'uuid') return `typeof(${column}) = 'text' AND ${column} GLOB '${CANONICAL_UUID_GLOB}'`;
+  // toText refuses a NUL; instr() on text would stop at one, on the bytes it does not.
+  if (kind === 'text') return `typeof(${column}) = 'text' AND instr(CAST(${column} AS BLOB), x'00') = 0`;
+  const bits = INTEGER_RANGE[kind];
+  return `typeof(${column}) = 'integer' AND ${column} BETWEEN ${-(1n << bits)} AND ${(1n << bits) - 1n}`;
 }
