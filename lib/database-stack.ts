@@ -327,6 +327,8 @@ export class DatabaseStack extends Stack {
         encryptionKey: key,
         deletionProtection: c.deletionProtection,
         port: c.port,
+        // The role the instance construct makes for monitoringInterval (aws-rds DatabaseInstanceNew).
+        monitoringRole: instance.node.findChild('MonitoringRole') as iam.IRole,
       },
     };
   }

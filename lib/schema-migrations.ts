@@ -125,6 +125,11 @@ export interface CreatedInstanceRestore {
   readonly encryptionKey: kms.IKey;
   readonly deletionProtection: boolean;
   readonly port: number;
+  /**
+   * The instance's enhanced-monitoring role: after a restore, ModifyDBInstance gives it to the restored
+   * copy (MonitoringRoleArn), which takes iam:PassRole on it. @default - no enhanced monitoring
+   */
+  readonly monitoringRole?: iam.IRole;
 }
 
 /**
@@ -321,6 +326,16 @@ export class SchemaMigrations extends Construct {
     );
     props.masterSecret.grantRead(this.role);
     props.appSecret.grantRead(this.role);
+    // Enhanced monitoring's role, handed to the restored copy by ModifyDBInstance: only to RDS.
+    if (!r.adopted && r.monitoringRole)
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'PassMonitoringRole',
+          actions: ['iam:PassRole'],
+          resources: [r.monitoringRole.roleArn],
+          conditions: { StringEquals: { 'iam:PassedToService': 'rds.amazonaws.com' } },
+        }),
+      );
     // Restoring an encrypted snapshot lets RDS create a grant on the key.
     if (r.encryptionKey)
       this.role.addToPolicy(

@@ -21,6 +21,7 @@ import {
   ModifyDBInstanceCommand,
   type RDSClient,
   RestoreDBInstanceFromDBSnapshotCommand,
+  type RestoreDBInstanceFromDBSnapshotCommandInput,
   type Tag,
 } from '@aws-sdk/client-rds';
 import type { RestoreState, RestoreStatus, SnapshotInfo, SnapshotPort, SnapshotState } from '../lifecycle/ports';
@@ -165,7 +166,9 @@ export class RdsSnapshots implements SnapshotPort {
             CopyTagsToSnapshot: true,
             DeletionProtection: false, // until it has taken the original's name
             EnableCloudwatchLogsExports: [...r.logExports],
-            Tags: toTags({ ...this.options.tags, [TAG_RESTORED_FROM]: id }),
+            ...carriedOver(original),
+            // The failed instance's own tags (a cost centre, an owner), then ours; not the restore's markers.
+            Tags: toTags({ ...ownTags(original), ...this.options.tags, [TAG_RESTORED_FROM]: id }),
           }),
         );
         return 'in-progress';
@@ -315,6 +318,43 @@ function restoreLike(r: RestoreSettings, original: DBInstance | undefined, ident
     port: original.Endpoint?.Port ?? r.port,
     logExports: original.EnabledCloudwatchLogsExports ?? [],
   };
+}
+
+/**
+ * What the instance has that a restore request also takes, beyond the stack's settings: storage size,
+ * provisioned IOPS and throughput, the CA certificate, backup retention and window, minor-version
+ * upgrades, IAM authentication, copying tags to snapshots and its log exports. Not the KMS key: the
+ * request takes none, and a restore from an encrypted snapshot is encrypted with the snapshot's key.
+ * What a restore cannot carry at all is copied after the rename (copyRestOfSettings).
+ */
+function carriedOver(original: DBInstance | undefined): Partial<RestoreDBInstanceFromDBSnapshotCommandInput> {
+  if (!original) return {};
+  const type = original.StorageType;
+  // gp3 below 400 GiB (PostgreSQL) has a fixed baseline, and RDS refuses IOPS or throughput given for it.
+  const gp3Provisioned = type === 'gp3' && (original.AllocatedStorage ?? 0) >= 400;
+  const carried: Partial<RestoreDBInstanceFromDBSnapshotCommandInput> = {
+    AllocatedStorage: original.AllocatedStorage,
+    Iops: type?.startsWith('io') || gp3Provisioned ? original.Iops : undefined,
+    StorageThroughput: gp3Provisioned ? original.StorageThroughput : undefined,
+    CACertificateIdentifier: original.CACertificateIdentifier,
+    BackupRetentionPeriod: original.BackupRetentionPeriod,
+    PreferredBackupWindow: original.PreferredBackupWindow,
+    AutoMinorVersionUpgrade: original.AutoMinorVersionUpgrade,
+    EnableIAMDatabaseAuthentication: original.IAMDatabaseAuthenticationEnabled,
+    CopyTagsToSnapshot: original.CopyTagsToSnapshot,
+    EnableCloudwatchLogsExports: original.EnabledCloudwatchLogsExports,
+  };
+  return Object.fromEntries(Object.entries(carried).filter(([, v]) => v !== undefined));
+}
+
+/** The instance's tags, less AWS's reserved ones and the markers of an earlier restore. */
+function ownTags(original: DBInstance | undefined): Record<string, string> {
+  const ours = new Set([TAG_RESTORED_FROM, TAG_FAILED_DEPLOY, TAG_SETTINGS_COPIED]);
+  return Object.fromEntries(
+    (original?.TagList ?? [])
+      .filter((t) => t.Key && t.Value !== undefined && !t.Key.startsWith('aws:') && !ours.has(t.Key))
+      .map((t) => [t.Key!, t.Value!]),
+  );
 }
 
 /** What the restore call is given: the stack's settings, or an adopted instance's as read from RDS. */

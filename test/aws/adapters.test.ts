@@ -293,6 +293,112 @@ describe('RdsSnapshots', () => {
     expect(rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)).toHaveLength(0);
   });
 
+  test('the restore request carries what the instance has and a restore accepts: storage, throughput, CA, backups, tags', async () => {
+    const s = snapshots();
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    rds.on(RestoreDBInstanceFromDBSnapshotCommand).resolves({});
+    instances({
+      'orion-prod': {
+        DBInstanceStatus: 'available',
+        StorageType: 'gp3',
+        AllocatedStorage: 500,
+        Iops: 12000,
+        StorageThroughput: 500,
+        CACertificateIdentifier: 'rds-ca-rsa4096-g1',
+        BackupRetentionPeriod: 14,
+        PreferredBackupWindow: '03:00-03:30',
+        AutoMinorVersionUpgrade: false,
+        IAMDatabaseAuthenticationEnabled: true,
+        CopyTagsToSnapshot: true,
+        EnabledCloudwatchLogsExports: ['postgresql'],
+        KmsKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/db', // the snapshot's: never in the request
+        TagList: [
+          { Key: 'cost-centre', Value: 'events' },
+          { Key: 'aws:cloudformation:stack-name', Value: 'Orion-prod' }, // reserved: RDS refuses it
+          { Key: TAG_RESTORED_FROM, Value: 'orion-prod-pre-older' }, // an earlier restore's marker
+          { Key: 'orion:stack', Value: 'stale' },
+        ],
+      },
+    });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)[0].args[0].input).toEqual({
+      DBInstanceIdentifier: s.keptAs(SNAP).replace('-failed-', '-restore-'),
+      DBSnapshotIdentifier: SNAP,
+      DBSubnetGroupName: 'orion-prod-db',
+      VpcSecurityGroupIds: ['sg-0aaa', 'sg-0bbb'],
+      DBParameterGroupName: 'orion-prod-params',
+      MultiAZ: true,
+      DBInstanceClass: 'db.t3.medium',
+      StorageType: 'gp3',
+      AllocatedStorage: 500,
+      Iops: 12000,
+      StorageThroughput: 500,
+      CACertificateIdentifier: 'rds-ca-rsa4096-g1',
+      BackupRetentionPeriod: 14,
+      PreferredBackupWindow: '03:00-03:30',
+      AutoMinorVersionUpgrade: false,
+      EnableIAMDatabaseAuthentication: true,
+      Port: 5433,
+      PubliclyAccessible: false,
+      CopyTagsToSnapshot: true,
+      DeletionProtection: false,
+      EnableCloudwatchLogsExports: ['postgresql'],
+      Tags: [
+        { Key: 'cost-centre', Value: 'events' },
+        { Key: 'orion:stack', Value: 'Orion-prod' },
+        { Key: TAG_RESTORED_FROM, Value: SNAP },
+      ],
+    });
+  });
+
+  test.each([
+    ['gp3 below 400 GiB: RDS refuses IOPS and throughput for its fixed baseline', 'gp3', 100, {}],
+    ['io2: its provisioned IOPS, and no throughput (gp3 only)', 'io2', 400, { Iops: 3000 }],
+    ['gp2: neither', 'gp2', 400, {}],
+  ])('storage performance in the restore request, %s', async (_, StorageType, AllocatedStorage, expected) => {
+    const s = snapshots();
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    rds.on(RestoreDBInstanceFromDBSnapshotCommand).resolves({});
+    instances({
+      'orion-prod': {
+        DBInstanceStatus: 'available',
+        StorageType,
+        AllocatedStorage,
+        Iops: 3000,
+        StorageThroughput: 125,
+      },
+    });
+    await s.restore(SNAP, 'x');
+    const input = rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)[0].args[0].input;
+    expect({ Iops: input.Iops, StorageThroughput: input.StorageThroughput }).toEqual({
+      Iops: undefined,
+      StorageThroughput: undefined,
+      ...expected,
+    });
+    expect(input.AllocatedStorage).toBe(AllocatedStorage);
+  });
+
+  test('after the rename, an instance without Performance Insights or enhanced monitoring gets them off, with no key or role', async () => {
+    const s = snapshots();
+    const failed = s.keptAs(SNAP);
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    rds.on(AddTagsToResourceCommand).resolves({});
+    rds.on(ModifyDBInstanceCommand).resolves({});
+    instances({
+      [failed]: { DBInstanceStatus: 'available', PerformanceInsightsEnabled: false, MonitoringInterval: 0 },
+      'orion-prod': { DBInstanceStatus: 'available', TagList: [{ Key: TAG_RESTORED_FROM, Value: SNAP }] },
+    });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        DBInstanceIdentifier: 'orion-prod',
+        EnablePerformanceInsights: false,
+        MonitoringInterval: 0,
+        ApplyImmediately: true,
+      },
+    ]);
+  });
+
   test('an adopted instance is restored with its own settings, read from RDS, and keeps its deletion protection', async () => {
     const s = new RdsSnapshots(new RDSClient({ region: 'eu-west-1' }), {
       instanceIdentifier: 'orion-prod',

