@@ -30,6 +30,13 @@ import { unlessNotFound } from './not-found';
 export const TAG_RESTORED_FROM = 'orion:restored-from';
 export const TAG_FAILED_DEPLOY = 'orion:failed-deploy-snapshot';
 export const TAG_RESTORE_REASON = 'orion:restore-reason';
+/**
+ * On every pre-migration snapshot `ensure` takes: `list` (and so the prune) sees only those. An adopted
+ * instance's own manual snapshots may have names like ours; they never carry it.
+ */
+export const TAG_PRE_MIGRATION = 'orion:pre-migration';
+/** Set by the lifecycle on every snapshot before TAG_PRE_MIGRATION existed: those are ours too. */
+const TAG_DEPLOY_ID = 'orion:deploy-id';
 /** On the restored instance once the settings a restore cannot carry were copied from the failed one. */
 export const TAG_SETTINGS_COPIED = 'orion:settings-copied';
 
@@ -82,7 +89,7 @@ export class RdsSnapshots implements SnapshotPort {
         new CreateDBSnapshotCommand({
           DBInstanceIdentifier: this.options.instanceIdentifier,
           DBSnapshotIdentifier: id,
-          Tags: toTags({ ...this.options.tags, ...tags }),
+          Tags: toTags({ ...this.options.tags, ...tags, [TAG_PRE_MIGRATION]: this.options.instanceIdentifier }),
         }),
       );
     } catch (err: any) {
@@ -104,7 +111,8 @@ export class RdsSnapshots implements SnapshotPort {
         }),
       );
       for (const s of out.DBSnapshots ?? []) {
-        if (s.DBSnapshotIdentifier)
+        const ours = s.TagList?.some((t) => t.Key === TAG_PRE_MIGRATION || t.Key === TAG_DEPLOY_ID);
+        if (s.DBSnapshotIdentifier && ours)
           found.push({ id: s.DBSnapshotIdentifier, createdAt: s.SnapshotCreateTime ?? new Date(0) });
       }
       marker = out.Marker;

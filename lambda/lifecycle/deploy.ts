@@ -649,6 +649,8 @@ async function pruneSnapshots(
   const keep = config.snapshotRetention ?? 5;
   const deleted: string[] = [];
   try {
+    // The port lists only the snapshots it took (on RDS: by their tag, not their name); the prefix
+    // narrows them to this stack's deploys.
     const mine = (await snapshots.list())
       .filter((s) => s.id.startsWith(`${config.snapshotPrefix}-pre-`))
       .sort((a, b) => (a.id === current ? -1 : b.id === current ? 1 : b.createdAt.getTime() - a.createdAt.getTime()));

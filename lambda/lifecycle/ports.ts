@@ -41,7 +41,10 @@ export interface SnapshotInfo {
 export interface SnapshotPort {
   /** Starts the snapshot `id` of the database, or finds the one a previous attempt started. */
   ensure(id: string, tags: Readonly<Record<string, string>>): Promise<SnapshotState>;
-  /** Pre-migration snapshots of this database (those `ensure` made), any order. */
+  /**
+   * Pre-migration snapshots of this database that `ensure` made, told by a mark `ensure` leaves (on RDS
+   * a tag), never by name alone: the prune deletes what this returns. Any order.
+   */
   list(): Promise<SnapshotInfo[]>;
   delete(id: string): Promise<void>;
   /**

@@ -21,6 +21,7 @@ import { SecretsManagerSecrets } from '../../lambda/aws/secrets';
 import {
   RdsSnapshots,
   TAG_FAILED_DEPLOY,
+  TAG_PRE_MIGRATION,
   TAG_RESTORE_REASON,
   TAG_RESTORED_FROM,
   TAG_SETTINGS_COPIED,
@@ -103,6 +104,7 @@ describe('RdsSnapshots', () => {
         { Key: 'orion:deploy-id', Value: 'd2' },
         { Key: 'orion:from-version', Value: '2' },
         { Key: 'orion:to-version', Value: '3' },
+        { Key: TAG_PRE_MIGRATION, Value: 'orion-prod' },
       ],
     });
     rds.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [{ DBSnapshotIdentifier: SNAP, Status: 'creating' }] });
@@ -130,17 +132,49 @@ describe('RdsSnapshots', () => {
   });
 
   test('list follows pagination; delete ignores a snapshot already gone', async () => {
+    const ours = [{ Key: TAG_PRE_MIGRATION, Value: 'orion-prod' }];
     rds
       .on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: 'orion-prod', SnapshotType: 'manual', Marker: undefined })
       .resolves({
-        DBSnapshots: [{ DBSnapshotIdentifier: 'a', SnapshotCreateTime: new Date('2026-01-01') }],
+        DBSnapshots: [{ DBSnapshotIdentifier: 'a', SnapshotCreateTime: new Date('2026-01-01'), TagList: ours }],
         Marker: 'm1',
       })
       .on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: 'orion-prod', SnapshotType: 'manual', Marker: 'm1' })
-      .resolves({ DBSnapshots: [{ DBSnapshotIdentifier: 'b', SnapshotCreateTime: new Date('2026-01-02') }] });
+      .resolves({
+        DBSnapshots: [{ DBSnapshotIdentifier: 'b', SnapshotCreateTime: new Date('2026-01-02'), TagList: ours }],
+      });
     expect((await snapshots().list()).map((s) => s.id)).toEqual(['a', 'b']);
     rds.on(DeleteDBSnapshotCommand).rejects(fault('DBSnapshotNotFoundFault'));
     await expect(snapshots().delete('a')).resolves.toBeUndefined();
+  });
+
+  test('list (and so the prune) sees only snapshots carrying our tag: a hand-made one named like ours is kept', async () => {
+    rds.on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: 'orion-prod', SnapshotType: 'manual' }).resolves({
+      DBSnapshots: [
+        {
+          DBSnapshotIdentifier: 'orion-prod-pre-release-0000aaaa',
+          SnapshotCreateTime: new Date('2026-01-01'),
+          TagList: [{ Key: TAG_PRE_MIGRATION, Value: 'orion-prod' }],
+        },
+        // Taken before the dedicated tag existed: the lifecycle's deploy id marks it as ours.
+        {
+          DBSnapshotIdentifier: 'orion-prod-pre-d1-0000bbbb',
+          SnapshotCreateTime: new Date('2026-01-02'),
+          TagList: [{ Key: 'orion:deploy-id', Value: 'd1' }],
+        },
+        // An adopted instance's own, named like ours by its previous owners, with and without tags.
+        { DBSnapshotIdentifier: 'orion-prod-pre-upgrade-by-hand', SnapshotCreateTime: new Date('2025-06-01') },
+        {
+          DBSnapshotIdentifier: 'orion-prod-pre-2025-migration',
+          SnapshotCreateTime: new Date('2025-07-01'),
+          TagList: [{ Key: 'owner', Value: 'dba' }],
+        },
+      ],
+    });
+    expect((await snapshots().list()).map((s) => s.id)).toEqual([
+      'orion-prod-pre-release-0000aaaa',
+      'orion-prod-pre-d1-0000bbbb',
+    ]);
   });
 
   test('restore walks restore → rename away → rename in, one resumable step per call, carrying the instance settings', async () => {

