@@ -83,7 +83,8 @@ export function createHandlers(deps: HandlerDeps) {
     // The Provider framework passes onEvent's own fields on to every isComplete (framework.ts,
     // createResponseEvent): when this request began, since the waiter counts attempts, not time.
     const StartedAt = new Date().toISOString();
-    if (event.RequestType === 'Update' && (await rollingBack(event)))
+    // A rollback (or, unknown yet, maybe one) is not checked here: isComplete decides once it knows.
+    if (event.RequestType === 'Update' && (await rollingBack(event)) !== false)
       return { PhysicalResourceId: event.PhysicalResourceId!, StartedAt };
     const settings = parseProperties(event.ResourceProperties);
     return { PhysicalResourceId: `${settings.instanceIdentifier}/${settings.roles.database}`, StartedAt };
@@ -101,7 +102,9 @@ export function createHandlers(deps: HandlerDeps) {
   ): Promise<{ IsComplete: boolean; Data?: Record<string, string> }> {
     try {
       if (event.RequestType === 'Delete') return { IsComplete: await releaseForFailedCreate(event) };
-      if (event.RequestType === 'Update' && (await rollingBack(event))) {
+      const back = event.RequestType === 'Update' ? await rollingBack(event) : false;
+      if (back === undefined) return { IsComplete: false };
+      if (back) {
         if (outOfHour(event)) {
           logger.error(
             'rollback: stopped before CloudFormation’s hour; the database is left as it is (see README, "On call")',
@@ -366,25 +369,49 @@ export function createHandlers(deps: HandlerDeps) {
     const outcome = await runLifecycle(settings, target, context, `${settings.deployId}-rollback`, false);
     if (outcome.status === 'waiting') return false;
     if (!outcome.report.ok) {
-      logger.error('rollback: the previous schema is back but a check failed', { errors: outcome.report.errors });
+      // A driver's message may echo a URL or a statement with a secret in it, like any other error logged here.
+      logger.error('rollback: the previous schema is back but a check failed', {
+        errors: await scrubObject(target, outcome.report.errors),
+      });
       metrics.add('RollbackProblems', 1);
     }
     return true;
   }
 
-  async function rollingBack(event: ProviderEvent): Promise<boolean> {
+  /**
+   * Whether CloudFormation is rolling the stack back; undefined when that cannot be told now. Without
+   * DescribeStacks, the deploy ids decide only when both are the construct's default, the synth time
+   * (a rollback carries the earlier one). A deploy id may be any string, and Date.parse reads some as
+   * dates ("1" and "2" are 2001-01-01 and 2001-02-01; "13" is not a date): guessing either way is
+   * wrong somewhere (a deploy taken for a rollback applies nothing and succeeds; a rollback taken for a
+   * deploy re-runs what failed), so the caller polls again, and DescribeStacks is asked again.
+   */
+  async function rollingBack(event: ProviderEvent): Promise<boolean | undefined> {
     try {
       return await deps.isRollingBack(event.StackId);
     } catch (err) {
-      // Without DescribeStacks, fall back to the properties: a rollback carries an older deploy id.
-      const now = Date.parse(String(event.ResourceProperties?.DeployId));
-      const old = Date.parse(String(oldDeployId(event)));
-      logger.warn('DescribeStacks failed; judging rollback by deploy ids', { error: describeError(err) });
-      return Number.isFinite(now) && Number.isFinite(old) && now < old;
+      const now = synthTime(event.ResourceProperties?.DeployId);
+      const old = synthTime(oldDeployId(event));
+      const known = now !== undefined && old !== undefined;
+      logger.warn(
+        known
+          ? 'DescribeStacks failed; judging rollback by the deploy ids (synth times)'
+          : 'DescribeStacks failed and the deploy ids are not synth times: polling again to tell a rollback from a deploy',
+        { error: describeError(err) },
+      );
+      return known ? now < old : undefined;
     }
   }
 
   return { onEvent, isComplete };
+}
+
+/** A deploy id as the construct writes it by default (the synth time, ISO 8601 in UTC), in ms; else undefined. */
+function synthTime(deployId: unknown): number | undefined {
+  if (typeof deployId !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(deployId))
+    return undefined;
+  const ms = Date.parse(deployId);
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** The deploy id of the properties an Update replaces (the failed deploy, during a rollback). */

@@ -442,6 +442,48 @@ describe('Custom::SchemaMigrations handler', () => {
     await expect(h.isComplete(malformed, context)).resolves.toEqual({ IsComplete: true });
   });
 
+  test('a rollback’s failed check is logged scrubbed, like every other error: a secret the server’s words contain is ***', async () => {
+    // The application's password is its role's name, which the failed check names: the message carries it.
+    fixture.secrets.appCredentials = { username: fixture.roles.app, password: fixture.roles.app };
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    await adminQuery(`ALTER ROLE "${fixture.roles.app}" REPLICATION`); // only a superuser may clear it: the check fails
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+    expect((await deploy(SOP_MIGRATIONS, event('Update', 'd1', 'd2'))).IsComplete).toBe(true);
+    const problem = logs.find((l) => l.message === 'rollback: the previous schema is back but a check failed');
+    expect(JSON.stringify(problem?.extra)).toMatch(/\*\*\* has no SUPERUSER.*only a superuser can clear it/);
+    expect(JSON.stringify(problem?.extra)).not.toContain(fixture.roles.app);
+    expect(metrics).toMatchObject({ RollbackProblems: 1 });
+  });
+
+  test('without DescribeStacks, deploy ids that are not synth times never decide rollback or deploy: it polls again', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    cfn.on(DescribeStacksCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
+    const next = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    const h = handlers(next);
+    // Build numbers: Date.parse reads "1" and "2" as 2001-01-01 and 2001-02-01, which looked like a rollback.
+    const e = event('Update', '1', '2');
+    const answer = await h.onEvent(e);
+    expect(await h.isComplete({ ...e, ...answer }, context)).toEqual({ IsComplete: false });
+    expect(logs.map((l) => l.message)).toContain(
+      'DescribeStacks failed and the deploy ids are not synth times: polling again to tell a rollback from a deploy',
+    );
+    expect(await tableNames(fixture.targetUrl)).not.toContain('speakers'); // neither applied nor judged
+    // DescribeStacks answers again: a deploy.
+    stackStatus('UPDATE_IN_PROGRESS');
+    expect(await h.isComplete({ ...e, ...answer }, context)).toMatchObject({ IsComplete: true });
+    expect(await tableNames(fixture.targetUrl)).toContain('speakers');
+    // The construct's own deploy ids, synth times, still decide: the earlier one is a rollback's.
+    cfn.on(DescribeStacksCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
+    const rollback = withProps(event('Update', '2026-12-01T10:00:00.000Z', '2026-12-04T10:00:00.000Z'), {
+      SchemaVersion: '2',
+    });
+    expect(await handlers(SOP_MIGRATIONS).isComplete({ ...rollback, ...answer }, context)).toEqual({
+      IsComplete: true,
+    });
+    expect(await tableNames(fixture.targetUrl)).toContain('speakers'); // policy keep: left ahead, with the alarm
+    expect(metrics).toMatchObject({ SchemaAhead: 1 });
+  });
+
   test('Delete never drops anything, including after a failed Create (the Provider framework’s marker id)', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const h = handlers(SOP_MIGRATIONS);
