@@ -169,6 +169,25 @@ describe('orion-db copy: conversion to the target types', () => {
     expect(again.json()).toMatchObject({ resumed: false, tables: [{ table: 'items', copied: 250, resumed_from: 0 }] });
   });
 
+  test('a value the server refuses (too long for its varchar) names the row by key, read again from SQLite', async () => {
+    const url = await target(`CREATE TABLE codes (id integer PRIMARY KEY, code varchar(3) NOT NULL);`);
+    const path = sqliteFile(`
+      CREATE TABLE codes (id INTEGER PRIMARY KEY, code TEXT);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
+      INSERT INTO codes SELECT i, 'c' || i FROM n;
+      UPDATE codes SET code = 'toolong' WHERE id = 17;`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--batch-size', '10', '--json']);
+    expect(run.code).toBe(1);
+    expect(run.json().errors).toEqual([
+      {
+        sqlstate: '22001',
+        message:
+          'table codes, key id=17, column code: the server refused it: value too long for type character varying(3)',
+      },
+    ]);
+    expect(await query(url, 'SELECT count(*)::int AS n FROM codes')).toEqual([{ n: 10 }]);
+  });
+
   test('a bad time and a bad boolean are refused with the row named; a text with NUL is refused', async () => {
     const url = await target(`CREATE TABLE e (k text PRIMARY KEY, at timestamptz, ok boolean, note text);`);
     for (const [values, column, problem] of [

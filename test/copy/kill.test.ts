@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { CLI, runCli } from '../helpers/cli';
-import { createDatabase, query } from '../helpers/db';
+import { client, createDatabase, query } from '../helpers/db';
 import { sqliteFile } from '../helpers/sqlite';
 
 const ROWS = 60_000;
@@ -184,23 +184,25 @@ describe('orion-db copy survives SIGKILL', () => {
     const source = await postgresSource();
     const db = await targetDb();
     const checkpoint = join(dirname(sqliteFile('CREATE TABLE x (a)')), 'pg-checkpoint.json');
-    const args = ['copy', '--from', source.url, '--to', db.url, '--batch-size', '5000', '--checkpoint', checkpoint];
+    const args = ['copy', '--from', source.url, '--to', db.url, '--batch-size', '2000', '--checkpoint', checkpoint];
     // Mid-batch: the source's COPY (SELECT …) TO STDOUT is streaming into the target's COPY FROM STDIN.
+    // Polled on one open session: a new connection per poll can miss a batch on a busy machine.
+    const watcher = await client(db.url);
     const streaming = async () => {
       if ((progressOf(checkpoint)?.rows ?? 0) < 10_000) return false;
-      const [{ out, into }] = await query(
-        db.url,
+      const { rows } = await watcher.query(
         `SELECT count(*) FILTER (WHERE datname = $1 AND query LIKE 'COPY (SELECT%TO STDOUT') AS out,
                 count(*) FILTER (WHERE datname = $2 AND query LIKE '%COPY % FROM STDIN%') AS into
            FROM pg_stat_activity WHERE application_name LIKE 'orion-db copy%' AND state = 'active'`,
         [source.name, db.name],
       );
-      return Number(out) > 0 && Number(into) > 0;
+      // pg_stat_activity is read once per transaction; each query here is its own.
+      return Number(rows[0].out) > 0 && Number(rows[0].into) > 0;
     };
     // Mid-table: wherever it has got to.
     const further = async () => (progressOf(checkpoint)?.rows ?? 0) >= 30_000;
     for (const ready of [streaming, further]) {
-      await killWhen(start(args), ready);
+      await killWhen(start(args), ready).finally(() => (ready === streaming ? watcher.end() : undefined));
       await sessionGone(db);
       const after = progressOf(checkpoint)!;
       const [{ n }] = await query(db.url, 'SELECT count(*)::int AS n FROM events');
@@ -216,7 +218,7 @@ describe('orion-db copy survives SIGKILL', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.json()).toMatchObject({
       resumed: true,
-      batch_size: 5000,
+      batch_size: 2000,
       tables: [
         { table: 'kinds', copied: 0 },
         { table: 'events', resumed_from: before, copied: ROWS - before },
