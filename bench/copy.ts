@@ -9,11 +9,12 @@
  *   PostgreSQL 15 (pg_dump 15 refuses a 16 server), through scripts/with-pg15.sh.
  * - Memory: peak RSS of `orion-db copy` on a 2 GB-class table (BENCH_COPY_BIG_ROWS rows of ≈ 1 KB).
  *
- * BENCH_COPY_ROUNDS (default 5) rounds; results in bench/results/copy.json.
+ * BENCH_COPY_ROUNDS (default 5) rounds; BENCH_COPY_CASES (default sqlite,pg,big) picks cases; results in
+ * bench/results/copy.json, each row with the 1-minute load average before and after it (the machine is shared).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { startEmbeddedServer } from '../lambda/local/embedded-server';
@@ -28,6 +29,8 @@ const SIZES = { activities: 300_000, tokens: 400_000, viewers: 100_000 };
 const TOTAL = SIZES.activities + SIZES.tokens + SIZES.viewers;
 const SCHEMA = readFileSync(join(ROOT, 'test', 'fixtures', 'orion-sop', '000001_init_schema.up.sql'), 'utf8');
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+const CASES = (process.env.BENCH_COPY_CASES ?? 'sqlite,pg,big').split(',');
+const load = () => Number(loadavg()[0].toFixed(2));
 
 interface Sample {
   ms: number;
@@ -45,6 +48,8 @@ interface Row {
   ratio?: number;
   rssMb?: number;
   note?: string;
+  /** 1-minute load average before and after the case. */
+  load?: [number, number];
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -164,13 +169,13 @@ function summarise(caseName: string, contender: string, samples: Sample[], note?
 }
 
 function print(rows: Row[]): void {
-  console.log('| case | contender | median s | min–max s | spread | vs peer | peak RSS MB |');
-  console.log('|---|---|---:|---:|---:|---:|---:|');
+  console.log('| case | contender | median s | min–max s | spread | vs peer | peak RSS MB | load |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     console.log(
       `| ${r.case} | ${r.contender}${r.note ? ` (${r.note})` : ''} | ${(r.median / 1000).toFixed(2)} | ` +
         `${(r.min / 1000).toFixed(2)}–${(r.max / 1000).toFixed(2)} | ${(r.spread * 100).toFixed(0)} % | ` +
-        `${r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : ''} | ${r.rssMb !== undefined ? r.rssMb.toFixed(0) : ''} |`,
+        `${r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : ''} | ${r.rssMb !== undefined ? r.rssMb.toFixed(0) : ''} | ${r.load ? r.load.join('–') : ''} |`,
     );
   }
 }
@@ -179,6 +184,7 @@ const TABLES = ['activities', 'activity_tokens', 'viewer_entries'];
 
 /** SQLite → PostgreSQL 16: orion-db copy and pgloader, alternating. */
 async function fromSqlite(serverUrl: string, data: string): Promise<Row[]> {
+  const before = load();
   const db = databases(serverUrl);
   const havePgloader = ensurePgloader();
   const orion: Sample[] = [];
@@ -215,11 +221,13 @@ async function fromSqlite(serverUrl: string, data: string): Promise<Row[]> {
     rows.push(summarise(label, 'pgloader (Debian, WITH data only)', pgloader));
     rows[0].ratio = rows[0].median / rows[1].median;
   }
+  for (const r of rows) r.load = [before, load()];
   return rows;
 }
 
 /** Peak RSS on a 2 GB-class table: memory is bounded by the batch, not the table. */
 async function bigTable(serverUrl: string): Promise<Row[]> {
+  const before = load();
   const data = sqliteData(
     `big-${BIG_ROWS}.db`,
     `PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
@@ -239,13 +247,19 @@ async function bigTable(serverUrl: string): Promise<Row[]> {
   if (copied !== BIG_ROWS) throw new Error(`copied ${copied} rows of the big table, expected ${BIG_ROWS}`);
   await db.drop(name);
   const gb = statSync(data).size / 1024 ** 3;
-  return [
-    summarise(`one ${gb.toFixed(1)} GB SQLite table`, 'orion-db copy', [s], `${BIG_ROWS.toLocaleString('en')} rows`),
-  ];
+  const row = summarise(
+    `one ${gb.toFixed(1)} GB SQLite table`,
+    'orion-db copy',
+    [s],
+    `${BIG_ROWS.toLocaleString('en')} rows`,
+  );
+  row.load = [before, load()];
+  return [row];
 }
 
 /** PostgreSQL → PostgreSQL on 15 (run inside scripts/with-pg15.sh): orion-db copy and pg_dump | psql. */
 async function pgToPg(serverUrl: string, data: string): Promise<Row[]> {
+  const before = load();
   const db = databases(serverUrl);
   const src = await db.fresh('copy_src');
   await run(process.execPath, [CLI, 'copy', '--from', `sqlite:///${data}`, '--to', db.urlOf(src)]);
@@ -279,6 +293,7 @@ async function pgToPg(serverUrl: string, data: string): Promise<Row[]> {
   const label = 'PG 15 → PG 15, 800k rows';
   const rows = [summarise(label, 'orion-db copy', orion), summarise(label, 'pg_dump --data-only | psql', dump)];
   rows[0].ratio = rows[0].median / rows[1].median;
+  for (const r of rows) r.load = [before, load()];
   return rows;
 }
 
@@ -302,21 +317,23 @@ async function main(): Promise<void> {
   const server = await startEmbeddedServer({ dataDir: join(parent, 'data'), password: 'bench', fast: true });
   const rows: Row[] = [];
   try {
-    rows.push(...(await fromSqlite(server.url, data)));
+    if (CASES.includes('sqlite')) rows.push(...(await fromSqlite(server.url, data)));
     print(rows);
     const pgOut = join(WORK, 'pg-to-pg.json');
     rmSync(pgOut, { force: true });
-    const pg = spawnSync(
-      'bash',
-      ['scripts/with-pg15.sh', process.execPath, '--import', 'tsx', __filename, '--pg-to-pg', pgOut],
-      {
-        cwd: ROOT,
-        stdio: 'inherit',
-      },
-    );
+    const pg = !CASES.includes('pg')
+      ? { status: null }
+      : spawnSync(
+          'bash',
+          ['scripts/with-pg15.sh', process.execPath, '--import', 'tsx', __filename, '--pg-to-pg', pgOut],
+          {
+            cwd: ROOT,
+            stdio: 'inherit',
+          },
+        );
     if (pg.status === 0) rows.push(...JSON.parse(readFileSync(pgOut, 'utf8')));
-    else console.error('the PostgreSQL 15 comparison failed; see above');
-    rows.push(...(await bigTable(server.url)));
+    else if (CASES.includes('pg')) console.error('the PostgreSQL 15 comparison failed; see above');
+    if (CASES.includes('big')) rows.push(...(await bigTable(server.url)));
   } finally {
     await server.stop();
     rmSync(parent, { recursive: true, force: true });
