@@ -8,20 +8,14 @@ import { DescribeDBInstancesCommand, ModifyDBInstanceCommand, RDSClient } from '
 import { mockClient } from 'aws-sdk-client-mock';
 import type { Client } from 'pg';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
-import { isStackRollingBack } from '../../lambda/aws/stack-status';
-import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
-import { createHandlers, type ProviderEvent } from '../../lambda/schema-migrator/handler';
-import type { SchemaMigrationsProperties } from '../../lambda/schema-migrator/properties';
-import { lastPollAfter } from '../../lib/schema-migrations';
+import type { ProviderEvent } from '../../lambda/schema-migrator/handler';
+import { providerEvent, STACK_ID, testHandlers, untilComplete } from '../helpers/custom-resource';
 import { adminUrl, client, migrationsDir } from '../helpers/db';
 import { type DeployFixture, deployFixture } from '../helpers/deploy';
 import { EVERY_KIND } from './helpers';
 
-const STACK_ID = 'arn:aws:cloudformation:eu-west-1:123456789012:stack/Orion-test/0a1b2c3d';
 const cfn = mockClient(CloudFormationClient);
 const rds = mockClient(RDSClient);
-const context = { getRemainingTimeInMillis: () => 14 * 60_000 };
 
 let fixture: DeployFixture;
 let admin: Client;
@@ -46,76 +40,12 @@ afterEach(async () => {
   await fixture.cleanup();
 });
 
-function handlers(dir: string) {
-  return createHandlers({
-    lastPollAfterMs: lastPollAfter().toMilliseconds(),
-    migrationsDir: dir,
-    logger: { info: () => {}, warn: () => {}, error: () => {} },
-    metrics: {
-      add: (name, value) => (metrics[name] = (metrics[name] ?? 0) + value),
-      addDuration: () => {},
-      flush: () => {},
-    },
-    isRollingBack: (stackId) => isStackRollingBack(new CloudFormationClient({ region: 'eu-west-1' }), stackId),
-    deletionProtection: (settings) =>
-      new RdsDeletionProtection(
-        new RDSClient({ region: 'eu-west-1' }),
-        new CloudFormationClient({ region: 'eu-west-1' }),
-        settings.instanceIdentifier,
-      ),
-    target: async () => ({
-      serverUrl: fixture.serverUrl,
-      secrets: fixture.secrets,
-      snapshots: new TemplateDatabaseSnapshots(admin, fixture.roles.database),
-    }),
-  });
-}
-
 function event(type: 'Create' | 'Update', deployId: string, driftPolicy: 'fail' | 'warn'): ProviderEvent {
-  const r = fixture.roles;
-  const properties: SchemaMigrationsProperties = {
-    DeployId: deployId,
-    MigrationsHash: 'x'.repeat(64),
-    DatabaseName: r.database,
-    OwnerRole: r.owner,
-    GroupRole: r.group,
-    AppRole: r.app,
-    MasterSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:master',
-    AppSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:app',
-    InstanceIdentifier: 'orion-test',
-    SnapshotPrefix: fixture.prefix,
-    SnapshotRetention: '5',
-    RestoreSubnetGroupName: 'orion-test-db',
-    RestoreSecurityGroupIds: ['sg-0123456789abcdef0'],
-    RestoreParameterGroupName: 'orion-test-params',
-    RestoreMultiAz: 'true',
-    RestoreInstanceClass: 'db.t3.medium',
-    RestoreStorageType: 'gp3',
-    RestoreDeletionProtection: 'true',
-    RestorePort: '5433',
-    DriftPolicy: driftPolicy,
-  };
-  return {
-    RequestType: type,
-    ServiceToken: 'arn:aws:lambda:eu-west-1:123456789012:function:provider',
-    ResponseURL: 'https://example.invalid/',
-    StackId: STACK_ID,
-    RequestId: `req-${deployId}`,
-    LogicalResourceId: 'SchemaMigrations',
-    ResourceType: 'Custom::SchemaMigrations',
-    ResourceProperties: { ServiceToken: 'x', ...properties } as any,
-    ...(type === 'Update' ? { PhysicalResourceId: `orion-test/${r.database}` } : {}),
-  } as ProviderEvent;
+  return providerEvent(fixture, type, deployId, { properties: { DriftPolicy: driftPolicy } });
 }
 
-async function deploy(dir: string, e: ProviderEvent) {
-  const h = handlers(dir);
-  const { PhysicalResourceId } = await h.onEvent(e);
-  for (let poll = 0; poll < 10; poll++) {
-    const result = await h.isComplete({ ...e, PhysicalResourceId }, context);
-    if (result.IsComplete) return result;
-  }
-  throw new Error('never completed');
+function deploy(dir: string, e: ProviderEvent) {
+  return untilComplete(testHandlers({ fixture, admin, migrationsDir: dir, metrics }), e);
 }
 
 test("DriftPolicy 'fail': a hand change fails the deploy before anything is applied; DriftFound counts it", async () => {

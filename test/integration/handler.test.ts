@@ -11,15 +11,22 @@ import { type DBInstance, DescribeDBInstancesCommand, ModifyDBInstanceCommand, R
 import { mockClient } from 'aws-sdk-client-mock';
 import type { Client } from 'pg';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
-import { isStackRollingBack } from '../../lambda/aws/stack-status';
 import { MIGRATION_LOCK_KEY } from '../../lambda/engine/lock';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import type { SnapshotPort } from '../../lambda/lifecycle/ports';
 import { TemplateDatabaseSnapshots } from '../../lambda/local/snapshots';
-import { createHandlers, type ProviderEvent } from '../../lambda/schema-migrator/handler';
+import type { ProviderEvent } from '../../lambda/schema-migrator/handler';
 import type { SchemaMigrationsProperties } from '../../lambda/schema-migrator/properties';
 import { lastPollAfter } from '../../lib/schema-migrations';
+import {
+  FULL_INVOCATION,
+  type LogLine,
+  providerEvent,
+  resourceProperties,
+  STACK_ID,
+  testHandlers,
+  untilComplete,
+} from '../helpers/custom-resource';
 import {
   adminQuery,
   adminUrl,
@@ -35,15 +42,14 @@ import { gatedPort } from '../helpers/gated-port';
 import { CREATE_FAILED_PHYSICAL_ID_MARKER, provider } from '../helpers/provider-framework';
 import { cuttingProxy } from '../helpers/proxy';
 
-const STACK_ID = 'arn:aws:cloudformation:eu-west-1:123456789012:stack/Orion-test/0a1b2c3d';
 const cfn = mockClient(CloudFormationClient);
 const rds = mockClient(RDSClient);
 const STACK_CREATED = new Date('2026-11-02T10:00:00Z');
-const context = { getRemainingTimeInMillis: () => 14 * 60_000 };
+const context = FULL_INVOCATION;
 
 let fixture: DeployFixture;
 let admin: Client;
-let logs: { level: string; message: string; extra?: unknown }[];
+let logs: LogLine[];
 let metrics: Record<string, number>;
 
 beforeEach(async () => {
@@ -79,77 +85,14 @@ const protectionChanges = () =>
   rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input.DeletionProtection);
 
 /** A handler as one Lambda bundle would be: its own migrations folder. */
-function handlers(
-  dir: string,
-  serverUrl = fixture.serverUrl,
-  snapshots?: SnapshotPort,
-  lastPollAfterMs = lastPollAfter().toMilliseconds(),
-) {
-  const record = (level: string) => (message: string, extra?: Record<string, unknown>) =>
-    logs.push({ level, message, extra });
-  return createHandlers({
-    migrationsDir: dir,
-    lastPollAfterMs,
-    logger: { info: record('info'), warn: record('warn'), error: record('error') },
-    metrics: {
-      add: (name, value) => (metrics[name] = (metrics[name] ?? 0) + value),
-      addDuration: () => {},
-      flush: () => {},
-    },
-    isRollingBack: (stackId) => isStackRollingBack(new CloudFormationClient({ region: 'eu-west-1' }), stackId),
-    deletionProtection: (settings) =>
-      new RdsDeletionProtection(
-        new RDSClient({ region: 'eu-west-1' }),
-        new CloudFormationClient({ region: 'eu-west-1' }),
-        settings.instanceIdentifier,
-        settings.adoptedInstance,
-      ),
-    target: async () => ({
-      serverUrl,
-      secrets: fixture.secrets,
-      snapshots: snapshots ?? new TemplateDatabaseSnapshots(admin, fixture.roles.database),
-    }),
-  });
+function handlers(dir: string, serverUrl?: string, snapshots?: SnapshotPort, lastPollAfterMs?: number) {
+  return testHandlers({ fixture, admin, migrationsDir: dir, metrics, logs, serverUrl, snapshots, lastPollAfterMs });
 }
 
-function properties(deployId: string): SchemaMigrationsProperties {
-  const r = fixture.roles;
-  return {
-    DeployId: deployId,
-    MigrationsHash: 'x'.repeat(64),
-    DatabaseName: r.database,
-    OwnerRole: r.owner,
-    GroupRole: r.group,
-    AppRole: r.app,
-    MasterSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:master',
-    AppSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:app',
-    InstanceIdentifier: 'orion-test',
-    SnapshotPrefix: fixture.prefix,
-    SnapshotRetention: '5',
-    RestoreSubnetGroupName: 'orion-test-db',
-    RestoreSecurityGroupIds: ['sg-0123456789abcdef0'],
-    RestoreParameterGroupName: 'orion-test-params',
-    RestoreMultiAz: 'true',
-    RestoreInstanceClass: 'db.t3.medium',
-    RestoreStorageType: 'gp3',
-    RestoreDeletionProtection: 'true',
-    RestorePort: '5433',
-  };
-}
+const properties = (deployId: string) => resourceProperties(fixture, deployId);
 
 function event(type: 'Create' | 'Update' | 'Delete', deployId: string, oldDeployId?: string): ProviderEvent {
-  return {
-    RequestType: type,
-    ServiceToken: 'arn:aws:lambda:eu-west-1:123456789012:function:provider',
-    ResponseURL: 'https://example.invalid/',
-    StackId: STACK_ID,
-    RequestId: `req-${deployId}`,
-    LogicalResourceId: 'SchemaMigrations',
-    ResourceType: 'Custom::SchemaMigrations',
-    ResourceProperties: { ServiceToken: 'x', ...properties(deployId) } as any,
-    ...(type !== 'Create' ? { PhysicalResourceId: `orion-test/${fixture.roles.database}` } : {}),
-    ...(oldDeployId ? { OldResourceProperties: { ServiceToken: 'x', ...properties(oldDeployId) } } : {}),
-  } as ProviderEvent;
+  return providerEvent(fixture, type, deployId, { oldDeployId });
 }
 
 /** The event with other (the previous template's) properties, e.g. the rollback policy. */
@@ -158,15 +101,8 @@ function withProps(e: ProviderEvent, extra: Partial<SchemaMigrationsProperties>)
 }
 
 /** onEvent, then isComplete polled until done, as the Provider framework does. */
-async function deploy(dir: string, e: ProviderEvent, h = handlers(dir)) {
-  // The framework merges onEvent's answer into the event every isComplete gets (createResponseEvent).
-  const answer = await h.onEvent(e);
-  const { PhysicalResourceId } = answer;
-  for (let poll = 0; poll < 10; poll++) {
-    const result = await h.isComplete({ ...e, ...answer }, context);
-    if (result.IsComplete) return { PhysicalResourceId, ...result };
-  }
-  throw new Error('never completed');
+function deploy(dir: string, e: ProviderEvent, h = handlers(dir)) {
+  return untilComplete(h, e, context);
 }
 
 function sopPlus(extra: Record<string, string> = {}): string {
@@ -180,6 +116,47 @@ function sopPlus(extra: Record<string, string> = {}): string {
     files[f] = readFileSync(join(SOP_MIGRATIONS, f), 'utf8');
   }
   return migrationsDir({ ...files, ...extra });
+}
+
+const SPEAKERS_UP = { '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' };
+const SPEAKERS = { ...SPEAKERS_UP, '000003_speakers.down.sql': 'DROP TABLE speakers;' };
+
+/**
+ * The set-up of a stack rollback: d1 deploys the SOP's migrations, d2 adds `files` (its folder is
+ * returned), then a resource after ours fails and CloudFormation rolls the stack back.
+ */
+async function deployedThenRollingBack(files: Record<string, string>): Promise<string> {
+  await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+  const dir = sopPlus(files);
+  await deploy(dir, event('Update', 'd2', 'd1'));
+  stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+  return dir;
+}
+
+/** The rollback's request: d1's properties (with `extra`, e.g. its policy) replacing d2's. */
+function rollbackEvent(extra: Partial<SchemaMigrationsProperties> = {}): ProviderEvent {
+  return withProps(event('Update', 'd1', 'd2'), extra);
+}
+
+/**
+ * The template-database snapshot port, but once a restore is done the gate in front of the server
+ * closes (for `reopenAfterMs`, or for good), as an RDS endpoint stops resolving after the rename.
+ */
+function closingAfterRestore(gate: { close(reopenAfterMs?: number): Promise<void> }, reopenAfterMs?: number) {
+  const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
+  const port: SnapshotPort = {
+    ensure: (id, tags) => local.ensure(id, tags),
+    list: () => local.list(),
+    delete: (id) => local.delete(id),
+    restoreStatus: (id) => local.restoreStatus(id),
+    keptAs: (id) => local.keptAs(id),
+    async restore(id, reason) {
+      const state = await local.restore(id, reason);
+      if (state === 'done') await gate.close(reopenAfterMs);
+      return state;
+    },
+  };
+  return port;
 }
 
 async function ledger() {
@@ -237,7 +214,7 @@ describe('Custom::SchemaMigrations handler', () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     await query(fixture.targetUrl, insertActivities('dup', 'dup'));
     const dir = sopPlus({
-      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+      ...SPEAKERS_UP,
       '000004_unique_title.up.sql':
         '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
     });
@@ -255,19 +232,9 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a stack rollback after a later resource failed reverts the failed deploy with its stored down scripts', async () => {
-    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const next = sopPlus({
-      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
-      '000003_speakers.down.sql': 'DROP TABLE speakers;',
-    });
-    await deploy(next, event('Update', 'd2', 'd1'));
+    await deployedThenRollingBack(SPEAKERS);
     expect(await tableNames(fixture.targetUrl)).toContain('speakers');
-
-    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS'); // a resource after ours failed
-    const rolledBack = await deploy(
-      SOP_MIGRATIONS,
-      withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts' }),
-    );
+    const rolledBack = await deploy(SOP_MIGRATIONS, rollbackEvent({ Rollback: 'down-scripts' }));
     expect(rolledBack.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     expect((await ledger()).find((r) => r.version === 3)).toMatchObject({ status: 'reverted', deploy_id: 'd2' });
@@ -275,18 +242,12 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a rollback whose down script fails never fails the stack, and its log holds no secret the server echoed', async () => {
-    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const master = (await fixture.secrets.master()).password;
-    const next = sopPlus({
-      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+    await deployedThenRollingBack({
+      ...SPEAKERS_UP,
       '000003_speakers.down.sql': `SELECT '${master}'::int;`, // fails, quoting the secret back
     });
-    await deploy(next, event('Update', 'd2', 'd1'));
-    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    const rolledBack = await deploy(
-      SOP_MIGRATIONS,
-      withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts' }),
-    );
+    const rolledBack = await deploy(SOP_MIGRATIONS, rollbackEvent({ Rollback: 'down-scripts' }));
     expect(rolledBack.IsComplete).toBe(true);
     expect(metrics).toMatchObject({ RollbackProblems: 1 });
     expect(metrics.Restores).toBeUndefined(); // a failing down script is no reason to restore
@@ -296,14 +257,8 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('rollback policy restore restores the failed deploy’s snapshot; down-scripts with a script missing restores nothing and raises the alarm', async () => {
-    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
-    await deploy(dir, event('Update', 'd2', 'd1'));
-    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    const keptAhead = await deploy(
-      dir,
-      withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts', SchemaVersion: '2' }),
-    );
+    const dir = await deployedThenRollingBack(SPEAKERS_UP);
+    const keptAhead = await deploy(dir, rollbackEvent({ Rollback: 'down-scripts', SchemaVersion: '2' }));
     expect(keptAhead.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).toContain('speakers');
     expect(metrics).toMatchObject({ SchemaAhead: 1, MigrationFailures: 1 });
@@ -312,10 +267,7 @@ describe('Custom::SchemaMigrations handler', () => {
       /the schema is left ahead of the stack: 3 \(speakers\) stay applied \(rollback policy down-scripts: cannot revert to 2: no down script was stored for 3 \(speakers\)\)/,
     );
 
-    const rolledBack = await deploy(
-      dir,
-      withProps(event('Update', 'd1', 'd2'), { Rollback: 'restore', SchemaVersion: '2' }),
-    );
+    const rolledBack = await deploy(dir, rollbackEvent({ Rollback: 'restore', SchemaVersion: '2' }));
     expect(rolledBack.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     expect(metrics.Restores).toBe(1);
@@ -323,13 +275,10 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a keep rollback run by the previous code (its folder lacks what the failed deploy applied) still re-asserts the lockdown', async () => {
-    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
-    await deploy(dir, event('Update', 'd2', 'd1'));
+    await deployedThenRollingBack(SPEAKERS_UP);
     await query(fixture.targetUrl, `GRANT ALL ON speakers TO "${fixture.roles.app}"`);
-    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
     // CloudFormation rolls the function back first: the rollback runs the previous bundle and migrations.
-    const rolledBack = await deploy(SOP_MIGRATIONS, withProps(event('Update', 'd1', 'd2'), { SchemaVersion: '2' }));
+    const rolledBack = await deploy(SOP_MIGRATIONS, rollbackEvent({ SchemaVersion: '2' }));
     expect(rolledBack.IsComplete).toBe(true);
     expect(metrics.RollbackProblems).toBeUndefined();
     expect(JSON.stringify(logs)).not.toMatch(/file is missing from the migrations folder/);
@@ -343,15 +292,9 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('by default (policy keep) a rollback leaves what the deploy applied, raises the alarm and loses no write made since', async () => {
-    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const dir = sopPlus({
-      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
-      '000003_speakers.down.sql': 'DROP TABLE speakers;',
-    });
-    await deploy(dir, event('Update', 'd2', 'd1'));
+    const dir = await deployedThenRollingBack(SPEAKERS);
     await query(fixture.targetUrl, 'INSERT INTO speakers VALUES (1)'); // written after the deploy
-    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    const rolledBack = await deploy(dir, withProps(event('Update', 'd1', 'd2'), { SchemaVersion: '2' }));
+    const rolledBack = await deploy(dir, rollbackEvent({ SchemaVersion: '2' }));
     expect(rolledBack.IsComplete).toBe(true);
     expect(await query(fixture.targetUrl, 'SELECT id FROM speakers')).toEqual([{ id: 1 }]);
     expect(metrics).toMatchObject({ SchemaAhead: 1, MigrationFailures: 1 });
@@ -360,9 +303,9 @@ describe('Custom::SchemaMigrations handler', () => {
 
   test('a rollback never applies a pending migration, though the function still carries the new ones', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    const dir = sopPlus(SPEAKERS_UP);
     stackStatus('UPDATE_ROLLBACK_IN_PROGRESS'); // the deploy of d2 never reached our resource
-    const rolledBack = await deploy(dir, withProps(event('Update', 'd1', 'd2'), { SchemaVersion: '2' }));
+    const rolledBack = await deploy(dir, rollbackEvent({ SchemaVersion: '2' }));
     expect(rolledBack.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
     expect((await ledger()).map((r) => r.version)).toEqual([1, 2]);
@@ -370,17 +313,8 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a stored down script the parser rejects is not read as "no down script": nothing is restored, the alarm is raised', async () => {
-    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const dir = sopPlus({
-      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
-      '000003_speakers.down.sql': 'DROP TABL speakers;',
-    });
-    await deploy(dir, event('Update', 'd2', 'd1'));
-    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    const rolledBack = await deploy(
-      dir,
-      withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts', SchemaVersion: '2' }),
-    );
+    const dir = await deployedThenRollingBack({ ...SPEAKERS_UP, '000003_speakers.down.sql': 'DROP TABL speakers;' });
+    const rolledBack = await deploy(dir, rollbackEvent({ Rollback: 'down-scripts', SchemaVersion: '2' }));
     expect(rolledBack.IsComplete).toBe(true);
     expect(await tableNames(fixture.targetUrl)).toContain('speakers');
     expect(metrics.Restores).toBeUndefined();
@@ -389,18 +323,12 @@ describe('Custom::SchemaMigrations handler', () => {
   });
 
   test('a rollback that finds the migration lock held polls again instead of reporting complete', async () => {
-    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const dir = sopPlus({
-      '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
-      '000003_speakers.down.sql': 'DROP TABLE speakers;',
-    });
-    await deploy(dir, event('Update', 'd2', 'd1'));
-    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+    const dir = await deployedThenRollingBack(SPEAKERS);
     const holder = await client(fixture.targetUrl);
     try {
       await holder.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY.toString()]);
       const h = handlers(dir);
-      const e = withProps(event('Update', 'd1', 'd2'), { Rollback: 'down-scripts', SchemaVersion: '2' });
+      const e = rollbackEvent({ Rollback: 'down-scripts', SchemaVersion: '2' });
       await h.onEvent(e);
       const shortContext = { getRemainingTimeInMillis: () => 8_000 }; // waits 2 s for the lock
       await expect(h.isComplete(e, shortContext)).resolves.toEqual({ IsComplete: false });
@@ -458,7 +386,7 @@ describe('Custom::SchemaMigrations handler', () => {
   test('without DescribeStacks, deploy ids that are not synth times never decide rollback or deploy: it polls again', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     cfn.on(DescribeStacksCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
-    const next = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    const next = sopPlus(SPEAKERS_UP);
     const h = handlers(next);
     // Build numbers: Date.parse reads "1" and "2" as 2001-01-01 and 2001-02-01, which looked like a rollback.
     const e = event('Update', '1', '2');
@@ -585,7 +513,7 @@ describe('Custom::SchemaMigrations handler', () => {
       keptAs: (id) => local.keptAs(id),
       restore: (id, reason) => local.restore(id, reason),
     };
-    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    const dir = sopPlus(SPEAKERS_UP);
     const waited = await provider(handlers(dir, undefined, stuck), event('Update', 'd2', 'd1'), context, waiter);
     expect(waited).toMatchObject({ Status: 'FAILED', Reason: 'Operation timed out', polls: 4 });
     expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
@@ -622,7 +550,7 @@ describe('Custom::SchemaMigrations handler', () => {
       const viaProxy = new URL(fixture.serverUrl);
       viaProxy.host = `127.0.0.1:${proxy.port}`;
       proxy.cutAfter(/SELECT rolname FROM pg_roles WHERE rolname = ANY/); // the lockdown's first read
-      const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+      const dir = sopPlus(SPEAKERS_UP);
       const err = await deploy(dir, event('Update', 'd2', 'd1'), handlers(dir, viaProxy.toString())).catch((x) => x);
       expect(proxy.cuts).toBe(1);
       expect(err.message).toMatch(
@@ -643,21 +571,9 @@ describe('Custom::SchemaMigrations handler', () => {
     try {
       const viaGate = new URL(fixture.serverUrl);
       viaGate.host = `127.0.0.1:${gate.port}`;
-      const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
-      const unreachable: SnapshotPort = {
-        ensure: (id, tags) => local.ensure(id, tags),
-        list: () => local.list(),
-        delete: (id) => local.delete(id),
-        restoreStatus: (id) => local.restoreStatus(id),
-        keptAs: (id) => local.keptAs(id),
-        async restore(id, reason) {
-          const state = await local.restore(id, reason);
-          if (state === 'done') await gate.close(); // and never answers again
-          return state;
-        },
-      };
+      const unreachable = closingAfterRestore(gate); // and never answers again
       const dir = sopPlus({
-        '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+        ...SPEAKERS_UP,
         '000004_unique_title.up.sql':
           '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
       });
@@ -690,7 +606,7 @@ describe('Custom::SchemaMigrations handler', () => {
     const keepOne = (e: ProviderEvent) =>
       ({ ...e, ResourceProperties: { ...e.ResourceProperties, SnapshotRetention: '1' } }) as ProviderEvent;
     await deploy(SOP_MIGRATIONS, keepOne(event('Create', 'd1')), handlers(SOP_MIGRATIONS, undefined, undeletable));
-    const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+    const dir = sopPlus(SPEAKERS_UP);
     const done = await deploy(dir, keepOne(event('Update', 'd2', 'd1')), handlers(dir, undefined, undeletable));
     expect(done.Data).toMatchObject({ FromVersion: '2', ToVersion: '3', Applied: '1' });
     expect(JSON.stringify(logs)).toMatch(
@@ -743,7 +659,7 @@ describe('Custom::SchemaMigrations handler', () => {
         keptAs: (id) => local.keptAs(id),
         restore: (id, reason) => local.restore(id, reason),
       };
-      const dir = sopPlus({ '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);' });
+      const dir = sopPlus(SPEAKERS_UP);
       const h = handlers(dir, viaProxy.toString(), slow);
       const e = event('Update', 'd2', 'd1');
       await h.onEvent(e);
@@ -840,21 +756,9 @@ describe('Custom::SchemaMigrations handler', () => {
       const viaGate = new URL(fixture.serverUrl);
       viaGate.host = `127.0.0.1:${gate.port}`;
       // As RDS: once the restored instance has taken the name, the name does not resolve for a while.
-      const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
-      const renaming: SnapshotPort = {
-        ensure: (id, tags) => local.ensure(id, tags),
-        list: () => local.list(),
-        delete: (id) => local.delete(id),
-        restoreStatus: (id) => local.restoreStatus(id),
-        keptAs: (id) => local.keptAs(id),
-        async restore(id, reason) {
-          const state = await local.restore(id, reason);
-          if (state === 'done') await gate.close(1_500);
-          return state;
-        },
-      };
+      const renaming = closingAfterRestore(gate, 1_500);
       const dir = sopPlus({
-        '000003_speakers.up.sql': 'CREATE TABLE speakers (id int);',
+        ...SPEAKERS_UP,
         '000004_unique_title.up.sql':
           '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
       });
