@@ -40,7 +40,11 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     throw new ConnectionError(`invalid database URL ${redactUrl(url)}: ${scrub(err.message, url)}`);
   }
   // A dropped connection is reported by the query that was running; don't let it crash the process.
-  client.on('error', () => {});
+  // A session the server ends while no query runs is told only here: remembered for sessionEndedByServer.
+  client.on('error', (err) => {
+    const { severity, code } = err as { severity?: string; code?: string };
+    if (severity === 'FATAL' && (code === '57P01' || code === '57P02')) endedByServer.add(client);
+  });
   if (options.queryTimeoutMs !== undefined) closeOnReadTimeout(client);
   try {
     await client.connect();
@@ -55,6 +59,16 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     );
   }
   return client;
+}
+
+const endedByServer = new WeakSet<Client>();
+
+/**
+ * Whether the server ended this session itself (FATAL 57P01 or 57P02: pg_terminate_backend, a
+ * shutdown) while no query was running; the next query then fails only with "not queryable".
+ */
+export function sessionEndedByServer(client: Client): boolean {
+  return endedByServer.has(client);
 }
 
 /**

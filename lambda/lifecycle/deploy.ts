@@ -10,7 +10,14 @@ import type { Client } from 'pg';
 import type { TakeOverOptions } from '../engine/adopt';
 import { baselineComparer } from '../engine/adopt/compare';
 import { planBatches } from '../engine/batches';
-import { closeQuietly, type connect, connectWhenReachable, withDatabase, withUser } from '../engine/db';
+import {
+  closeQuietly,
+  type connect,
+  connectWhenReachable,
+  sessionEndedByServer,
+  withDatabase,
+  withUser,
+} from '../engine/db';
 import {
   asServerError,
   BadInputError,
@@ -341,6 +348,8 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
       progress.committed = true;
       if (result.error && (result.connectionLost || result.endedByServer)) {
         const lost = result.error.message;
+        // Ended between two queries, the server's word came as an event, and the query after it lost the connection.
+        const endedByServer = result.endedByServer || sessionEndedByServer(target);
         log(`the migration's session ended (${lost}); reconnecting to see whether the server restarted`);
         await closeQuietly(target); // a silent socket never answers a polite end
         // Bounded: a failing-over or rebooting server answers again within a minute or two.
@@ -351,7 +360,7 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
           },
         );
         const now = await serverSession(target);
-        const end = sessionEnd(session, now, result.endedByServer);
+        const end = sessionEnd(session, now, endedByServer);
         const said = describeSessionEnd(end, session, now);
         log(said);
         report.session_ended = { cause: end, error: lost, server_before: session, server_after: now };

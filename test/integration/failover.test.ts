@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { connect } from '../../lambda/engine/db';
+import { connect, sessionEndedByServer } from '../../lambda/engine/db';
 import { type EmbeddedServer, startEmbeddedServer } from '../../lambda/local/embedded-server';
 import { adminQuery, adminUrl, migrationsDir, query, tableNames } from '../helpers/db';
 import { type DeployFixture, deployFixture } from '../helpers/deploy';
@@ -178,5 +178,17 @@ describe('a query that got no answer (pg query_timeout)', () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('a session the server ends while no query runs', () => {
+  test('is remembered as ended by the server (pg tells it only as an event), not taken for a network fault', async () => {
+    const c = await connect(adminUrl(), { applicationName: 'orion-test idle victim' });
+    const { rows } = await c.query('SELECT pg_backend_pid() AS pid');
+    expect(sessionEndedByServer(c)).toBe(false);
+    await adminQuery('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+    await waitFor(async () => sessionEndedByServer(c), 'the FATAL 57P01 event', 10_000);
+    await expect(c.query('SELECT 1')).rejects.toThrow(/not queryable|terminat/i);
+    await c.end();
   });
 });
