@@ -138,6 +138,9 @@ export class DatabaseStack extends Stack {
         encryptionKey: adopted.kmsKeyArn ? kms.Key.fromKeyArn(this, 'InstanceKey', adopted.kmsKeyArn) : undefined,
         deletionProtection: c.deletionProtection,
         port,
+        monitoringRole: adopted.monitoringRoleArn
+          ? iam.Role.fromRoleArn(this, 'MonitoringRole', adopted.monitoringRoleArn, { mutable: false })
+          : undefined,
       };
     } else {
       const created = this.createInstance(c, identifier, vpc, isolated, dbSg, key);

@@ -144,6 +144,8 @@ export interface AdoptedInstanceRestore {
   readonly encryptionKey?: kms.IKey;
   readonly deletionProtection: boolean;
   readonly port: number;
+  /** Its enhanced-monitoring role (see CreatedInstanceRestore). @default - not passed: copied by hand */
+  readonly monitoringRole?: iam.IRole;
 }
 
 export class SchemaMigrations extends Construct {
@@ -327,7 +329,7 @@ export class SchemaMigrations extends Construct {
     props.masterSecret.grantRead(this.role);
     props.appSecret.grantRead(this.role);
     // Enhanced monitoring's role, handed to the restored copy by ModifyDBInstance: only to RDS.
-    if (!r.adopted && r.monitoringRole)
+    if (r.monitoringRole)
       this.role.addToPolicy(
         new iam.PolicyStatement({
           sid: 'PassMonitoringRole',

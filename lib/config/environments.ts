@@ -45,6 +45,12 @@ export interface ExistingInstance {
    * `kms:CreateGrant` on it. @default - the AWS-managed `aws/rds` key, or none
    */
   readonly kmsKeyArn?: string;
+  /**
+   * ARN of the instance's enhanced-monitoring role, if it has enhanced monitoring: after a restore
+   * the migration function gives it to the restored copy, which needs `iam:PassRole` on it.
+   * @default - none: a restored copy's enhanced monitoring is turned on by hand (README, "On call")
+   */
+  readonly monitoringRoleArn?: string;
 }
 
 export interface EnvironmentConfig {
@@ -281,7 +287,15 @@ export function validateEnvironment(c: EnvironmentConfig): void {
   if (errors.length) throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`);
 }
 
-const EXISTING_INSTANCE_KEYS = ['identifier', 'endpoint', 'port', 'securityGroupId', 'masterSecretArn', 'kmsKeyArn'];
+const EXISTING_INSTANCE_KEYS = [
+  'identifier',
+  'endpoint',
+  'port',
+  'securityGroupId',
+  'masterSecretArn',
+  'kmsKeyArn',
+  'monitoringRoleArn',
+];
 /** RDS allows 63 characters; restores add `-restore-` and 8 hex digits to the identifier. */
 const MAX_ADOPTED_IDENTIFIER = 63 - '-restore-'.length - 8;
 
@@ -369,6 +383,13 @@ function validateExistingInstance(c: EnvironmentConfig, at: (setting: string, me
         `"${key}" is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID; an alias will not do)`,
       );
     else inEnvironment('kmsKeyArn', m);
+  }
+  const monitoring = text('monitoringRoleArn', true);
+  if (monitoring !== undefined) {
+    const m = monitoring.match(/^arn:aws(?:-cn|-us-gov)?:iam::(\d{12}):role\/[\w+=,.@/-]+$/);
+    if (!m) at(field('monitoringRoleArn'), `"${monitoring}" is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)`);
+    else if (c.account !== undefined && m[1] !== c.account)
+      at(field('monitoringRoleArn'), `is in account ${m[1]}, not the environment's ${c.account}`);
   }
   // The functions that reach the instance run in its VPC: the stack must be told which one.
   if (!c.existingVpc)

@@ -215,6 +215,16 @@ describe('environment config', () => {
         /prod\.existingInstance\.kmsKeyArn: is in region us-east-1, not the environment's eu-west-1/,
       ],
       [
+        'a monitoring role name instead of its ARN',
+        { monitoringRoleArn: 'rds-monitoring-role' },
+        /prod\.existingInstance\.monitoringRoleArn: "rds-monitoring-role" is not an IAM role ARN/,
+      ],
+      [
+        'a monitoring role of another account',
+        { monitoringRoleArn: 'arn:aws:iam::999999999999:role/rds-monitoring-role' },
+        /prod\.existingInstance\.monitoringRoleArn: is in account 999999999999, not the environment's 123456789012/,
+      ],
+      [
         'a misspelt field',
         { securityGroup: 'sg-0a1b2c3d4e5f60733' },
         /prod\.existingInstance\.securityGroup: unknown setting/,

@@ -121,9 +121,19 @@ const DESCRIBED = {
   StorageType: 'gp2',
 };
 
+/** The same, with enhanced monitoring: its role is configured, the stack's to pass to a restored copy. */
+const ADOPTING_MONITORED: Partial<EnvironmentConfig> = {
+  ...ADOPTING,
+  existingInstance: {
+    ...ADOPTING.existingInstance!,
+    monitoringRoleArn: `arn:aws:iam::${ACCOUNT}:role/rds-monitoring-role`,
+  },
+};
+
 describe.each([
   ['that creates its instance', {}],
   ['that adopts an existing instance', ADOPTING],
+  ['that adopts an existing instance with enhanced monitoring', ADOPTING_MONITORED],
 ])('the migration role’s RDS permissions, in a prod stack %s', (_case, overrides) => {
   const { template, stack } = synthStack('prod', overrides);
   const t = template.toJSON();
@@ -142,7 +152,9 @@ describe.each([
       t.Resources[k].Type === 'AWS::IAM::Role' &&
       JSON.stringify(t.Resources[k].Properties.AssumeRolePolicyDocument).includes('monitoring.rds.amazonaws.com'),
   );
-  const monitoringRoleArn = monitoringRoleId && `<${monitoringRoleId}.Arn>`;
+  const monitoringRoleArn =
+    (overrides as Partial<EnvironmentConfig>).existingInstance?.monitoringRoleArn ??
+    (monitoringRoleId && `<${monitoringRoleId}.Arn>`);
 
   const requests: Request[] = [];
   /** iam:PassRole requests: a role given in a call (MonitoringRoleArn). */
