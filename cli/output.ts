@@ -126,7 +126,8 @@ export function renderErrors(r: Report): string {
   return r.errors
     .map((e) => {
       const where = e.file ? `${e.file}${e.line ? `:${e.line}${e.column ? `:${e.column}` : ''}` : ''}: ` : '';
-      return `error: ${where}${e.sqlstate ? `SQLSTATE ${e.sqlstate}: ` : ''}${e.message}`;
+      const detail = e.detail ? `\n  DETAIL: ${e.detail}` : ''; // psql's layout
+      return `error: ${where}${e.sqlstate ? `SQLSTATE ${e.sqlstate}: ` : ''}${e.message}${detail}`;
     })
     .join('\n');
 }

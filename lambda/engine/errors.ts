@@ -14,6 +14,8 @@ export interface SourcePosition {
 export interface ErrorEntry extends SourcePosition {
   readonly sqlstate?: string;
   readonly message: string;
+  /** The server's DETAIL (which key, which row): it may hold the table's data, so the CLI shows it and the custom resource does not. */
+  readonly detail?: string;
 }
 
 export abstract class OrionError extends Error {
@@ -71,13 +73,24 @@ export class MigrationFailedError extends OrionError {
     readonly line: number,
     readonly sqlstate: string | undefined,
     readonly serverMessage: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; detail?: string },
   ) {
     super(`${file}${line ? `:${line}` : ''}: ${sqlstate ? `SQLSTATE ${sqlstate}: ` : ''}${serverMessage}`, options);
     this.name = 'MigrationFailedError';
+    this.detail = options?.detail;
   }
+  /** The server's DETAIL, kept out of `message` (see ErrorEntry). */
+  readonly detail?: string;
   toEntries(): ErrorEntry[] {
-    return [{ file: this.file, line: this.line || undefined, sqlstate: this.sqlstate, message: this.serverMessage }];
+    return [
+      {
+        file: this.file,
+        line: this.line || undefined,
+        sqlstate: this.sqlstate,
+        message: this.serverMessage,
+        detail: this.detail,
+      },
+    ];
   }
 }
 

@@ -613,11 +613,16 @@ class StatementError extends Error {
 
 function toMigrationFailure(err: unknown, group: readonly PendingMigration[]): MigrationFailedError {
   if (err instanceof StatementError) {
-    const pg = err.cause as { code?: string; position?: string; message?: string };
+    const pg = err.cause as { code?: string; position?: string; message?: string; detail?: string; hint?: string };
     let line = err.statement.line;
     const position = Number(pg.position);
     if (position > 0) line += (err.statement.sql.slice(0, position - 1).match(/\n/g) ?? []).length;
-    return new MigrationFailedError(err.file, line, pg.code, pg.message ?? 'unknown error', { cause: err.cause });
+    // HINT is the server's advice; DETAIL says which key or row, so it may hold the table's data (a
+    // duplicated token): it goes to the person running the CLI, not into CloudFormation's events.
+    const message = pg.hint
+      ? `${pg.message ?? 'unknown error'} (HINT: ${pg.hint.replace(/\.$/, '')})`
+      : (pg.message ?? 'unknown error');
+    return new MigrationFailedError(err.file, line, pg.code, message, { cause: err.cause, detail: pg.detail });
   }
   // Not a statement of a migration: the bookkeeping or the COMMIT itself (a dropped connection).
   const e = err as { code?: string; message?: string };

@@ -5,6 +5,7 @@ import { closeQuietly, connect } from '../../lambda/engine/db';
 import { loadMigrations } from '../../lambda/engine/files';
 import { CREATE_LEDGER } from '../../lambda/engine/ledger';
 import { down, migrate } from '../../lambda/engine/migrate';
+import { runCli } from '../helpers/cli';
 import { client, createDatabase, migrationsDir, query, SOP_MIGRATIONS, tableNames } from '../helpers/db';
 import { cuttingProxy } from '../helpers/proxy';
 
@@ -71,6 +72,33 @@ describe('migrate', () => {
     expect(await ledger(url)).toEqual([
       { version: 3, name: 'c', status: 'failed', sqlstate: '42P01', failed_line: 5, statements_done: null },
     ]);
+  });
+
+  test("the CLI shows the server's DETAIL (which key); the error's message, which CloudFormation shows, keeps the HINT and not the row", async () => {
+    const { url } = await createDatabase();
+    const fk = migrationsDir({
+      '1_a.up.sql': 'CREATE TABLE parent (id text PRIMARY KEY);\nCREATE TABLE child (token text REFERENCES parent);',
+      '2_b.up.sql': "INSERT INTO child VALUES ('sk_live_4242');",
+    });
+    const cli = await runCli(['migrate', '--database-url', url, '--migrations', fk, '--json']);
+    expect(cli.code).toBe(1);
+    expect(JSON.parse(cli.stdout).errors[0]).toMatchObject({
+      file: '2_b.up.sql',
+      sqlstate: '23503',
+      message: 'insert or update on table "child" violates foreign key constraint "child_token_fkey"',
+      detail: 'Key (token)=(sk_live_4242) is not present in table "parent".',
+    });
+    const text = await runCli(['migrate', '--database-url', url, '--migrations', fk]);
+    expect(text.stderr).toContain(
+      'violates foreign key constraint "child_token_fkey"\n  DETAIL: Key (token)=(sk_live_4242) is not present in table "parent".',
+    );
+    const engine = await run((await createDatabase()).url, fk);
+    expect(engine.error).toMatchObject({ file: '2_b.up.sql', sqlstate: '23503' });
+    expect(engine.error!.message).not.toContain('sk_live_4242');
+    const hint = await run(url, migrationsDir({ '1_h.up.sql': 'SELECT nosuchfunction(1);' }));
+    expect(hint.error!.message).toMatch(
+      /does not exist \(HINT: No function matches the given name and argument types\. .*casts\)$/,
+    );
   });
 
   test('runs the SQL as the given role, so it owns what it creates', async () => {

@@ -119,7 +119,8 @@ describe('extensions and schemas on RDS', () => {
           file: '1_dblink.up.sql',
           line: 1,
           sqlstate: '42501',
-          message: 'permission denied to create extension "dblink"',
+          // The server's HINT says why: only a superuser (on RDS, rds_superuser) may.
+          message: 'permission denied to create extension "dblink" (HINT: Must be superuser to create this extension)',
         },
       ]);
     } finally {
