@@ -528,7 +528,8 @@ async function operatorEnded(client: Client, first: RunResult, deployId: string,
     ...first,
     applied,
     toVersion: maxVersion(first.fromVersion, applied),
-    partiallyApplied: applied.length > 0,
+    // A non-transactional file's committed statements are not 'applied' rows: the executor counted them.
+    partiallyApplied: first.partiallyApplied || applied.length > 0,
     // The server's own words: whether the batch committed is no longer a question, the ledger said.
     error: new MigrationFailedError(
       e.file,
@@ -564,7 +565,7 @@ async function rerun(
     ...second,
     fromVersion: first.fromVersion,
     applied,
-    partiallyApplied: Boolean(second.error) && applied.length > 0,
+    partiallyApplied: Boolean(second.error) && (applied.length > 0 || second.partiallyApplied),
   };
 }
 

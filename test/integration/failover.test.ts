@@ -128,6 +128,29 @@ describe('the migration’s session ends mid-run', () => {
     expect(sleeping).toEqual([]);
   });
 
+  test('an operator ends a non-transactional migration after a statement committed: not retried, the snapshot is restored', async () => {
+    fixture = deployFixture();
+    const first = { '000001_a.up.sql': 'CREATE TABLE a (id int);' };
+    expect((await fixture.deploy(migrationsDir(first))).report.ok).toBe(true);
+    const dir = migrationsDir({
+      ...first,
+      '000002_b.up.sql': '-- orion:no-transaction\nCREATE TABLE b (id int);\nSELECT pg_sleep(60);',
+    });
+    const running = fixture.deploy(dir);
+    const pid = await runningPid(adminUrl(), fixture.roles.database, 'pg_sleep(60)');
+    await adminQuery('SELECT pg_terminate_backend($1)', [pid]);
+
+    const outcome = await running;
+    expect(outcome.status).toBe('complete');
+    expect(outcome.report).toMatchObject({ ok: false, restored: true, session_ended: { cause: 'operator' } });
+    expect(outcome.report.errors[0].message).toMatch(
+      /an operator ended the migration's session .*nothing was retried$/,
+    );
+    // b's first statement had committed (no 'applied' row says so): the database is the snapshot's again,
+    // not "unchanged" with b in it.
+    expect(await tableNames(fixture.targetUrl)).toEqual(['a', 'orion_schema_history']);
+  });
+
   test('the socket goes silent and the server did not restart (a partition): the old session is ended, the deploy resumes once', async () => {
     fixture = deployFixture();
     const admin = new URL(adminUrl());
