@@ -159,6 +159,17 @@ function closingAfterRestore(gate: { close(reopenAfterMs?: number): Promise<void
   return port;
 }
 
+/** `open` (the cutting proxy or the gate) in front of the test server, and the fixture's server URL through it. */
+async function inFrontOfServer<T extends { port: number }>(
+  open: (target: { host: string; port: number }) => Promise<T>,
+) {
+  const server = new URL(adminUrl());
+  const it = await open({ host: server.hostname, port: Number(server.port) });
+  const url = new URL(fixture.serverUrl);
+  url.host = `127.0.0.1:${it.port}`;
+  return { it, url: url.toString() };
+}
+
 async function ledger() {
   return query(fixture.targetUrl, `SELECT version::int, status, deploy_id FROM orion_schema_history ORDER BY id`);
 }
@@ -521,13 +532,10 @@ describe('Custom::SchemaMigrations handler', () => {
 
   test('a connection lost for good mid-migration fails the resource without claiming nothing changed', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const server = new URL(adminUrl());
-    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    const { it: proxy, url: viaProxy } = await inFrontOfServer(cuttingProxy);
     try {
-      const viaProxy = new URL(fixture.serverUrl);
-      viaProxy.host = `127.0.0.1:${proxy.port}`;
       proxy.cutAfter(/CREATE TABLE cut_b/, 2); // the batch, and the run that follows the reconnection
-      const h = handlers(sopPlus({ '000003_cut.up.sql': 'CREATE TABLE cut_b (id int);' }), viaProxy.toString());
+      const h = handlers(sopPlus({ '000003_cut.up.sql': 'CREATE TABLE cut_b (id int);' }), viaProxy);
       const e = event('Update', 'd2', 'd1');
       await h.onEvent(e);
       const err = await h.isComplete(e, context).catch((x) => x);
@@ -544,14 +552,11 @@ describe('Custom::SchemaMigrations handler', () => {
 
   test('a connection cut in the lockdown after the migrations committed says the versions from the ledger, never "nothing was changed"', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const server = new URL(adminUrl());
-    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    const { it: proxy, url: viaProxy } = await inFrontOfServer(cuttingProxy);
     try {
-      const viaProxy = new URL(fixture.serverUrl);
-      viaProxy.host = `127.0.0.1:${proxy.port}`;
       proxy.cutAfter(/SELECT rolname FROM pg_roles WHERE rolname = ANY/); // the lockdown's first read
       const dir = sopPlus(SPEAKERS_UP);
-      const err = await deploy(dir, event('Update', 'd2', 'd1'), handlers(dir, viaProxy.toString())).catch((x) => x);
+      const err = await deploy(dir, event('Update', 'd2', 'd1'), handlers(dir, viaProxy)).catch((x) => x);
       expect(proxy.cuts).toBe(1);
       expect(err.message).toMatch(
         /^Schema migration failed: lockdown failed: .*\. Version 2 before this deploy, 3 now \(read from the ledger\)\. Nothing was restored\. The privilege lockdown did not complete; the next deploy re-asserts it\.$/,
@@ -566,18 +571,15 @@ describe('Custom::SchemaMigrations handler', () => {
   test('when the restored database cannot be reached, the message says the restore happened and the version is unread', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     await query(fixture.targetUrl, insertActivities('dup', 'dup'));
-    const server = new URL(adminUrl());
-    const gate = await gatedPort({ host: server.hostname, port: Number(server.port) });
+    const { it: gate, url: viaGate } = await inFrontOfServer(gatedPort);
     try {
-      const viaGate = new URL(fixture.serverUrl);
-      viaGate.host = `127.0.0.1:${gate.port}`;
       const unreachable = closingAfterRestore(gate); // and never answers again
       const dir = sopPlus({
         ...SPEAKERS_UP,
         '000004_unique_title.up.sql':
           '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
       });
-      const h = handlers(dir, viaGate.toString(), unreachable);
+      const h = handlers(dir, viaGate, unreachable);
       const e = event('Update', 'd2', 'd1');
       await h.onEvent(e);
       const shortContext = { getRemainingTimeInMillis: () => 12_000 }; // reconnects for 4 s
@@ -617,12 +619,9 @@ describe('Custom::SchemaMigrations handler', () => {
 
   test('a no-op deploy sends no GRANT, REVOKE or ALTER: the lockdown and the bootstrap read first and write only drift', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const server = new URL(adminUrl());
-    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    const { it: proxy, url: viaProxy } = await inFrontOfServer(cuttingProxy);
     try {
-      const viaProxy = new URL(fixture.serverUrl);
-      viaProxy.host = `127.0.0.1:${proxy.port}`;
-      const h = handlers(SOP_MIGRATIONS, viaProxy.toString());
+      const h = handlers(SOP_MIGRATIONS, viaProxy);
       const noop = await deploy(SOP_MIGRATIONS, event('Update', 'd2', 'd1'), h);
       expect(noop.Data).toMatchObject({ FromVersion: '2', ToVersion: '2', Applied: '0' });
       // A message's length bytes come right before its SQL, hence no \b. The probe as the application
@@ -644,11 +643,8 @@ describe('Custom::SchemaMigrations handler', () => {
 
   test('a poll while the snapshot is being taken scans no table; the migrating invocation counts them, bounded', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
-    const server = new URL(adminUrl());
-    const proxy = await cuttingProxy({ host: server.hostname, port: Number(server.port) });
+    const { it: proxy, url: viaProxy } = await inFrontOfServer(cuttingProxy);
     try {
-      const viaProxy = new URL(fixture.serverUrl);
-      viaProxy.host = `127.0.0.1:${proxy.port}`;
       const local = new TemplateDatabaseSnapshots(admin, fixture.roles.database);
       let polls = 0;
       const slow: SnapshotPort = {
@@ -660,7 +656,7 @@ describe('Custom::SchemaMigrations handler', () => {
         restore: (id, reason) => local.restore(id, reason),
       };
       const dir = sopPlus(SPEAKERS_UP);
-      const h = handlers(dir, viaProxy.toString(), slow);
+      const h = handlers(dir, viaProxy, slow);
       const e = event('Update', 'd2', 'd1');
       await h.onEvent(e);
       proxy.clearSent();
@@ -750,11 +746,8 @@ describe('Custom::SchemaMigrations handler', () => {
   test('after an in-place restore the endpoint answers only later: the deploy waits for it and reports the restore', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     await query(fixture.targetUrl, insertActivities('dup', 'dup'));
-    const server = new URL(adminUrl());
-    const gate = await gatedPort({ host: server.hostname, port: Number(server.port) });
+    const { it: gate, url: viaGate } = await inFrontOfServer(gatedPort);
     try {
-      const viaGate = new URL(fixture.serverUrl);
-      viaGate.host = `127.0.0.1:${gate.port}`;
       // As RDS: once the restored instance has taken the name, the name does not resolve for a while.
       const renaming = closingAfterRestore(gate, 1_500);
       const dir = sopPlus({
@@ -762,9 +755,7 @@ describe('Custom::SchemaMigrations handler', () => {
         '000004_unique_title.up.sql':
           '-- orion:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS activities_title ON activities (title);',
       });
-      const err = await deploy(dir, event('Update', 'd2', 'd1'), handlers(dir, viaGate.toString(), renaming)).catch(
-        (e) => e,
-      );
+      const err = await deploy(dir, event('Update', 'd2', 'd1'), handlers(dir, viaGate, renaming)).catch((e) => e);
       expect(err.message).toMatch(/SQLSTATE 23505.*The database was restored from snapshot .* \(version 2\)/);
       expect(err.message).not.toMatch(/did not start|could not connect/);
       expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
