@@ -182,9 +182,8 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
   try {
     const o = ctx.options;
     const pending = (await readPlan(client, migrations, { allowOutOfOrder: o.allowOutOfOrder, to: o.to })).pending;
-    // Linted beside the run (squawk on the other core) and told after it: warnings, never a stop.
-    const warnings: string[] = [];
-    const linting = warnAboutLint(resolve(o.cwd, o.migrationsDir), pending, (line) => warnings.push(line));
+    // Linted beside the run (squawk on the other core), told as soon as known: warnings, never a stop.
+    const linting = warnAboutLint(resolve(o.cwd, o.migrationsDir), pending, ctx.progress);
     let result: Awaited<ReturnType<typeof migrate>>;
     try {
       const role = await migrationRole(client, o, ctx.progress);
@@ -199,7 +198,6 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
       });
     } finally {
       await linting;
-      for (const w of warnings) ctx.progress(w);
     }
     const report = emptyReport('migrate');
     report.layout = layout;

@@ -169,7 +169,60 @@ describe('lint rules', () => {
     ).toEqual([]);
     await expect(
       rulesFor('SELECT 1;', { extra: { 'orion-lint.json': '{ "allow": ["no-such-rule"] }' } }),
-    ).rejects.toThrow(/orion-lint\.json: "allow" must be a list of known lint rule names/);
+    ).rejects.toThrow(/orion-lint\.json: "allow" names unknown lint rule\(s\) "no-such-rule"/);
+  });
+
+  test('a timestamp column is prefer-timestamp-tz, as squawk names it, and allowing it works under that name and the old one', async () => {
+    const sql = 'CREATE TABLE events (id bigint PRIMARY KEY, at timestamp);';
+    expect((await rulesFor(sql)).map((d) => d.rule)).toContain('prefer-timestamp-tz');
+    for (const name of ['prefer-timestamp-tz', 'prefer-timestamptz']) {
+      expect((await rulesFor(`-- orion:allow ${name}\n${sql}`)).map((d) => d.rule)).not.toContain(
+        'prefer-timestamp-tz',
+      );
+      const project = await rulesFor(sql, { extra: { 'orion-lint.json': `{ "allow": ["${name}"] }` } });
+      expect(project.map((d) => d.rule)).not.toContain('prefer-timestamp-tz');
+    }
+  });
+
+  test('every rule squawk reports is one the allow lists know (a renamed rule could not be allowed, and synth would refuse for good)', async () => {
+    const { diagnostics } = await lintMigrations(
+      migrationsDir({
+        '000001_m.up.sql': [
+          'CREATE TABLE t (a timestamp, b char(3), c int, d varchar(10), e serial);',
+          'ALTER TABLE x ADD COLUMN y int DEFAULT random();',
+          'ALTER TABLE x ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES y (id);',
+          'ALTER TABLE x ADD COLUMN z int NOT NULL;',
+          'ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0);',
+          'CREATE DOMAIN d2 AS int CHECK (VALUE > 0);',
+          'ALTER TABLE x DROP COLUMN q;',
+          'ALTER TABLE x ALTER COLUMN q DROP NOT NULL;',
+          'DROP TABLE x;',
+          'TRUNCATE x CASCADE;',
+          'ALTER TABLE x ALTER COLUMN q TYPE bigint;',
+          'ALTER TABLE x ADD CONSTRAINT ck CHECK (q > 0);',
+          'ALTER TABLE x ADD CONSTRAINT uq UNIQUE (q);',
+          'ALTER TABLE x RENAME COLUMN a TO b;',
+          'ALTER TABLE x RENAME TO y;',
+          'CREATE INDEX i ON x (q);',
+          `CREATE TABLE ${'a'.repeat(70)} (id int);`,
+        ].join('\n'),
+        '000001_m.down.sql': 'SELECT 1;',
+      }),
+    );
+    const reported = [...new Set(diagnostics.map((d) => d.rule))];
+    expect(reported.length).toBeGreaterThan(15);
+    expect(reported.filter((r) => !ACTIVE_RULES.includes(r))).toEqual([]);
+  });
+
+  test('a long name, timestamp or char(n) is reported on a table the same file created (only lock and rewrite rules exempt it)', async () => {
+    const long = 'i'.repeat(70);
+    const rules = (
+      await rulesFor(
+        `CREATE TABLE t (id bigint PRIMARY KEY, at timestamp, c char(2));\nCREATE INDEX ${long} ON t (id);`,
+      )
+    ).map((d) => d.rule);
+    expect(rules).toEqual(expect.arrayContaining(['identifier-too-long', 'prefer-timestamp-tz', 'ban-char-field']));
+    expect(rules).not.toContain('require-concurrent-index-creation');
   });
 
   // Without errors, as the gates require (lint exit 0, cdk synth): a later migration may carry a warning
