@@ -140,7 +140,14 @@ async function* keyLines(
 function oneSpellingPerValue(column: TargetColumn): UnchangedKind | null {
   if (column.isArray) return null;
   if (column.baseType === 'uuid') return 'uuid';
-  if ((column.baseType === 'text' || column.baseType === 'varchar') && column.deterministic) return 'text';
+  if (column.baseType === 'text' && column.deterministic) return 'text';
+  // varchar(n) strips trailing spaces beyond n ('ab' and 'ab ' are one value in varchar(2)), so its
+  // values are unchanged only when none is longer than n; a domain's length is not known here.
+  if (column.baseType === 'varchar' && column.deterministic) {
+    if (column.type === 'character varying') return 'text';
+    const n = /^character varying\((\d+)\)$/.exec(column.type);
+    return n ? { maxLength: Number(n[1]) } : null;
+  }
   if (column.baseType === 'int2' || column.baseType === 'int4' || column.baseType === 'int8') return column.baseType;
   return null;
 }

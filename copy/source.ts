@@ -50,13 +50,14 @@ export interface Source {
   /**
    * For each column, whether every non-NULL value is one the converter for `kind` leaves exactly as
    * it is, of the one storage class that kind admits: `uuid`, text in the canonical lowercase form;
-   * `text`, text without a NUL; `int2`/`int4`/`int8`, integers within the type's range. Optional.
+   * `text`, valid UTF-8 text without a NUL (`{ maxLength }`: and of at most that many characters);
+   * `int2`/`int4`/`int8`, integers within the type's range. Optional.
    */
   unchangedColumns?(table: string, columns: readonly { name: string; kind: UnchangedKind }[]): Promise<boolean[]>;
   close(): Promise<void>;
 }
 
-export type UnchangedKind = 'uuid' | 'text' | 'int2' | 'int4' | 'int8';
+export type UnchangedKind = 'uuid' | 'text' | { readonly maxLength: number } | 'int2' | 'int4' | 'int8';
 
 export type SourceSpec = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 

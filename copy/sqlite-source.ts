@@ -5,6 +5,7 @@
  * and the file is never locked for longer than a batch. WITHOUT ROWID tables are read by their
  * primary key. Integers come back as BigInt, so 64-bit values survive.
  */
+import { isUtf8 } from 'node:buffer';
 import type BetterSqlite3 from 'better-sqlite3';
 import { BadInputError } from '../lambda/engine/errors';
 import type { SourceValue } from './convert';
@@ -18,6 +19,7 @@ export async function openSqlite(path: string): Promise<Source> {
   try {
     db = new Database(path, { readonly: true, fileMustExist: true, timeout: 10_000 });
     db.prepare('SELECT count(*) FROM sqlite_schema').get();
+    db.function(VALID_UTF8, { deterministic: true }, (b: unknown) => (Buffer.isBuffer(b) && isUtf8(b) ? 1 : 0));
   } catch (err) {
     throw new BadInputError(`--from: ${path} is not a readable SQLite database: ${(err as Error).message}`);
   }
@@ -180,6 +182,9 @@ function fromPosition(p: string | number): bigint | string {
   return s.startsWith('i:') ? BigInt(s.slice(2)) : s.slice(2);
 }
 
+/** SQL function (registered on open): 1 when a blob is valid UTF-8. */
+const VALID_UTF8 = 'orion_valid_utf8';
+
 const HEX = '[0-9a-f]';
 /** CANONICAL_UUID of convert.ts as a GLOB (case-sensitive, whole string). */
 const CANONICAL_UUID_GLOB = [8, 4, 4, 4, 12].map((n) => HEX.repeat(n)).join('-');
@@ -189,7 +194,11 @@ const INTEGER_RANGE = { int2: 15n, int4: 31n, int8: 63n } as const;
 function unchanged(column: string, kind: UnchangedKind): string {
   if (kind === 'uuid') return `typeof(${column}) = 'text' AND ${column} GLOB '${CANONICAL_UUID_GLOB}'`;
   // toText refuses a NUL; instr() on text would stop at one, on the bytes it does not.
-  if (kind === 'text') return `typeof(${column}) = 'text' AND instr(CAST(${column} AS BLOB), x'00') = 0`;
+  // Invalid UTF-8 is read as U+FFFD, so two different byte strings may arrive as one text.
+  const text = `typeof(${column}) = 'text' AND instr(CAST(${column} AS BLOB), x'00') = 0 AND ${VALID_UTF8}(CAST(${column} AS BLOB))`;
+  if (kind === 'text') return text;
+  // length() counts characters, as varchar(n) does.
+  if (typeof kind === 'object') return `${text} AND length(${column}) <= ${kind.maxLength}`;
   const bits = INTEGER_RANGE[kind];
   return `typeof(${column}) = 'integer' AND ${column} BETWEEN ${-(1n << bits)} AND ${(1n << bits) - 1n}`;
 }

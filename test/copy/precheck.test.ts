@@ -1,0 +1,77 @@
+/**
+ * The unique pre-check's review findings (#17): keys a SQLite unique index holds are trusted only when
+ * their values reach the target unchanged (varchar(n) lengths, valid UTF-8), and the target's unique
+ * indexes are read as PostgreSQL enforces them (INCLUDE columns are not key columns). Real SQLite files,
+ * real PostgreSQL, the built CLI.
+ */
+import { describe, expect, test } from 'vitest';
+import { openSqlite } from '../../copy/sqlite-source';
+import { runCli } from '../helpers/cli';
+import { createDatabase, query } from '../helpers/db';
+import { sqliteFile } from '../helpers/sqlite';
+
+async function target(schema: string): Promise<string> {
+  const db = await createDatabase('orion_copy');
+  await query(db.url, schema);
+  return db.url;
+}
+
+const sqliteUrl = (path: string) => `sqlite:///${path}`;
+const messages = (run: { json(): any }) => run.json().errors.map((e: { message: string }) => e.message);
+const counts = (url: string) =>
+  query(url, 'SELECT (SELECT count(*) FROM a)::int AS a, (SELECT count(*) FROM b)::int AS b');
+
+describe('orion-db copy: unique pre-check against SQLite-held keys', () => {
+  test("varchar(n): 'ab' and 'ab ' (distinct in SQLite) are one value in varchar(2); refused before anything is copied", async () => {
+    const url = await target(`
+      CREATE TABLE a (id integer PRIMARY KEY);
+      CREATE TABLE b (id integer PRIMARY KEY, code varchar(2) UNIQUE);`);
+    const path = sqliteFile(`
+      CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (1), (2);
+      CREATE TABLE b (id INTEGER PRIMARY KEY, code TEXT UNIQUE); INSERT INTO b VALUES (1, 'ab'), (2, 'ab ');`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code, run.stderr).toBe(2);
+    expect(messages(run)).toEqual([
+      'table b: unique key b_code_key (code) would be violated: 2 source rows have (code) = (ab); nothing was copied',
+    ]);
+    expect(await counts(url)).toEqual([{ a: 0, b: 0 }]);
+  });
+
+  test('varchar(n): a key value longer than n is refused before anything is copied', async () => {
+    const url = await target(`
+      CREATE TABLE a (id integer PRIMARY KEY);
+      CREATE TABLE b (id integer PRIMARY KEY, code varchar(2) UNIQUE);`);
+    const path = sqliteFile(`
+      CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (1), (2);
+      CREATE TABLE b (id INTEGER PRIMARY KEY, code TEXT UNIQUE); INSERT INTO b VALUES (1, 'ab'), (2, 'abc');`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code, run.stderr).not.toBe(0);
+    expect(JSON.stringify(run.json().errors)).toContain('22001');
+    expect(await counts(url)).toEqual([{ a: 0, b: 0 }]);
+  });
+
+  test('varchar(n) keys within n, and unbounded varchar, are still left to the SQLite index', async () => {
+    const url = await target(`CREATE TABLE b (id integer PRIMARY KEY, code varchar(3) UNIQUE, free varchar UNIQUE);`);
+    const path = sqliteFile(`
+      CREATE TABLE b (id INTEGER PRIMARY KEY, code TEXT UNIQUE, free TEXT UNIQUE);
+      INSERT INTO b VALUES (1, 'ab', 'x  '), (2, 'ab ', 'x');`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json().precheck).toMatchObject({ keys: 3, held_by_source: 3 });
+  });
+
+  test('invalid UTF-8 text is never taken as held by the SQLite index (it reads as U+FFFD)', async () => {
+    const path = sqliteFile(`
+      CREATE TABLE good (id INTEGER PRIMARY KEY, t TEXT UNIQUE); INSERT INTO good VALUES (1, 'a'), (2, 'é✓');
+      CREATE TABLE bad (id INTEGER PRIMARY KEY, t TEXT UNIQUE);
+      INSERT INTO bad VALUES (1, CAST(X'61ff' AS TEXT)), (2, CAST(X'61c3' AS TEXT));`);
+    const source = await openSqlite(path);
+    try {
+      expect(await source.unchangedColumns!('good', [{ name: 't', kind: 'text' }])).toEqual([true]);
+      expect(await source.unchangedColumns!('bad', [{ name: 't', kind: 'text' }])).toEqual([false]);
+      expect(await source.unchangedColumns!('bad', [{ name: 't', kind: { maxLength: 10 } }])).toEqual([false]);
+    } finally {
+      await source.close();
+    }
+  });
+});
