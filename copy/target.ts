@@ -76,7 +76,8 @@ export async function readTargetSchema(client: ClientBase): Promise<Map<string, 
     `SELECT i.indrelid AS oid, coalesce(con.conname, ic.relname) AS name, i.indisprimary AS primary,
             ${(await nullsNotDistinctColumn(client)) ? 'i.indnullsnotdistinct' : 'false'} AS nulls_not_distinct,
             array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
-                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns
+                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                   WHERE k.n <= i.indnkeyatts ORDER BY k.n)::text[] AS columns
        FROM pg_index i
        JOIN pg_class ic ON ic.oid = i.indexrelid
        LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype IN ('p', 'u')

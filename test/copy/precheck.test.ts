@@ -75,3 +75,20 @@ describe('orion-db copy: unique pre-check against SQLite-held keys', () => {
     }
   });
 });
+
+describe('orion-db copy: unique indexes of the target as PostgreSQL enforces them', () => {
+  test('UNIQUE (a) INCLUDE (b): only a is the key; (x, p) and (x, q) are refused before copying', async () => {
+    const url = await target(`
+      CREATE TABLE a (id integer PRIMARY KEY);
+      CREATE TABLE b (id integer PRIMARY KEY, k text, extra text, UNIQUE (k) INCLUDE (extra));`);
+    const path = sqliteFile(`
+      CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (1);
+      CREATE TABLE b (id INTEGER PRIMARY KEY, k TEXT, extra TEXT); INSERT INTO b VALUES (1, 'x', 'p'), (2, 'x', 'q');`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code, run.stderr).toBe(2);
+    expect(messages(run)).toEqual([
+      'table b: unique key b_k_extra_key (k) would be violated: 2 source rows have (k) = (x); nothing was copied',
+    ]);
+    expect(await counts(url)).toEqual([{ a: 0, b: 0 }]);
+  });
+});
