@@ -176,15 +176,15 @@ export function createHandlers(deps: HandlerDeps) {
     };
   }
 
-  function runLifecycle(
+  async function runLifecycle(
     settings: MigrationSettings,
     target: DeployTarget,
     context: InvocationContext,
     deployId = settings.deployId,
     applyPending = true,
-  ) {
+  ): Promise<DeployOutcome> {
     const remaining = context.getRemainingTimeInMillis();
-    return runDeploy(
+    const outcome = await runDeploy(
       { snapshots: target.snapshots, secrets: target.secrets },
       {
         serverUrl: target.serverUrl,
@@ -206,6 +206,7 @@ export function createHandlers(deps: HandlerDeps) {
         driftPolicy: settings.driftPolicy,
       },
     );
+    return { ...outcome, report: withoutServerDetail(outcome.report) };
   }
 
   /**
@@ -463,4 +464,13 @@ async function scrub(target: DeployTarget, text: string): Promise<string> {
 
 async function scrubObject<T>(target: DeployTarget, value: T): Promise<T> {
   return JSON.parse(await scrub(target, JSON.stringify(value)));
+}
+
+/**
+ * The server's DETAIL says which key or row failed, so it can hold the table's data (a duplicated
+ * token): the CLI shows it to whoever runs it; the custom resource keeps it out of its logs and of what
+ * CloudFormation shows.
+ */
+function withoutServerDetail(report: Report): Report {
+  return { ...report, errors: report.errors.map(({ detail: _detail, ...entry }) => entry) };
 }

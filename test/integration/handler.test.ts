@@ -207,6 +207,19 @@ describe('Custom::SchemaMigrations handler', () => {
     expect((await ledger()).filter((r) => r.version === 3)).toHaveLength(1);
   });
 
+  test('the server’s DETAIL (which row: here a token) is neither logged nor shown to CloudFormation', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    const dir = sopPlus({
+      '000003_tokens.up.sql':
+        "CREATE TABLE tokens (id text PRIMARY KEY);\nCREATE TABLE uses (token text REFERENCES tokens);\nINSERT INTO uses VALUES ('sk_live_4242');",
+    });
+    await expect(deploy(dir, event('Update', 'd2', 'd1'))).rejects.toThrow(
+      'Schema migration failed: 000003_tokens.up.sql:3 SQLSTATE 23503: insert or update on table "uses" violates foreign key constraint "uses_token_fkey". The database was left unchanged at version 2.',
+    );
+    expect(logs.some((l) => l.message === 'deploy report')).toBe(true);
+    expect(JSON.stringify(logs)).not.toContain('sk_live_4242');
+  });
+
   test('a failing transactional migration fails the resource naming file, line and SQLSTATE, and leaves the database unchanged', async () => {
     await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
     const dir = sopPlus({
