@@ -7,7 +7,7 @@
 import { describe, expect, test } from 'vitest';
 import { openSqlite } from '../../copy/sqlite-source';
 import { runCli } from '../helpers/cli';
-import { createDatabase, query } from '../helpers/db';
+import { adminQuery, createDatabase, query, uniqueName } from '../helpers/db';
 import { sqliteFile } from '../helpers/sqlite';
 
 async function target(schema: string): Promise<string> {
@@ -90,5 +90,32 @@ describe('orion-db copy: unique indexes of the target as PostgreSQL enforces the
       'table b: unique key b_k_extra_key (k) would be violated: 2 source rows have (k) = (x); nothing was copied',
     ]);
     expect(await counts(url)).toEqual([{ a: 0, b: 0 }]);
+  });
+});
+
+describe('orion-db copy: a role that may not create what the pre-check needs', () => {
+  test('a 42501 that is not the TEMPORARY privilege (no USAGE on a key column type) is the server error, not the TEMPORARY hint', async () => {
+    const db = await createDatabase('orion_copy');
+    const role = uniqueName('orion_app');
+    await adminQuery(`CREATE ROLE ${role} LOGIN PASSWORD 'app-pw'`);
+    try {
+      await query(
+        db.url,
+        `CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE TABLE a (id integer PRIMARY KEY, m mood UNIQUE);
+         REVOKE USAGE ON TYPE mood FROM PUBLIC; GRANT SELECT, INSERT ON a TO ${role}`,
+      );
+      const app = new URL(db.url);
+      app.username = role;
+      app.password = 'app-pw';
+      const path = sqliteFile(`CREATE TABLE a (id INTEGER PRIMARY KEY, m TEXT); INSERT INTO a VALUES (1, 'ok');`);
+      const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', app.toString(), '--json']);
+      expect(run.code).not.toBe(0);
+      const errors = JSON.stringify(run.json().errors);
+      expect(errors).toContain('permission denied for type mood');
+      expect(errors).not.toContain('TEMPORARY');
+    } finally {
+      await adminQuery(`DROP DATABASE ${db.name} WITH (FORCE)`);
+      await adminQuery(`DROP ROLE ${role}`);
+    }
   });
 });
