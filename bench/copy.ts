@@ -10,7 +10,8 @@
  * - Memory: peak RSS of `orion-db copy` on a 2 GB-class table (BENCH_COPY_BIG_ROWS rows of ≈ 1 KB).
  *
  * BENCH_COPY_ROUNDS (default 5) rounds; BENCH_COPY_CASES (default sqlite,pg,big) picks cases; results in
- * bench/results/copy.json, each row with the 1-minute load average before and after it (the machine is shared).
+ * bench/results/copy.json, each row with the 1-minute load average before and after it (the machine is shared);
+ * a run of some cases replaces only their rows (bench/copy-results.ts).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { startEmbeddedServer } from '../lambda/local/embedded-server';
+import { mergeResults, type ResultRow, type ResultsFile } from './copy-results';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, 'bench', '.work', 'copy');
@@ -341,10 +343,15 @@ async function main(): Promise<void> {
   console.log();
   print(rows);
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(
-    join(ROOT, 'bench', 'results', 'copy.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), settings, rounds: ROUNDS, rows }, null, 2)}\n`,
-  );
+  const file = join(ROOT, 'bench', 'results', 'copy.json');
+  // A run of some cases keeps the other cases' rows (copy-results.ts).
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as ResultsFile) : null;
+  const merged = mergeResults(previous, rows as unknown as ResultRow[], {
+    date: new Date().toISOString(),
+    settings,
+    rounds: ROUNDS,
+  });
+  writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
 }
 
 main().catch((err) => {
