@@ -72,7 +72,7 @@ export const ORION_RULES = {
     'An enum value added with ALTER TYPE … ADD VALUE cannot be used until that transaction commits',
   'non-transactional-multiple-statements': 'A non-transactional file with several statements can stop part-way',
   'non-transactional-not-retryable': 'A statement in a non-transactional file must be safe to run again',
-  'missing-down': 'The migration has no .down.sql, so `orion-db down` and a stack rollback cannot revert it',
+  'missing-down': 'The migration has no down script, so `orion-db down` and a stack rollback cannot revert it',
 } as const;
 
 export const KNOWN_RULES = new Set<string>([...SQUAWK_RULES, ...Object.keys(ORION_RULES)]);
@@ -376,7 +376,13 @@ function orionRules(script: MigrationScript, hasDown: boolean): Diagnostic[] {
       added.record(script.file, s);
     }
   }
-  if (!hasDown) add(undefined, 'missing-down', `Add ${script.file.replace(/\.up\.sql$/, '.down.sql')}`, 'warning');
+  if (!hasDown) {
+    // A layout without down files (Prisma's) can only be rolled back by the policies that need none.
+    const help = /\.up\.sql$/.test(script.file)
+      ? `Add ${script.file.replace(/\.up\.sql$/, '.down.sql')}`
+      : "Add the down script this tool's layout allows, or deploy with the rollback policy keep or restore (this layout may have none)";
+    add(undefined, 'missing-down', help, 'warning');
+  }
   return out;
 }
 

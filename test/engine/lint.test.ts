@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ACTIVE_RULES, lintMigrations, SAFE_ALTERNATIVES } from '../../lambda/engine/lint';
 import { lintErrorsForSynth } from '../../lib/private/lint-at-synth';
@@ -141,6 +143,17 @@ describe('lint rules', () => {
     expect(await rulesFor('SELECT 1;', { down: false })).toEqual([
       expect.objectContaining({ rule: 'missing-down', severity: 'warning', help: 'Add 000001_m.down.sql' }),
     ]);
+  });
+
+  test("a Prisma migration has no down file to add: the help says what the layout allows, not 'Add …/migration.sql'", async () => {
+    const dir = migrationsDir({});
+    mkdirSync(join(dir, '20240101000000_init'));
+    writeFileSync(join(dir, '20240101000000_init', 'migration.sql'), 'SELECT 1;');
+    const { diagnostics } = await lintMigrations(dir);
+    const d = diagnostics.find((x) => x.rule === 'missing-down');
+    expect(d?.file).toBe('20240101000000_init/migration.sql');
+    expect(d?.help).toMatch(/rollback policy keep or restore/);
+    expect(d?.help).not.toContain('migration.sql');
   });
 
   test('statements on a table created earlier in the same file are exempt from the lock rules', async () => {
