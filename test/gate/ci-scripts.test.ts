@@ -3,7 +3,7 @@
  * The scripts run for real, each in a throwaway copy of the project where the program it drives is
  * a stand-in that succeeds or fails on demand.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -126,4 +126,35 @@ describe('scripts/check-private-home.sh (the README commands as root from a priv
     expect(withNpm({ start: 4, stop: 0, test: 0 }).status).not.toBe(0);
     expect(withNpm({ start: 0, stop: 0, test: 5 }).status).not.toBe(0);
   });
+});
+
+describe('the suite interrupted (Ctrl-C, a CI timeout)', () => {
+  test('its embedded PostgreSQL is stopped and its directory removed, not left running', async () => {
+    const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    const marker = join(mkdtempSync(join(tmpdir(), 'orion-interrupt-')), 'started');
+    const vitest = spawn(
+      process.execPath,
+      [join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/gate/interrupted.config.mts'],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ORION_INTERRUPT_MARKER: marker, ORION_TEST_DATABASE_URL: '' },
+        stdio: 'ignore',
+      },
+    );
+    const exited = new Promise<number | null>((resolve) =>
+      vitest.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))),
+    );
+    const started = Date.now();
+    while (!existsSync(marker) && Date.now() - started < 90_000) await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(marker)).toBe(true);
+    const dirs = () => readdirSync(shm).filter((d) => d.startsWith(`orion-test-${vitest.pid}-`));
+    expect(dirs()).toHaveLength(1);
+    vitest.kill('SIGINT'); // the vitest process alone, as `timeout -s INT` does (Ctrl-C signals the whole group)
+    await exited;
+    const running = spawnSync('pgrep', ['-f', `-D ${shm}/orion-test-${vitest.pid}-`], {
+      encoding: 'utf8',
+    }).stdout.trim();
+    expect(running).toBe('');
+    expect(dirs()).toEqual([]);
+  }, 150_000);
 });
