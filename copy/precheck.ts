@@ -7,6 +7,7 @@
  * and the process's memory stays flat however large the source.
  */
 import type { ClientBase } from 'pg';
+import { quoteIdent as q } from '../lambda/engine/db';
 import { ConversionProblem, copyField } from './convert';
 import { ConversionError, type UniqueConflict } from './errors';
 import { canFindDuplicates } from './pg-source';
@@ -31,18 +32,20 @@ export async function findUniqueConflicts(
   const conflicts: UniqueConflict[] = [];
   for (const plan of plans) {
     // A key with a column the source does not fill is filled by its default (a sequence, a uuid).
-    let keys = plan.target.uniqueKeys.filter((k) => k.columns.every((c) => plan.columns.some((p) => p.name === c)));
+    let keys = plan.target.uniqueKeys.filter((k) => k.uses.every((c) => plan.columns.some((p) => p.name === c)));
     if (!keys.length) continue;
     onTable?.(plan.target.name);
     // Values the target takes unchanged (a PostgreSQL source, same types) are grouped where they are.
     if (canFindDuplicates(source)) {
-      const direct = keys.filter((k) =>
-        k.columns.every((c) =>
-          isPassThrough(
-            plan,
-            plan.columns.findIndex((p) => p.name === c),
+      const direct = keys.filter(
+        (k) =>
+          k.plain &&
+          k.columns.every((c) =>
+            isPassThrough(
+              plan,
+              plan.columns.findIndex((p) => p.name === c),
+            ),
           ),
-        ),
       );
       for (const key of direct) {
         const sourceColumns = key.columns.map((c) => plan.sourceColumns[plan.columns.findIndex((p) => p.name === c)]);
@@ -63,24 +66,27 @@ export async function findUniqueConflicts(
     heldKeys.n += held.size;
     keys = keys.filter((k) => !held.has(k));
     if (!keys.length) continue;
-    const positions = [...new Set(keys.flatMap((k) => k.columns))].map((c) =>
-      plan.columns.findIndex((p) => p.name === c),
-    );
+    const positions = [...new Set(keys.flatMap((k) => k.uses))].map((c) => plan.columns.findIndex((p) => p.name === c));
     const temp = 'orion_copy_keys';
     await client.query('BEGIN');
     try {
       await createTempTable(
         client,
-        `CREATE TEMPORARY TABLE ${temp} (${positions.map((p, i) => `k${i} ${plan.columns[p].type}`).join(', ')}) ON COMMIT DROP`,
+        // The target's column names, so that an index's expressions and predicate read it as they read the table.
+        `CREATE TEMPORARY TABLE ${temp} (${positions.map((p) => `${q(plan.columns[p].name)} ${plan.columns[p].type}`).join(', ')}) ON COMMIT DROP`,
         'the unique pre-check',
       );
       await copyIn(client, `COPY ${temp} FROM STDIN`, keyLines(source, plan, positions, batchSize));
       for (const key of keys) {
-        const cols = key.columns.map((c) => `k${positions.findIndex((p) => plan.columns[p].name === c)}`);
-        const notNull = key.nullsNotDistinct ? '' : `WHERE ${cols.map((c) => `${c} IS NOT NULL`).join(' AND ')}`;
+        const cols = key.expressions;
+        const where = [
+          ...(key.nullsNotDistinct ? [] : cols.map((c) => `${c} IS NOT NULL`)),
+          ...(key.predicate ? [`(${key.predicate})`] : []),
+        ];
         const { rows } = await client.query({
-          text: `SELECT ${cols.map((c) => `${c}::text`).join(', ')}, count(*)::bigint AS n FROM ${temp} ${notNull}
-                  GROUP BY ${cols.join(', ')} HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT ${SHOWN}`,
+          text: `SELECT ${cols.map((c) => `(${c})::text`).join(', ')}, count(*)::bigint FROM ${temp}
+                  ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+                  GROUP BY ${cols.join(', ')} HAVING count(*) > 1 ORDER BY count(*) DESC, 1 LIMIT ${SHOWN}`,
           rowMode: 'array',
         });
         for (const r of rows) {
@@ -167,6 +173,7 @@ async function heldBySource(source: Source, plan: TablePlan, keys: readonly Uniq
   const unique = plan.source.uniqueColumns ?? [];
   const candidates = keys.filter(
     (k) =>
+      k.plain &&
       !k.nullsNotDistinct &&
       k.columns.every((c) => oneSpellingPerValue(plan.columns[index(c)])) &&
       unique.some((u) => u.every((s) => k.columns.some((c) => plan.sourceColumns[index(c)] === s))),

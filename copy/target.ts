@@ -21,7 +21,16 @@ export interface TargetColumn {
 export interface UniqueKey {
   /** The constraint's or index's name. */
   readonly name: string;
+  /** Its key columns as shown: a column's name, or an expression index's expression (`lower(label)`). */
   readonly columns: readonly string[];
+  /** Its key columns as SQL over the table's columns, with the index's collation when not the default. */
+  readonly expressions: readonly string[];
+  /** The table columns it reads (key columns, and those its expressions and predicate use). */
+  readonly uses: readonly string[];
+  /** A partial index's WHERE, as SQL over the table's columns. */
+  readonly predicate: string | null;
+  /** Plain columns compared as they are (no expression, predicate, or collation other than deterministic). */
+  readonly plain: boolean;
   readonly primary: boolean;
   /** PostgreSQL 15's NULLS NOT DISTINCT. */
   readonly nullsNotDistinct: boolean;
@@ -38,7 +47,7 @@ export interface TargetTable {
   /** Columns the copy writes (generated columns excluded), in table order. */
   readonly columns: readonly TargetColumn[];
   readonly primaryKey: readonly string[] | null;
-  /** Unique constraints and unique indexes without a predicate or expression, primary key first. */
+  /** Unique constraints and unique indexes (expression and partial ones too), primary key first. */
   readonly uniqueKeys: readonly UniqueKey[];
   /** Tables this one references (itself included, when it does). */
   readonly references: readonly string[];
@@ -72,16 +81,40 @@ export async function readTargetSchema(client: ClientBase): Promise<Map<string, 
       ORDER BY a.attrelid, a.attnum`,
     [oids],
   );
+  // A key column is its name (attnum > 0) or an expression; the index's collation, when it is not the
+  // default, goes with it, so the grouping compares as the index does (e.g. a case-insensitive ICU one).
   const { rows: uniques } = await client.query(
     `SELECT i.indrelid AS oid, coalesce(con.conname, ic.relname) AS name, i.indisprimary AS primary,
             ${(await nullsNotDistinctColumn(client)) ? 'i.indnullsnotdistinct' : 'false'} AS nulls_not_distinct,
-            array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+            array(SELECT coalesce(a.attname, pg_get_indexdef(i.indexrelid, k.n::int, true))
+                    FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+                    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                   WHERE k.n <= i.indnkeyatts ORDER BY k.n)::text[] AS columns,
+            array(SELECT CASE WHEN k.attnum = 0 THEN '(' || pg_get_indexdef(i.indexrelid, k.n::int, true) || ')'
+                              ELSE quote_ident(a.attname) END
+                         || CASE WHEN co.oid IS NULL OR co.oid = 100 THEN ''
+                                 ELSE ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
+                    FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+                    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                    LEFT JOIN pg_collation co ON co.oid = i.indcollation[k.n - 1]
+                    LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                   WHERE k.n <= i.indnkeyatts ORDER BY k.n)::text[] AS expressions,
+            array(SELECT DISTINCT a.attname FROM pg_depend d
+                    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                     AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid AND d.refobjsubid > 0
+                   UNION
+                  SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                   WHERE k.n <= i.indnkeyatts ORDER BY k.n)::text[] AS columns
+                   WHERE k.n <= i.indnkeyatts)::text[] AS uses,
+            pg_get_expr(i.indpred, i.indrelid, true) AS predicate,
+            i.indexprs IS NULL AND i.indpred IS NULL
+              AND NOT EXISTS (SELECT FROM unnest(i.indcollation) ic(oid) JOIN pg_collation co ON co.oid = ic.oid
+                               WHERE NOT co.collisdeterministic) AS plain
        FROM pg_index i
        JOIN pg_class ic ON ic.oid = i.indexrelid
        LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype IN ('p', 'u')
-      WHERE i.indrelid = ANY($1) AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+      WHERE i.indrelid = ANY($1) AND i.indisunique
       ORDER BY i.indrelid, i.indisprimary DESC, 2`,
     [oids],
   );
@@ -102,7 +135,16 @@ export async function readTargetSchema(client: ClientBase): Promise<Map<string, 
     const own = columns.filter((c) => c.oid === t.oid);
     const keys: UniqueKey[] = uniques
       .filter((u) => u.oid === t.oid)
-      .map((u) => ({ name: u.name, columns: u.columns, primary: u.primary, nullsNotDistinct: u.nulls_not_distinct }));
+      .map((u) => ({
+        name: u.name,
+        columns: u.columns,
+        expressions: u.expressions,
+        uses: u.uses,
+        predicate: u.predicate,
+        plain: u.plain,
+        primary: u.primary,
+        nullsNotDistinct: u.nulls_not_distinct,
+      }));
     result.set(t.relname, {
       name: t.relname,
       columns: own.map((c) => ({

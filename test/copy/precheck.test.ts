@@ -119,3 +119,53 @@ describe('orion-db copy: a role that may not create what the pre-check needs', (
     }
   });
 });
+
+describe('orion-db copy: expression, partial and collation-defined unique indexes are checked', () => {
+  test('ON (lower(label)), WHERE status = open, and a nondeterministic ICU collation: refused before copying, verify names them', async () => {
+    const url = await target(`
+      CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE TABLE a (id integer PRIMARY KEY);
+      CREATE TABLE b (id integer PRIMARY KEY, label text, status text);
+      CREATE UNIQUE INDEX b_open_label ON b (label) WHERE status = 'open';
+      CREATE TABLE c (id integer PRIMARY KEY, label text);
+      CREATE UNIQUE INDEX c_lower_label ON c (lower(label));
+      CREATE TABLE d (id integer PRIMARY KEY, label text COLLATE ci UNIQUE);`);
+    const path = sqliteFile(`
+      CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (1), (2);
+      CREATE TABLE b (id INTEGER PRIMARY KEY, label TEXT, status TEXT);
+      INSERT INTO b VALUES (1, 'x', 'open'), (2, 'x', 'open'), (3, 'y', 'open'), (4, 'y', 'closed'), (5, 'y', 'closed');
+      CREATE TABLE c (id INTEGER PRIMARY KEY, label TEXT UNIQUE); INSERT INTO c VALUES (1, 'Foo'), (2, 'foo'), (3, 'bar');
+      CREATE TABLE d (id INTEGER PRIMARY KEY, label TEXT UNIQUE); INSERT INTO d VALUES (1, 'ABC'), (2, 'abc'), (3, 'x');`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code, run.stderr).toBe(2);
+    const expected = [
+      'table b: unique key b_open_label (label) would be violated: 2 source rows have (label) = (x)',
+      'table c: unique key c_lower_label (lower(label)) would be violated: 2 source rows have (lower(label)) = (foo)',
+      /^table d: unique key d_label_key \(label\) would be violated: 2 source rows have \(label\) = \((ABC|abc)\)/,
+    ];
+    const got = messages(run);
+    expect(got).toHaveLength(3);
+    expected.forEach((e, i) =>
+      typeof e === 'string' ? expect(got[i]).toBe(`${e}; nothing was copied`) : expect(got[i]).toMatch(e),
+    );
+    expect(await query(url, 'SELECT (SELECT count(*) FROM a)::int AS a, (SELECT count(*) FROM b)::int AS b')).toEqual([
+      { a: 0, b: 0 },
+    ]);
+    const verify = await runCli(['verify', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(verify.code).toBe(1);
+    expect(JSON.stringify(verify.json().errors)).toContain('c_lower_label (lower(label))');
+  });
+
+  test('rows outside a partial index, and distinct expression values, copy', async () => {
+    const url = await target(`
+      CREATE TABLE b (id integer PRIMARY KEY, label text, status text);
+      CREATE UNIQUE INDEX b_open_label ON b (label) WHERE status = 'open';
+      CREATE UNIQUE INDEX b_lower_id ON b (lower(label), id);`);
+    const path = sqliteFile(`
+      CREATE TABLE b (id INTEGER PRIMARY KEY, label TEXT, status TEXT);
+      INSERT INTO b VALUES (1, 'x', 'open'), (2, 'x', 'closed'), (3, 'X', 'open');`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await query(url, 'SELECT count(*)::int AS n FROM b')).toEqual([{ n: 3 }]);
+  });
+});
