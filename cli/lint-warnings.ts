@@ -4,7 +4,8 @@
  */
 import { join } from 'node:path';
 import { OrionError } from '../lambda/engine/errors';
-import { lintMigrations, lintScripts } from '../lambda/engine/lint';
+import type { Migration } from '../lambda/engine/files';
+import { lintMigrations, lintScripts, notHistory } from '../lambda/engine/lint';
 import type { PendingMigration } from '../lambda/engine/plan';
 import { wrap } from './text';
 
@@ -15,15 +16,19 @@ import { wrap } from './text';
  */
 export async function warnAboutLint(
   dir: string,
-  pending: readonly PendingMigration[] | undefined,
+  run: { pending: readonly PendingMigration[]; all: readonly Migration[] } | undefined,
   progress: (line: string) => void,
 ): Promise<void> {
-  if (pending && pending.length === 0) return;
+  if (run && run.pending.length === 0) return;
   try {
-    const { diagnostics } = pending
+    const { diagnostics } = run
       ? await lintScripts(
           dir,
-          pending.map(({ migration: m }) => ({ script: m.up, path: join(dir, m.up.file), hasDown: Boolean(m.down) })),
+          notHistory(
+            dir,
+            run.pending.map((p) => p.migration),
+            run.all,
+          ).map((m) => ({ script: m.up, path: join(dir, m.up.file), hasDown: Boolean(m.down) })),
         )
       : await lintMigrations(dir);
     for (const d of diagnostics.filter((x) => x.severity === 'error')) {

@@ -183,7 +183,7 @@ export async function runMigrate(ctx: CommandContext): Promise<Report> {
     const o = ctx.options;
     const pending = (await readPlan(client, migrations, { allowOutOfOrder: o.allowOutOfOrder, to: o.to })).pending;
     // Linted beside the run (squawk on the other core), told as soon as known: warnings, never a stop.
-    const linting = warnAboutLint(resolve(o.cwd, o.migrationsDir), pending, ctx.progress);
+    const linting = warnAboutLint(resolve(o.cwd, o.migrationsDir), { pending, all: migrations }, ctx.progress);
     let result: Awaited<ReturnType<typeof migrate>>;
     try {
       const role = await migrationRole(client, o, ctx.progress);

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { describeUse } from './batches';
 import { AddedEnumValues } from './enum-values';
 import { BadInputError } from './errors';
-import { loadMigrations, type MigrationScript, prepareScripts, readScript } from './files';
+import { loadMigrations, type Migration, type MigrationScript, prepareScripts, readScript } from './files';
 import type { Statement } from './sql';
 
 export interface Diagnostic {
@@ -167,7 +167,7 @@ export async function lintMigrations(dir: string, files?: readonly string[]): Pr
     });
     await prepareScripts(targets.map((s) => s.script));
   } else {
-    targets = (await loadMigrations(dir)).map((m) => ({
+    targets = notHistory(dir, await loadMigrations(dir)).map((m) => ({
       script: m.up,
       hasDown: Boolean(m.down),
       path: join(dir, m.up.file),
@@ -177,11 +177,33 @@ export async function lintMigrations(dir: string, files?: readonly string[]): Pr
 }
 
 /**
+ * The migrations the lint judges: all but the history `orion-lint.json`'s `history_through` names — the
+ * migrations a team brings (a Prisma or Flyway folder, a hand-built database's baseline) were applied
+ * in production long before this lint, and re-judging them would refuse every `cdk synth`.
+ */
+export function notHistory<T extends Pick<Migration, 'version'>>(
+  dir: string,
+  candidates: readonly T[],
+  all: readonly Migration[] = candidates as unknown as Migration[],
+): T[] {
+  const through = readLintConfig(dir).historyThrough;
+  if (through === undefined) return [...candidates];
+  const last = all.find((m) => m.label === through || m.source === through);
+  if (!last) {
+    throw new BadInputError(
+      `"history_through" names ${JSON.stringify(through)}, which is no migration's version in this folder`,
+      { file: LINT_CONFIG_FILE },
+    );
+  }
+  return candidates.filter((m) => m.version > last.version);
+}
+
+/**
  * Lints scripts already read (and parsed, or parsed here). squawk runs as child processes while this
  * process goes on, so a caller that does not await at once (migrate) gets the lint on the other core.
  */
 export async function lintScripts(dir: string, targets: readonly LintTarget[]): Promise<LintResult> {
-  const projectAllow = readProjectAllow(dir);
+  const projectAllow = readLintConfig(dir).allow;
   for (const { script } of targets) {
     for (const rule of script.directives.allow) {
       if (!isKnownRule(rule))
@@ -215,9 +237,14 @@ export async function lintScripts(dir: string, targets: readonly LintTarget[]): 
   return { files: targets.map((s) => s.script.file), diagnostics };
 }
 
-function readProjectAllow(dir: string): string[] {
+interface LintConfig {
+  readonly allow: readonly string[];
+  readonly historyThrough?: string;
+}
+
+function readLintConfig(dir: string): LintConfig {
   const path = join(dir, LINT_CONFIG_FILE);
-  if (!existsSync(path)) return [];
+  if (!existsSync(path)) return { allow: [] };
   let config: any;
   try {
     config = JSON.parse(readFileSync(path, 'utf8'));
@@ -234,12 +261,23 @@ function readProjectAllow(dir: string): string[] {
   if (unknown.length) {
     throw new BadInputError(
       `"allow" names unknown lint rule(s) ${unknown.map((r: unknown) => JSON.stringify(r)).join(', ')}`,
-      {
-        file: LINT_CONFIG_FILE,
-      },
+      { file: LINT_CONFIG_FILE },
     );
   }
-  return allow;
+  const through = config?.history_through;
+  if (through !== undefined && (typeof through !== 'string' || through.trim() === '')) {
+    throw new BadInputError(
+      `"history_through" must be a migration's version as its file names it (e.g. "20240519093155"), got ${JSON.stringify(through)}`,
+      { file: LINT_CONFIG_FILE },
+    );
+  }
+  const keys = Object.keys(config ?? {}).filter((k) => k !== 'allow' && k !== 'history_through');
+  if (keys.length) {
+    throw new BadInputError(`unknown setting(s) ${keys.join(', ')} (known: allow, history_through)`, {
+      file: LINT_CONFIG_FILE,
+    });
+  }
+  return { allow, historyThrough: through };
 }
 
 /**

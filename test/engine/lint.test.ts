@@ -1,11 +1,12 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ACTIVE_RULES, lintMigrations, SAFE_ALTERNATIVES } from '../../lambda/engine/lint';
 import { lintErrorsForSynth } from '../../lib/private/lint-at-synth';
 import { synthStack } from '../helpers/cdk';
 import { runCli } from '../helpers/cli';
-import { migrationsDir, SHIPPED_MIGRATIONS, SOP_MIGRATIONS } from '../helpers/db';
+import { createDatabase, HOPPSCOTCH, migrationsDir, SHIPPED_MIGRATIONS, SOP_MIGRATIONS } from '../helpers/db';
 
 const NO_TX = '-- orion:no-transaction\n';
 
@@ -328,5 +329,46 @@ describe('lint at synth time', () => {
     ]);
     expect(lintErrorsForSynth('/nonexistent/migrations')).toEqual([expect.stringMatching(/nonexistent/)]);
     expect(lintErrorsForSynth(SOP_MIGRATIONS)).toEqual([]);
+  });
+});
+
+describe.skipIf(!existsSync(HOPPSCOTCH))('a history brought from another tool (hoppscotch, Prisma)', () => {
+  /** The history as it is, plus one new migration of ours that builds an index the locking way. */
+  const withNewMigration = (config?: object) => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'orion-history-')), 'migrations');
+    cpSync(HOPPSCOTCH, dir, { recursive: true });
+    mkdirSync(join(dir, '20990101000000_new_index'));
+    writeFileSync(
+      join(dir, '20990101000000_new_index', 'migration.sql'),
+      'CREATE INDEX "User_uid_idx" ON "User" ("uid");\n',
+    );
+    if (config) writeFileSync(join(dir, 'orion-lint.json'), JSON.stringify(config));
+    return dir;
+  };
+  const errors = async (dir: string) =>
+    (await lintMigrations(dir)).diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.file} ${d.rule}`);
+
+  test('history_through: what was applied before orion-db is not judged again; what comes after is', async () => {
+    const judged = await errors(withNewMigration());
+    expect(judged.filter((e) => !e.startsWith('20990101000000')).length).toBeGreaterThan(20); // timestamp, plain CREATE INDEX, …
+    const after = await errors(withNewMigration({ history_through: '20260209063744' }));
+    expect(after).toEqual(['20990101000000_new_index/migration.sql require-concurrent-index-creation']);
+    await expect(lintMigrations(withNewMigration({ history_through: '20260209063745' }))).rejects.toThrow(
+      /orion-lint\.json: "history_through" names "20260209063745", which is no migration's version in this folder/,
+    );
+    await expect(lintMigrations(withNewMigration({ history_thru: '1' }))).rejects.toThrow(
+      /orion-lint\.json: unknown setting\(s\) history_thru/,
+    );
+  });
+
+  test('migrate warns about the new migration only, not the history it applies', async () => {
+    const { url } = await createDatabase();
+    const dir = withNewMigration({ history_through: '20260209063744' });
+    const run = await runCli(['migrate', '--database-url', url, '--migrations', dir]);
+    expect(run.code).toBe(0);
+    const warnings = run.stderr.split('\n').filter((l) => l.startsWith('warning:'));
+    expect(warnings).toEqual([
+      expect.stringMatching(/^warning: 20990101000000_new_index\/migration\.sql:1: require-concurrent-index-creation/),
+    ]);
   });
 });
