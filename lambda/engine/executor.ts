@@ -98,6 +98,11 @@ export interface RunResult {
    * start time, read on a new connection, tells them apart (lambda/lifecycle/failover.ts).
    */
   readonly endedByServer: boolean;
+  /**
+   * Set when the connection was lost (or the session ended) between a statement that cannot run in a
+   * transaction block and its progress write: whether it finished, only its old session can tell.
+   */
+  readonly inDoubt?: { readonly file: string; readonly line: number; readonly sql: string };
   readonly dryRun: boolean;
   /** What was recorded as applied from another tool's ledger or a baseline (adopt/), before anything ran. */
   readonly adoption?: Plan['adoption'];
@@ -116,6 +121,8 @@ const JOINED_QUERY_CHARS = 64 * 1024;
 export class Executor {
   private readonly applied: AppliedReport[] = [];
   private committed = false;
+  /** A statement that ran outside a transaction block and whose progress is not yet recorded. */
+  private inDoubt: RunResult['inDoubt'];
   constructor(
     private readonly client: ClientBase,
     private readonly options: RunOptions,
@@ -175,6 +182,10 @@ export class Executor {
       partiallyApplied: Boolean(error) && this.committed,
       connectionLost: error !== undefined && isConnectionLoss(error.cause),
       endedByServer: error !== undefined && isEndedByServer(error.cause),
+      inDoubt:
+        error !== undefined && (isConnectionLoss(error.cause) || isEndedByServer(error.cause))
+          ? this.inDoubt
+          : undefined,
       dryRun,
     };
   }
@@ -412,14 +423,30 @@ export class Executor {
         if (!inTransaction) await this.cleanUpFailedIndex(version, statement);
         if (this.options.deadlineAt !== undefined)
           await this.client.query(`${scope} statement_timeout = ${this.statementTimeout(script)}`);
+        const progress = incompleteId === undefined ? '' : `RESET ROLE; ${progressQuery(incompleteId, i + 1)}${role}`;
+        if (progress && !needsOwnQuery(statement)) {
+          // One simple query is one implicit transaction: the statement and its progress commit together
+          // or not at all, so a resume after a lost connection never runs a committed statement again.
+          try {
+            await this.client.query(`${statement.sql}\n;\n${progress}`);
+          } catch (err) {
+            throw new StatementError(script.file, statement, err);
+          }
+          this.committed = true;
+          continue;
+        }
+        // Outside any transaction block (CREATE INDEX CONCURRENTLY…): between the statement and its
+        // progress, a lost connection leaves the outcome unknown; the caller must not resume blindly.
+        if (progress) this.inDoubt = { file: script.file, line: statement.line, sql: statement.sql };
         try {
           await this.client.query(statement.sql);
         } catch (err) {
           throw new StatementError(script.file, statement, err);
         }
-        if (incompleteId !== undefined) {
+        if (progress) {
           this.committed = true; // from here on, a failure leaves this statement committed
-          await this.client.query(`RESET ROLE; ${progressQuery(incompleteId, i + 1)}${role}`);
+          await this.client.query(progress);
+          this.inDoubt = undefined;
         }
       }
     } finally {
@@ -601,6 +628,14 @@ class SplitAt {
 }
 
 /** A statement's error with its file and statement attached, before it becomes a MigrationFailedError. */
+/**
+ * Statements that cannot share a query with their progress write: those PostgreSQL refuses in a
+ * transaction block, and REINDEX/CLUSTER, which the server refuses there only for a partitioned table.
+ */
+function needsOwnQuery(s: Statement): boolean {
+  return Boolean(s.nonTransactionalReason) || s.kind === 'ReindexStmt' || s.kind === 'ClusterStmt';
+}
+
 class StatementError extends Error {
   constructor(
     readonly file: string,

@@ -52,7 +52,7 @@ import { applicationTables, boundedRowCounts } from '../engine/row-counts';
 import { AfterCommitError, type AfterCommitState } from './after-commit';
 import { appLoginIsManaged, bootstrap, bootstrapSchema, precheck } from './bootstrap';
 import { type DeployDriftOptions, type DriftPolicy, driftAfterApplying, driftBeforeApplying } from './drift';
-import { describeSessionEnd, endOldSession, serverSession, sessionEnd } from './failover';
+import { describeSessionEnd, endIfStillRunning, endOldSession, serverSession, sessionEnd } from './failover';
 import type { SecretsPort, SnapshotPort } from './ports';
 
 export interface DeployConfig {
@@ -371,6 +371,12 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
           // with it, so they say exactly what committed. After a restart the old session is gone; after
           // a network fault it may still run behind the dead socket (holding the migration lock and an
           // open transaction), so it is ended first: its transaction rolls back, or committed with its rows.
+          const doubt = result.inDoubt;
+          if (doubt && !(await endIfStillRunning(target, session, doubt.sql)))
+            throw outcomeUnknown(
+              `${lost}; ${doubt.file}:${doubt.line} (${firstLine(doubt.sql)}) runs outside a transaction and may have ` +
+                'finished before its progress was recorded: not run again blindly',
+            );
           if (end === 'network') await endOldSession(target, session);
           note(report, said);
           result = await rerun(target, migrations, { ...runOptions, ...takeOver(target) }, result);
@@ -515,6 +521,12 @@ function outcomeUnknown(what: string): OutcomeUnknownError {
     `the connection to the database was lost during the migration (${what}): whether the last batch committed is unknown ` +
       'until the ledger can be read; the next deploy (or the stack rollback) reads it from there',
   );
+}
+
+/** A statement's first line, shortened, to name it in a message. */
+function firstLine(sql: string): string {
+  const line = sql.trim().split('\n')[0];
+  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }
 
 /**

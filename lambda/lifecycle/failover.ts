@@ -59,6 +59,26 @@ export async function endOldSession(client: Client, old: ServerSession, waitMs =
   return rows.length > 0;
 }
 
+/**
+ * Whether the old session is still running `sql` (a statement outside a transaction block whose
+ * progress was never recorded), and if so ends it: the statement is cut off, not finished. Gone (a
+ * restart), idle or running anything else, it may have finished: `false`, and nothing is ended.
+ */
+export async function endIfStillRunning(
+  client: Client,
+  old: ServerSession,
+  sql: string,
+  waitMs = 30_000,
+): Promise<boolean> {
+  // The state is read and the session ended in one query: nothing of it runs between the two.
+  const { rows } = await client.query(
+    `SELECT pg_terminate_backend(pid, $4) AS ended FROM pg_stat_activity
+      WHERE pid = $1 AND backend_start::text = $2 AND state = 'active' AND query = $3`,
+    [old.pid, old.backendStart, sql, waitMs],
+  );
+  return rows.length > 0;
+}
+
 /** One line for the log and the report. */
 export function describeSessionEnd(end: SessionEnd, before: ServerSession, after: ServerSession): string {
   const where = (s: ServerSession) => `${s.startedAt}${s.address ? ` at ${s.address}` : ''}`;

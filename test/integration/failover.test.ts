@@ -185,6 +185,57 @@ describe('the migration’s session ends mid-run', () => {
   });
 });
 
+describe('a non-transactional migration whose connection is lost between a statement and its progress (review B1)', () => {
+  /** The deploy through a proxy that goes silent at the first query matching `at`. */
+  async function throughSilence(at: RegExp, first: Record<string, string>, files: Record<string, string>) {
+    fixture = deployFixture();
+    expect((await fixture.deploy(migrationsDir(first))).report.ok).toBe(true);
+    const admin = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: admin.hostname, port: Number(admin.port) });
+    const via = new URL(fixture.serverUrl);
+    via.host = `127.0.0.1:${proxy.port}`;
+    proxy.silenceAt(at);
+    const dir = migrationsDir({ ...first, ...files });
+    const run = fixture.deploy(dir, { serverUrl: via.toString(), queryTimeoutMs: 5_000, run: { lockWaitMs: 10_000 } });
+    return run.finally(() => proxy.close());
+  }
+
+  test('a statement that can run in a transaction commits with its progress: resumed, it is not applied twice', async () => {
+    const first = { '000001_a.up.sql': 'CREATE TABLE counter (n int);' };
+    const outcome = await throughSilence(/SET statements_done = 1 /, first, {
+      '000002_b.up.sql': '-- orion:no-transaction\nINSERT INTO counter VALUES (1);\nINSERT INTO counter VALUES (2);',
+    });
+    expect(outcome.report).toMatchObject({
+      ok: true,
+      to_version: '2',
+      errors: [],
+      session_ended: { cause: 'network' },
+    });
+    expect((await query(fixture!.targetUrl, 'SELECT n FROM counter ORDER BY n')).map((r) => r.n)).toEqual([1, 2]);
+  });
+
+  test('CREATE INDEX CONCURRENTLY that finished before its progress was written: not run again, outcome unknown naming it', async () => {
+    const first = { '000001_a.up.sql': 'CREATE TABLE counter (n int);' };
+    const run = throughSilence(/SET statements_done = 1 /, first, {
+      '000002_b.up.sql':
+        '-- orion:no-transaction\nCREATE INDEX CONCURRENTLY counter_n ON counter (n);\nINSERT INTO counter VALUES (1);',
+    });
+    await expect(run).rejects.toThrow(
+      /000002_b\.up\.sql:2 \(CREATE INDEX CONCURRENTLY counter_n ON counter \(n\)\) runs outside a transaction and may have finished/,
+    );
+    // The index is there and valid; nothing after it ran; the ledger still says statement 1 is next.
+    const idx = await query(
+      fixture!.targetUrl,
+      `SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('public.counter_n')`,
+    );
+    expect(idx).toEqual([{ indisvalid: true }]);
+    expect(await query(fixture!.targetUrl, 'SELECT n FROM counter')).toEqual([]);
+    expect(
+      await query(fixture!.targetUrl, `SELECT status, statements_done FROM orion_schema_history WHERE version = 2`),
+    ).toEqual([{ status: expect.not.stringMatching(/^applied$/), statements_done: 0 }]);
+  });
+});
+
 describe('a query that got no answer (pg query_timeout)', () => {
   test('closes its connection: the queries after it (ROLLBACK, bookkeeping) fail at once instead of each waiting its own timeout', async () => {
     const admin = new URL(adminUrl());
