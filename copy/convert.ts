@@ -105,7 +105,11 @@ export function toText(v: SourceValue): string | null {
     try {
       return noNul(utf8.decode(v));
     } catch {
-      throw new ConversionProblem(`${describe(v)} is not valid UTF-8 text`);
+      // Also SQLite text whose bytes are not UTF-8 (sqlite-source.ts passes those on as bytes).
+      const hex = Buffer.from(v.subarray(0, 16)).toString('hex');
+      throw new ConversionProblem(
+        `${describe(v)} (x'${hex}'${v.length > 16 ? '…' : ''}) is not valid UTF-8 text, e.g. Latin-1 bytes in a SQLite TEXT value`,
+      );
     }
   }
   return String(v);

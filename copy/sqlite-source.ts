@@ -144,10 +144,35 @@ class SqliteSource implements Source {
         position ? next.all(...position.map(fromPosition), batchSize) : first.all(batchSize)
       ) as SourceValue[][];
       if (!raw.length) return;
+      this.keepInvalidText(table, columns, raw);
       const last = raw[raw.length - 1];
       position = last.slice(columns.length).map(toPosition);
       yield { rows: raw, end: position };
       if (raw.length < batchSize) return;
+    }
+  }
+
+  /**
+   * better-sqlite3 reads text that is not valid UTF-8 with U+FFFD in place of the bad bytes, which
+   * would be written as if it were the data. A value holding U+FFFD is read again by its row's key as
+   * bytes; when those are not valid UTF-8 they take its place, so a text column refuses them (naming
+   * table, key and column, before the batch is written) and a bytea column gets them as they are.
+   * Tables without a key cannot be read again by row; their values pass as read.
+   */
+  private keepInvalidText(table: SourceTable, columns: readonly string[], rows: SourceValue[][]): void {
+    const width = table.key!.split(',').length;
+    const where = `WHERE ${width > 1 ? `(${table.key})` : table.key} = ${width > 1 ? `(${Array(width).fill('?').join(', ')})` : '?'}`;
+    for (const row of rows) {
+      for (let c = 0; c < columns.length; c++) {
+        const v = row[c];
+        if (typeof v !== 'string' || !v.includes('\uFFFD')) continue;
+        const bytes = this.db
+          .prepare(`SELECT CAST(${quote(columns[c])} AS BLOB) FROM ${quote(table.name)} ${where}`)
+          .pluck()
+          .safeIntegers(true)
+          .get(...row.slice(columns.length));
+        if (Buffer.isBuffer(bytes) && !isUtf8(bytes)) row[c] = new Uint8Array(bytes);
+      }
     }
   }
 

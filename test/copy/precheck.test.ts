@@ -170,3 +170,25 @@ describe('orion-db copy: expression, partial and collation-defined unique indexe
     expect(await query(url, 'SELECT count(*)::int AS n FROM b')).toEqual([{ n: 3 }]);
   });
 });
+
+describe('orion-db copy: SQLite text that is not valid UTF-8', () => {
+  test('is refused in a text column naming table, key and column before its batch; a bytea column gets the bytes', async () => {
+    const url = await target(`
+      CREATE TABLE a (id integer PRIMARY KEY);
+      CREATE TABLE b (id integer PRIMARY KEY, name text, raw bytea);`);
+    const path = sqliteFile(`
+      CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (1);
+      CREATE TABLE b (id INTEGER PRIMARY KEY, name TEXT, raw TEXT);
+      INSERT INTO b VALUES (1, 'ok', CAST(X'61ff' AS TEXT)), (2, 'real ' || char(65533), NULL),
+                           (3, CAST(X'4dfc6c6c6572' AS TEXT), NULL), (4, 'later', NULL);`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--batch-size', '2', '--json']);
+    expect(run.code, run.stderr).toBe(1);
+    expect(messages(run)).toEqual([
+      "table b, key id=3, column name: a 6-byte blob (x'4dfc6c6c6572') is not valid UTF-8 text, e.g. Latin-1 bytes in a SQLite TEXT value (target type text)",
+    ]);
+    expect(await query(url, `SELECT id, name, encode(raw, 'hex') AS raw FROM b ORDER BY id`)).toEqual([
+      { id: 1, name: 'ok', raw: '61ff' },
+      { id: 2, name: 'real \uFFFD', raw: null },
+    ]);
+  });
+});
