@@ -112,7 +112,9 @@ async function* keyLines(
   positions: readonly number[],
   batchSize: number,
 ): AsyncIterable<string> {
-  const columns = positions.map((p) => plan.sourceColumns[p]);
+  // The primary key is read too (when not a key column here), so that a value that does not convert is named by it.
+  const named = (plan.keyIndexes ?? []).filter((i) => i >= 0 && !positions.includes(i));
+  const columns = [...positions, ...named].map((p) => plan.sourceColumns[p]);
   let rowNumber = 0;
   for await (const batch of source.batches(plan.source, columns, batchSize, null)) {
     let text = '';
@@ -126,7 +128,13 @@ async function* keyLines(
         } catch (err) {
           if (!(err instanceof ConversionProblem)) throw err;
           // The key of a row whose key does not convert: its raw values, in the key's order.
-          const raw = plan.columns.map((_, c) => (positions.includes(c) ? row[positions.indexOf(c)] : null));
+          const raw = plan.columns.map((_, c) =>
+            positions.includes(c)
+              ? row[positions.indexOf(c)]
+              : named.includes(c)
+                ? row[positions.length + named.indexOf(c)]
+                : null,
+          );
           throw new ConversionError(
             plan.target.name,
             describeKey(plan, raw, rowNumber),

@@ -191,4 +191,20 @@ describe('orion-db copy: SQLite text that is not valid UTF-8', () => {
       { id: 2, name: 'real \uFFFD', raw: null },
     ]);
   });
+
+  test('in a unique key column: refused before anything is copied, naming the row', async () => {
+    const url = await target(`
+      CREATE TABLE a (id integer PRIMARY KEY);
+      CREATE TABLE b (id integer PRIMARY KEY, code text UNIQUE);`);
+    const path = sqliteFile(`
+      CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (1);
+      CREATE TABLE b (id INTEGER PRIMARY KEY, code TEXT UNIQUE);
+      INSERT INTO b VALUES (1, CAST(X'61ff' AS TEXT)), (2, CAST(X'61c3' AS TEXT));`);
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--json']);
+    expect(run.code, run.stderr).toBe(1);
+    expect(messages(run)).toEqual([
+      "table b, key id=1, column code: a 2-byte blob (x'61ff') is not valid UTF-8 text, e.g. Latin-1 bytes in a SQLite TEXT value (target type text)",
+    ]);
+    expect(await counts(url)).toEqual([{ a: 0, b: 0 }]);
+  });
 });
