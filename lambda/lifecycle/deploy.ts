@@ -379,7 +379,8 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
             );
           if (end === 'network') await endOldSession(target, session);
           note(report, said);
-          result = await rerun(target, migrations, { ...runOptions, ...takeOver(target) }, result);
+          const reconnect = () => as(roles.database, master, { retryForMs: Math.max(0, waitMs), intervalMs: 1_000 });
+          result = await rerun(target, migrations, { ...runOptions, ...takeOver(target) }, result, reconnect);
         }
       }
       applyRunResult(report, result);
@@ -562,16 +563,44 @@ async function appliedBy(client: Client, deployId: string | undefined) {
     .map((r) => ({ version: r.version, name: r.name, ms: r.executionMs ?? 0 }));
 }
 
+/** What the ledger says this deploy applied, and which non-transactional file stopped where. */
+function describeLedger(rows: Awaited<ReturnType<typeof readLedger>>, deployId: string | undefined): string {
+  const applied = rows.filter((r) => r.status === 'applied' && r.deployId === deployId).map((r) => r.version);
+  const incomplete = rows
+    .filter((r) => r.status === 'incomplete')
+    .map((r) => `${r.version} ${r.name} (${r.statementsDone ?? 0} statements recorded as done)`);
+  return (
+    `the ledger has this deploy's applied versions [${applied.join(', ')}]` +
+    (incomplete.length ? ` and incomplete ${incomplete.join(', ')}` : '')
+  );
+}
+
 /** The second run after a lost connection, reported as one run: what this deploy applied is read from the ledger. */
 async function rerun(
   client: Client,
   migrations: Migration[],
   options: RunOptions,
   first: RunResult,
+  reconnect: () => Promise<Client>,
 ): Promise<RunResult> {
   const second = await migrate(client, migrations, options);
-  if (second.error && second.connectionLost)
-    throw outcomeUnknown(`${first.error!.message}; then, on the second run: ${second.error.message}`);
+  if (second.error && (second.connectionLost || second.endedByServer)) {
+    // Resumed once only: a second failover (or an operator) ends it with the outcome unknown. What the
+    // ledger holds is read on a new connection; the session that ended can no longer tell.
+    const where = second.error.file || 'the last batch';
+    const ledger = await reconnect()
+      .then(async (fresh) => {
+        try {
+          return describeLedger(await readLedger(fresh), options.deployId);
+        } finally {
+          await fresh.end().catch(() => {});
+        }
+      })
+      .catch((err) => `the ledger could not be read (${(err as Error)?.message ?? err})`);
+    throw outcomeUnknown(
+      `${first.error!.message}; then, on the resumed run: ${second.error.message}; ${where} may be half-applied; ${ledger}`,
+    );
+  }
   const applied = await appliedBy(client, options.deployId);
   return {
     ...second,

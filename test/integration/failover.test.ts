@@ -236,6 +236,35 @@ describe('a non-transactional migration whose connection is lost between a state
   });
 });
 
+describe('a second failover during the resumed run (review S2)', () => {
+  test('the outcome is unknown: the deploy fails naming the file that may be half-applied and what the ledger has', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'orion-failover-'));
+    chmodSync(base, 0o755);
+    const options = { dataDir: join(base, 'data'), password: 'failover-pw' };
+    server = await startEmbeddedServer(options);
+    fixture = deployFixture({ adminUrl: server.url });
+    await fixture.master();
+    await query(server.url, `ALTER ROLE ${RDS_MASTER} SET orion.test_sleep = '60'`);
+    const dir = migrationsDir({
+      '000001_a.up.sql': 'CREATE TABLE a (id int);',
+      '000002_b.up.sql': `-- orion:no-transaction\nCREATE TABLE b (id int);\n${SLEEP};`,
+    });
+    const running = fixture.deploy(dir, {});
+    running.catch(() => {}); // awaited below
+    for (let i = 0; i < 2; i++) {
+      // The resumed run sleeps again: the second restart ends it too.
+      await runningPid(server.url, fixture.roles.database, 'pg_sleep(coalesce');
+      await server.stop({ keepData: true });
+      server = await startEmbeddedServer({ ...options, port: server.port });
+    }
+    await expect(running).rejects.toThrow(
+      /on the resumed run: .*57P01.*; 000002_b\.up\.sql may be half-applied; the ledger has this deploy's applied versions \[1\] and incomplete 2 b \(1 statements recorded as done\)/,
+    );
+    await query(server.url, `ALTER ROLE ${RDS_MASTER} RESET orion.test_sleep`);
+    expect(await tableNames(fixture.targetUrl)).toEqual(['a', 'b', 'orion_schema_history']);
+  });
+});
+
 describe('a query that got no answer (pg query_timeout)', () => {
   test('closes its connection: the queries after it (ROLLBACK, bookkeeping) fail at once instead of each waiting its own timeout', async () => {
     const admin = new URL(adminUrl());
