@@ -171,13 +171,23 @@ export class ServerError extends OrionError {
     readonly step: string,
     cause: { code: string; message?: string; detail?: string },
   ) {
-    const detail = cause.detail ? ` (${cause.detail.replace(/\.$/, '')})` : '';
-    super(`${step} failed: SQLSTATE ${cause.code}: ${cause.message ?? 'unknown error'}${detail}`, { cause });
+    // DETAIL may hold row data (a duplicated token): never in the message, which becomes a
+    // CloudFormation Reason or a log line; a separate field the CLI prints (see ErrorEntry).
+    super(`${step} failed: SQLSTATE ${cause.code}: ${cause.message ?? 'unknown error'}`, { cause });
     this.name = 'ServerError';
     this.sqlstate = cause.code;
+    this.detail = cause.detail;
   }
+  /** The server's DETAIL, kept out of `message`. */
+  readonly detail?: string;
   toEntries(): ErrorEntry[] {
-    return [{ sqlstate: this.sqlstate, message: this.message.replace(`SQLSTATE ${this.sqlstate}: `, '') }];
+    return [
+      {
+        sqlstate: this.sqlstate,
+        message: this.message.replace(`SQLSTATE ${this.sqlstate}: `, ''),
+        detail: this.detail,
+      },
+    ];
   }
 }
 
@@ -187,7 +197,7 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 export function asServerError(step: string, err: unknown): unknown {
   const code = (err as { code?: unknown })?.code;
   if (err instanceof OrionError || typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return err;
-  return new ServerError(step, err as { code: string; message?: string });
+  return new ServerError(step, err as { code: string; message?: string; detail?: string });
 }
 
 export function formatPosition(p: SourcePosition): string {
