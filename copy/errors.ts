@@ -10,15 +10,27 @@ export class ConversionError extends OrionError {
   constructor(
     readonly table: string,
     readonly key: string,
-    readonly column: string,
+    /** Null when the server refused the row as a whole (a CHECK or unique constraint names no column). */
+    readonly column: string | null,
     readonly problem: string,
     readonly sqlstate?: string,
+    /** The server's DETAIL (e.g. the failing row); kept out of the message, as the engine's errors do. */
+    readonly detail?: string,
   ) {
-    super(`table ${table}, ${key}, column ${column}: ${problem}`);
+    super(`table ${table}, ${key}${column === null ? '' : `, column ${column}`}: ${problem}`);
     this.name = 'ConversionError';
   }
   toEntries(): ErrorEntry[] {
-    return [{ sqlstate: this.sqlstate, message: this.message }];
+    // --json gets the row's place as fields too (file/line/column are the migrations' positions).
+    const entry = {
+      sqlstate: this.sqlstate,
+      message: this.message,
+      ...(this.detail ? { detail: this.detail } : {}),
+      table: this.table,
+      key: this.key,
+      column_name: this.column,
+    };
+    return [entry];
   }
 }
 

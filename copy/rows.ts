@@ -117,5 +117,12 @@ export function explainCopyError(
   if (!m) return err;
   const found = rowAt(Number(m[1]));
   const key = found ? describeKey(plan, found.row, found.number) : `line ${m[1]} of the COPY`;
-  return new ConversionError(plan.target.name, key, m[2] ?? '?', `the server refused it: ${err.message}`, err.code);
+  return new ConversionError(
+    plan.target.name,
+    key,
+    m[2] ?? null,
+    `the server refused it: ${err.message}`,
+    err.code,
+    err.detail || undefined,
+  );
 }

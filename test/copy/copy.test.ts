@@ -139,6 +139,9 @@ describe('orion-db copy: conversion to the target types', () => {
     expect(failed.json().errors).toEqual([
       {
         message: 'table items, key id=180, column u: text "not-a-uuid" is not a uuid (target type uuid)',
+        table: 'items',
+        key: 'key id=180',
+        column_name: 'u',
       },
     ]);
     expect((await query(url, 'SELECT count(*)::int AS n FROM items'))[0].n).toBe(100);
@@ -183,6 +186,9 @@ describe('orion-db copy: conversion to the target types', () => {
         sqlstate: '22001',
         message:
           'table codes, key id=17, column code: the server refused it: value too long for type character varying(3)',
+        table: 'codes',
+        key: 'key id=17',
+        column_name: 'code',
       },
     ]);
     expect(await query(url, 'SELECT count(*)::int AS n FROM codes')).toEqual([{ n: 10 }]);
@@ -480,7 +486,12 @@ describe('orion-db copy: PostgreSQL to PostgreSQL, streamed (same column types)'
     expect(failed.json().errors).toEqual([
       {
         sqlstate: '23514',
-        message: `table notes, key a=${bad.a}, b=${bad.b}, column ?: the server refused it: new row for relation "notes" violates check constraint "notes_v_check"`,
+        // The row as a whole is refused: no column is named (it printed `column ?`), the DETAIL is kept.
+        message: `table notes, key a=${bad.a}, b=${bad.b}: the server refused it: new row for relation "notes" violates check constraint "notes_v_check"`,
+        detail: expect.stringContaining('Failing row contains ('),
+        table: 'notes',
+        key: `key a=${bad.a}, b=${bad.b}`,
+        column_name: null,
       },
     ]);
     // The batches before the refused one are committed: the rows ordered first by (a, b).

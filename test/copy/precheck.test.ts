@@ -208,3 +208,28 @@ describe('orion-db copy: SQLite text that is not valid UTF-8', () => {
     expect(await counts(url)).toEqual([{ a: 0, b: 0 }]);
   });
 });
+
+describe('orion-db copy: a row the server refuses', () => {
+  test('names table, key and column with the DETAIL, in text and as --json fields', async () => {
+    const url = await target(`CREATE TABLE b (id integer PRIMARY KEY, n numeric(4,1));`);
+    const path = sqliteFile(
+      `CREATE TABLE b (id INTEGER PRIMARY KEY, n); INSERT INTO b VALUES (1, 1.5), (2, 123456.7);`,
+    );
+    const text = await runCli(['copy', '--from', sqliteUrl(path), '--to', url]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain(
+      'error: SQLSTATE 22003: table b, key id=2, column n: the server refused it: numeric field overflow\n  DETAIL: A field with precision 4, scale 1 must round to an absolute value less than 10^3.',
+    );
+    const json = await runCli(['copy', '--from', sqliteUrl(path), '--to', url, '--truncate', '--json']);
+    expect(json.json().errors).toEqual([
+      {
+        sqlstate: '22003',
+        message: 'table b, key id=2, column n: the server refused it: numeric field overflow',
+        detail: 'A field with precision 4, scale 1 must round to an absolute value less than 10^3.',
+        table: 'b',
+        key: 'key id=2',
+        column_name: 'n',
+      },
+    ]);
+  });
+});
