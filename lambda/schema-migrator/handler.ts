@@ -103,7 +103,14 @@ export function createHandlers(deps: HandlerDeps) {
     try {
       if (event.RequestType === 'Delete') return { IsComplete: await releaseForFailedCreate(event) };
       const back = event.RequestType === 'Update' ? await rollingBack(event) : false;
-      if (back === undefined) return { IsComplete: false };
+      if (typeof back === 'object') {
+        // Neither told yet: polled again, but never past the hour (a deploy and a rollback both end then).
+        if (!outOfHour(event)) return { IsComplete: false };
+        metrics.add('MigrationFailures', 1);
+        throw new Error(
+          `Schema migrations stopped waiting after ${Math.round(deps.lastPollAfterMs / 60_000)} minutes, before CloudFormation's one-hour limit: whether the stack is rolling back could not be told (DescribeStacks failed: ${back.describeStacksError}; the deploy ids are not synth times), so nothing was run. The next deploy (or a continued rollback) tries again.`,
+        );
+      }
       if (back) {
         if (outOfHour(event)) {
           logger.error(
@@ -387,7 +394,8 @@ export function createHandlers(deps: HandlerDeps) {
    * wrong somewhere (a deploy taken for a rollback applies nothing and succeeds; a rollback taken for a
    * deploy re-runs what failed), so the caller polls again, and DescribeStacks is asked again.
    */
-  async function rollingBack(event: ProviderEvent): Promise<boolean | undefined> {
+  /** Whether the stack rolls back; when that cannot be told yet, why (DescribeStacks' error). */
+  async function rollingBack(event: ProviderEvent): Promise<boolean | { describeStacksError: string }> {
     try {
       return await deps.isRollingBack(event.StackId);
     } catch (err) {
@@ -400,7 +408,7 @@ export function createHandlers(deps: HandlerDeps) {
           : 'DescribeStacks failed and the deploy ids are not synth times: polling again to tell a rollback from a deploy',
         { error: describeError(err) },
       );
-      return known ? now < old : undefined;
+      return known ? now < old : { describeStacksError: describeError(err) };
     }
   }
 

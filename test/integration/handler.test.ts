@@ -722,6 +722,23 @@ describe('Custom::SchemaMigrations handler', () => {
     expect(metrics).toMatchObject({ RollbackProblems: 1 });
   });
 
+  test('a rollback that cannot be told from a deploy is not polled past the hour: it ends naming DescribeStacks’ error', async () => {
+    await deploy(SOP_MIGRATIONS, event('Create', 'd1'));
+    cfn.on(DescribeStacksCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
+    const h = handlers(sopPlus(SPEAKERS_UP));
+    const e = event('Update', '1', '2'); // build numbers, not synth times: they decide nothing
+    const late = {
+      ...e,
+      ...(await h.onEvent(e)),
+      StartedAt: new Date(Date.now() - lastPollAfter().toMilliseconds() - 1_000).toISOString(),
+    };
+    await expect(h.isComplete(late, context)).rejects.toThrow(
+      /^Schema migrations stopped waiting after 45 minutes, before CloudFormation's one-hour limit: whether the stack is rolling back could not be told \(DescribeStacks failed: Rate exceeded;/,
+    );
+    expect(await tableNames(fixture.targetUrl)).not.toContain('speakers');
+    expect(metrics).toMatchObject({ MigrationFailures: 1 });
+  });
+
   test('the last poll start is the one the stack passes (its time budget), not a number of its own', async () => {
     const h = handlers(SOP_MIGRATIONS, fixture.serverUrl, undefined, 10 * 60_000);
     const e = event('Create', 'd1');
