@@ -108,11 +108,11 @@ export function renderReport(r: Report): string {
     const tables = (r.tables as { table: string; copied: number; resumed_from: number; ms: number }[]) ?? [];
     for (const t of tables)
       lines.push(
-        `  ${t.table}: ${t.copied} rows copied${t.resumed_from ? ` (after ${t.resumed_from} copied before)` : ''}`,
+        `  ${t.table}: ${nRows(t.copied)} copied${t.resumed_from ? ` (after ${t.resumed_from} copied before)` : ''}`,
       );
     for (const t of (r.only_in_source as string[]) ?? []) lines.push(`  ${t}: not in the target, not copied`);
     for (const t of (r.only_in_target as string[]) ?? []) lines.push(`  ${t}: not in the source, not copied`);
-    lines.push(`ok: ${tables.reduce((n, t) => n + t.copied, 0)} rows copied into ${tables.length} table(s)`);
+    lines.push(`ok: ${nRows(tables.reduce((n, t) => n + t.copied, 0))} copied into ${tables.length} table(s)`);
   } else if (r.ok) {
     lines.push('ok');
   }
@@ -175,3 +175,6 @@ function adoptionLines(r: Report): string[] {
   if (owned.length) out.push(`ownership moved to the owner role: ${owned.length} object(s)`);
   return out;
 }
+
+/** `1 row`, `2 rows`. */
+const nRows = (n: number) => `${n} row${n === 1 ? '' : 's'}`;

@@ -69,7 +69,7 @@ export class Checkpoint {
     if (String(state.tables) !== String(identity.tables)) differs.push('tables' as never);
     if (differs.length && !fresh) {
       throw new BadInputError(
-        `--checkpoint ${path} belongs to another copy (its ${differs.join(', ')} differ: ` +
+        `--checkpoint ${path} belongs to another copy (its ${differs.join(', ')} ${differs.length === 1 ? 'differs' : 'differ'}: ` +
           differs.map((k) => `${JSON.stringify(state[k])} here ${JSON.stringify(identity[k])}`).join('; ') +
           `); use another file, or --truncate to start this copy over`,
       );

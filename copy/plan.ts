@@ -48,7 +48,16 @@ export function planTables(
   targetTables: ReadonlyMap<string, TargetTable>,
   only: readonly string[] | undefined,
 ): Selection {
-  const sources = new Map(sourceTables.map((t) => [t.name, t]));
+  // A target table takes the source table of its name, or else the one source table that differs only
+  // in case (SQLite's `Accounts` for PostgreSQL's `accounts`), as columns do.
+  const sources = new Map<string, SourceTable>();
+  for (const name of targetTables.keys()) {
+    const match =
+      sourceTables.find((t) => t.name === name) ??
+      single(sourceTables.filter((t) => t.name.toLowerCase() === name.toLowerCase()));
+    if (match) sources.set(name, match);
+  }
+  const matched = new Set([...sources.values()]);
   const problems: BadInputError[] = [];
   for (const t of only ?? []) {
     if (!targetTables.has(t)) problems.push(new BadInputError(`--tables: table "${t}" is not in the target database`));
@@ -56,6 +65,11 @@ export function planTables(
   }
   if (problems.length) throw problems.length === 1 ? problems[0] : new BadInputErrors(problems);
   const names = only ?? [...targetTables.keys()].filter((t) => sources.has(t));
+  if (!names.length && sourceTables.length)
+    throw new BadInputError(
+      `no table of the source has a table of that name in the target, so nothing would be copied: the source has ` +
+        `${list(sourceTables.map((t) => t.name))}, the target (schema public) ${list([...targetTables.keys()])}`,
+    );
   const plans: TablePlan[] = [];
   for (const name of names) {
     try {
@@ -68,7 +82,7 @@ export function planTables(
   if (problems.length) throw problems.length === 1 ? problems[0] : new BadInputErrors(problems);
   return {
     plans,
-    onlyInSource: only ? [] : [...sources.keys()].filter((t) => !targetTables.has(t)),
+    onlyInSource: only ? [] : sourceTables.filter((t) => !matched.has(t)).map((t) => t.name),
     onlyInTarget: only ? [] : [...targetTables.keys()].filter((t) => !sources.has(t)),
   };
 }
@@ -124,6 +138,13 @@ function planTable(source: SourceTable, target: TargetTable): TablePlan {
     mode: whole ? 'whole' : 'batches',
     whole,
   };
+}
+
+/** At most 20 names, then how many more. */
+function list(names: readonly string[]): string {
+  if (!names.length) return 'no tables';
+  const shown = names.slice(0, 20).join(', ');
+  return names.length > 20 ? `${shown} and ${names.length - 20} more` : shown;
 }
 
 function single<T>(xs: T[]): T | undefined {

@@ -328,7 +328,7 @@ describe('orion-db copy: before anything is written', () => {
       },
     );
     expect(relative.code, relative.stderr).toBe(0);
-    expect(relative.stdout).toContain('ok: 1 rows copied into 1 table(s)');
+    expect(relative.stdout).toContain('ok: 1 row copied into 1 table(s)');
     const twoSlashes = await runCli(['copy', '--from', 'sqlite://rules.db', '--to', url]);
     expect(twoSlashes.code).toBe(2);
     expect(twoSlashes.stderr).toContain(

@@ -233,3 +233,38 @@ describe('orion-db copy: a row the server refuses', () => {
     ]);
   });
 });
+
+describe('orion-db copy: which tables are copied', () => {
+  test("SQLite's Accounts is the target's accounts; a copy that matches no table is refused, naming both sides", async () => {
+    const url = await target(`CREATE TABLE accounts (id integer PRIMARY KEY, handle text);`);
+    const path = sqliteFile(
+      `CREATE TABLE Accounts (id INTEGER PRIMARY KEY, Handle TEXT); INSERT INTO Accounts VALUES (1, 'a');`,
+    );
+    const run = await runCli(['copy', '--from', sqliteUrl(path), '--to', url]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('ok: 1 row copied into 1 table(s)');
+    expect(await query(url, 'SELECT id, handle FROM accounts')).toEqual([{ id: 1, handle: 'a' }]);
+    const other = sqliteFile(
+      `CREATE TABLE users (id INTEGER PRIMARY KEY); CREATE TABLE notes (id INTEGER PRIMARY KEY);`,
+    );
+    const none = await runCli(['copy', '--from', sqliteUrl(other), '--to', url, '--truncate', '--json']);
+    expect(none.code).toBe(2);
+    expect(messages(none)).toEqual([
+      'no table of the source has a table of that name in the target, so nothing would be copied: the source has ' +
+        'notes, users, the target (schema public) accounts',
+    ]);
+    expect(await query(url, 'SELECT count(*)::int AS n FROM accounts')).toEqual([{ n: 1 }]);
+  });
+
+  test('a checkpoint of another copy names what differs, in agreement with how many do', async () => {
+    const url = await target(`CREATE TABLE a (id integer PRIMARY KEY);`);
+    const first = sqliteFile(`CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (1);`);
+    const checkpoint = `${first}.checkpoint.json`;
+    const done = await runCli(['copy', '--from', sqliteUrl(first), '--to', url, '--checkpoint', checkpoint]);
+    expect(done.code, done.stderr).toBe(0);
+    const second = sqliteFile(`CREATE TABLE a (id INTEGER PRIMARY KEY); INSERT INTO a VALUES (2);`);
+    const run = await runCli(['copy', '--from', sqliteUrl(second), '--to', url, '--checkpoint', checkpoint]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`--checkpoint ${checkpoint} belongs to another copy (its source differs: `);
+  });
+});
