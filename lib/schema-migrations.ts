@@ -236,7 +236,7 @@ export class SchemaMigrations extends Construct {
 
     const r = props.restore;
     const restore = r.adopted
-      ? { AdoptedInstance: 'true' }
+      ? { AdoptedInstance: 'true', ...(r.monitoringRole ? { RestoreMonitoringRoleArn: r.monitoringRole.roleArn } : {}) }
       : {
           AdoptedInstance: 'false',
           RestoreSubnetGroupName: r.subnetGroupName,
@@ -335,7 +335,9 @@ export class SchemaMigrations extends Construct {
           sid: 'PassMonitoringRole',
           actions: ['iam:PassRole'],
           resources: [r.monitoringRole.roleArn],
-          conditions: { StringEquals: { 'iam:PassedToService': 'rds.amazonaws.com' } },
+          conditions: {
+            StringEquals: { 'iam:PassedToService': ['rds.amazonaws.com', 'monitoring.rds.amazonaws.com'] },
+          },
         }),
       );
     // Restoring an encrypted snapshot lets RDS create a grant on the key.

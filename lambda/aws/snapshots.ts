@@ -39,6 +39,8 @@ export const TAG_PRE_MIGRATION = 'orion:pre-migration';
 const TAG_DEPLOY_ID = 'orion:deploy-id';
 /** On the restored instance once the settings a restore cannot carry were copied from the failed one. */
 export const TAG_SETTINGS_COPIED = 'orion:settings-copied';
+/** On the restored instance once enhanced monitoring was copied (or why not): a call of its own, after the rest. */
+export const TAG_MONITORING_COPIED = 'orion:monitoring-copied';
 
 /** What a restored instance is given so it takes the failed one's place (from the stack, through the custom resource). */
 export type RestoreSettings = GivenRestoreSettings | AdoptedRestoreSettings;
@@ -66,6 +68,11 @@ export interface AdoptedRestoreSettings {
   /** Turned on for the restored instance; an adopted instance's own protection is kept either way. */
   readonly deletionProtection: boolean;
   readonly port: number;
+  /**
+   * The enhanced-monitoring role the stack may pass (config `existingInstance.monitoringRoleArn`).
+   * Without it, a restore does not turn enhanced monitoring back on: the tag says so.
+   */
+  readonly monitoringRoleArn?: string;
 }
 
 export interface RdsSnapshotsOptions {
@@ -151,9 +158,17 @@ export class RdsSnapshots implements SnapshotPort {
     const { original, temporary, failed } = await this.instances(id);
     if (original && tag(original, TAG_RESTORED_FROM) === id) {
       if (original.DBInstanceStatus !== 'available') return 'in-progress';
-      if (tag(original, TAG_SETTINGS_COPIED) !== undefined || !failed) return 'done';
-      await this.copyRestOfSettings(original, failed, id);
-      return 'in-progress';
+      if (!failed) return 'done';
+      if (tag(original, TAG_SETTINGS_COPIED) === undefined) {
+        await this.copyRestOfSettings(original, failed, id);
+        return 'in-progress';
+      }
+      // Its own call, at a later poll once the first is applied: a PassRole denial loses only monitoring.
+      if (failed.MonitoringInterval && tag(original, TAG_MONITORING_COPIED) === undefined) {
+        await this.copyMonitoring(original, failed, id);
+        return 'in-progress';
+      }
+      return 'done';
     }
     if (!failed) {
       if (!temporary) {
@@ -217,8 +232,8 @@ export class RdsSnapshots implements SnapshotPort {
 
   /**
    * What a restore request cannot carry, copied from the failed instance once the copy has its name:
-   * Performance Insights and its key, enhanced monitoring and its role, backup retention, storage
-   * autoscaling. The tag records it is done, so a later poll (or deploy) does not do it again.
+   * Performance Insights and its key, backup retention, storage autoscaling (enhanced monitoring
+   * follows in its own call, copyMonitoring). The tag records it is done, so a later poll (or deploy) does not do it again.
    */
   private async copyRestOfSettings(restored: DBInstance, failed: DBInstance, id: string): Promise<void> {
     let outcome = id;
@@ -233,8 +248,6 @@ export class RdsSnapshots implements SnapshotPort {
                 PerformanceInsightsRetentionPeriod: failed.PerformanceInsightsRetentionPeriod,
               }
             : {}),
-          MonitoringInterval: failed.MonitoringInterval ?? 0,
-          ...(failed.MonitoringInterval ? { MonitoringRoleArn: failed.MonitoringRoleArn } : {}),
           ...(failed.BackupRetentionPeriod !== undefined
             ? { BackupRetentionPeriod: failed.BackupRetentionPeriod }
             : {}),
@@ -250,6 +263,39 @@ export class RdsSnapshots implements SnapshotPort {
       new AddTagsToResourceCommand({
         ResourceName: restored.DBInstanceArn!,
         Tags: toTags({ [TAG_SETTINGS_COPIED]: outcome }),
+      }),
+    );
+  }
+
+  /**
+   * Enhanced monitoring and its role, as the failed instance had them. Passing the role takes
+   * iam:PassRole on it, which the stack grants only for the role it knows: an adopted instance without
+   * a configured monitoringRoleArn gets no role sent, and the tag says monitoring is to be turned on by hand.
+   */
+  private async copyMonitoring(restored: DBInstance, failed: DBInstance, id: string): Promise<void> {
+    const r = this.options.restore;
+    let outcome = id;
+    if (r.fromInstance === true && !r.monitoringRoleArn) {
+      outcome =
+        'not copied: no monitoringRoleArn configured for the adopted instance; turn enhanced monitoring on by hand';
+    } else {
+      try {
+        await this.send(
+          new ModifyDBInstanceCommand({
+            DBInstanceIdentifier: this.options.instanceIdentifier,
+            MonitoringInterval: failed.MonitoringInterval,
+            MonitoringRoleArn: failed.MonitoringRoleArn,
+            ApplyImmediately: true,
+          }),
+        );
+      } catch (err: any) {
+        outcome = `not copied: ${err?.name ?? 'error'}: ${err?.message ?? err}`;
+      }
+    }
+    await this.send(
+      new AddTagsToResourceCommand({
+        ResourceName: restored.DBInstanceArn!,
+        Tags: toTags({ [TAG_MONITORING_COPIED]: outcome }),
       }),
     );
   }

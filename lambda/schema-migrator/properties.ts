@@ -46,6 +46,8 @@ export interface SchemaMigrationsProperties {
   readonly RestoreStorageType?: string;
   readonly RestoreDeletionProtection: string;
   readonly RestorePort: string;
+  /** An adopted instance's enhanced-monitoring role (config `existingInstance.monitoringRoleArn`), when configured. */
+  readonly RestoreMonitoringRoleArn?: string;
   /**
    * What a stack rollback does to migrations the failed deploy applied (see RollbackPolicy). Optional
    * in the handler: a rollback carries the previous template's properties, which may predate it.
@@ -151,6 +153,9 @@ export function parseProperties(raw: Record<string, unknown> | undefined): Migra
           securityGroupIds: groups as string[],
           deletionProtection: bool('RestoreDeletionProtection'),
           port: int('RestorePort'),
+          ...(typeof p.RestoreMonitoringRoleArn === 'string' && p.RestoreMonitoringRoleArn
+            ? { monitoringRoleArn: p.RestoreMonitoringRoleArn }
+            : {}),
         }
       : {
           subnetGroupName: str('RestoreSubnetGroupName'),

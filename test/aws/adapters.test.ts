@@ -21,6 +21,7 @@ import { SecretsManagerSecrets } from '../../lambda/aws/secrets';
 import {
   RdsSnapshots,
   TAG_FAILED_DEPLOY,
+  TAG_MONITORING_COPIED,
   TAG_PRE_MIGRATION,
   TAG_RESTORE_REASON,
   TAG_RESTORED_FROM,
@@ -300,8 +301,6 @@ describe('RdsSnapshots', () => {
         EnablePerformanceInsights: true,
         PerformanceInsightsKMSKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/pi',
         PerformanceInsightsRetentionPeriod: 7,
-        MonitoringInterval: 60,
-        MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
         BackupRetentionPeriod: 14,
         MaxAllocatedStorage: 500,
         ApplyImmediately: true,
@@ -312,13 +311,38 @@ describe('RdsSnapshots', () => {
       Tags: [{ Key: TAG_SETTINGS_COPIED, Value: SNAP }],
     });
 
+    // 5b. Enhanced monitoring in a call of its own (iam:PassRole on its role), at the next poll.
+    rds.resetHistory();
+    const copiedTags = [...restoredTags, { Key: TAG_SETTINGS_COPIED, Value: SNAP }];
+    instances({
+      [failed]: failedSettings,
+      'orion-prod': {
+        DBInstanceStatus: 'available',
+        TagList: copiedTags,
+        DBInstanceArn: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
+      },
+    });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        DBInstanceIdentifier: 'orion-prod',
+        MonitoringInterval: 60,
+        MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
+        ApplyImmediately: true,
+      },
+    ]);
+    expect(rds.commandCalls(AddTagsToResourceCommand).at(-1)!.args[0].input).toEqual({
+      ResourceName: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
+      Tags: [{ Key: TAG_MONITORING_COPIED, Value: SNAP }],
+    });
+
     // 6. Done, and a later call (a retry, the next deploy) changes nothing.
     rds.resetHistory();
     instances({
       [failed]: failedSettings,
       'orion-prod': {
         DBInstanceStatus: 'available',
-        TagList: [...restoredTags, { Key: TAG_SETTINGS_COPIED, Value: SNAP }],
+        TagList: [...copiedTags, { Key: TAG_MONITORING_COPIED, Value: SNAP }],
       },
     });
     expect(await s.restore(SNAP, 'x')).toBe('done');
@@ -427,9 +451,94 @@ describe('RdsSnapshots', () => {
       {
         DBInstanceIdentifier: 'orion-prod',
         EnablePerformanceInsights: false,
-        MonitoringInterval: 0,
         ApplyImmediately: true,
       },
+    ]);
+  });
+
+  test('a PassRole denial loses only enhanced monitoring: the other settings went in a call of their own before it', async () => {
+    const s = snapshots();
+    const failed = s.keptAs(SNAP);
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    rds.on(AddTagsToResourceCommand).resolves({});
+    rds.on(ModifyDBInstanceCommand).callsFake((input) => {
+      if (input.MonitoringRoleArn)
+        throw Object.assign(new Error('not authorized to perform: iam:PassRole'), { name: 'AccessDenied' });
+      return {};
+    });
+    const failedSettings: Partial<DBInstance> = {
+      DBInstanceStatus: 'available',
+      PerformanceInsightsEnabled: true,
+      PerformanceInsightsKMSKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/pi',
+      PerformanceInsightsRetentionPeriod: 7,
+      MonitoringInterval: 60,
+      MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
+      BackupRetentionPeriod: 14,
+      MaxAllocatedStorage: 500,
+    };
+    const restored = [{ Key: TAG_RESTORED_FROM, Value: SNAP }];
+    instances({ [failed]: failedSettings, 'orion-prod': { DBInstanceStatus: 'available', TagList: restored } });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand)[0].args[0].input).toMatchObject({
+      EnablePerformanceInsights: true,
+      BackupRetentionPeriod: 14,
+      MaxAllocatedStorage: 500,
+    });
+    expect(rds.commandCalls(AddTagsToResourceCommand).at(-1)!.args[0].input.Tags).toEqual([
+      { Key: TAG_SETTINGS_COPIED, Value: SNAP },
+    ]);
+    const copied = [...restored, { Key: TAG_SETTINGS_COPIED, Value: SNAP }];
+    instances({ [failed]: failedSettings, 'orion-prod': { DBInstanceStatus: 'available', TagList: copied } });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(AddTagsToResourceCommand).at(-1)!.args[0].input.Tags).toEqual([
+      { Key: TAG_MONITORING_COPIED, Value: 'not copied: AccessDenied: not authorized to perform: iam:PassRole' },
+    ]);
+    const tags = [...copied, { Key: TAG_MONITORING_COPIED, Value: 'not copied' }];
+    instances({ [failed]: failedSettings, 'orion-prod': { DBInstanceStatus: 'available', TagList: tags } });
+    expect(await s.restore(SNAP, 'x')).toBe('done');
+  });
+
+  test('an adopted instance without a configured monitoring role: no role is sent, the tag says monitoring is by hand', async () => {
+    const adopted = (monitoringRoleArn?: string) =>
+      new RdsSnapshots(new RDSClient({ region: 'eu-west-1' }), {
+        instanceIdentifier: 'orion-prod',
+        restore: {
+          fromInstance: true,
+          securityGroupIds: ['sg-0ccc'],
+          deletionProtection: false,
+          port: 5432,
+          monitoringRoleArn,
+        },
+      });
+    const failed = adopted().keptAs(SNAP);
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    rds.on(AddTagsToResourceCommand).resolves({});
+    rds.on(ModifyDBInstanceCommand).resolves({});
+    const role = 'arn:aws:iam::123456789012:role/rds-monitoring';
+    instances({
+      [failed]: { DBInstanceStatus: 'available', MonitoringInterval: 60, MonitoringRoleArn: role },
+      'orion-prod': {
+        DBInstanceStatus: 'available',
+        TagList: [
+          { Key: TAG_RESTORED_FROM, Value: SNAP },
+          { Key: TAG_SETTINGS_COPIED, Value: SNAP },
+        ],
+      },
+    });
+    expect(await adopted().restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
+    expect(rds.commandCalls(AddTagsToResourceCommand).at(-1)!.args[0].input.Tags).toEqual([
+      {
+        Key: TAG_MONITORING_COPIED,
+        Value:
+          'not copied: no monitoringRoleArn configured for the adopted instance  turn enhanced monitoring on by hand',
+      },
+    ]);
+    // Configured: the role is passed.
+    rds.resetHistory();
+    expect(await adopted(role).restore(SNAP, 'x')).toBe('in-progress');
+    expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
+      { DBInstanceIdentifier: 'orion-prod', MonitoringInterval: 60, MonitoringRoleArn: role, ApplyImmediately: true },
     ]);
   });
 

