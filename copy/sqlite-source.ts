@@ -19,7 +19,12 @@ export async function openSqlite(path: string): Promise<Source> {
   try {
     db = new Database(path, { readonly: true, fileMustExist: true, timeout: 10_000 });
     db.prepare('SELECT count(*) FROM sqlite_schema').get();
-    db.function(VALID_UTF8, { deterministic: true }, (b: unknown) => (Buffer.isBuffer(b) && isUtf8(b) ? 1 : 0));
+    // Text as better-sqlite3 reads it, which has U+FFFD for any bytes that are not UTF-8: without one,
+    // the value is valid UTF-8 (a real U+FFFD only sends its key to the target's grouping). Passing the
+    // text costs less than passing the bytes to isUtf8 (SOP data: 0.9 s against 1.5 s; 0.7 s without).
+    db.function(NO_REPLACEMENT, { deterministic: true }, (s: unknown) =>
+      typeof s === 'string' && !s.includes('\uFFFD') ? 1 : 0,
+    );
   } catch (err) {
     throw new BadInputError(`--from: ${path} is not a readable SQLite database: ${(err as Error).message}`);
   }
@@ -207,8 +212,8 @@ function fromPosition(p: string | number): bigint | string {
   return s.startsWith('i:') ? BigInt(s.slice(2)) : s.slice(2);
 }
 
-/** SQL function (registered on open): 1 when a blob is valid UTF-8. */
-const VALID_UTF8 = 'orion_valid_utf8';
+/** SQL function (registered on open): 1 when a text, as read, has no U+FFFD (so was valid UTF-8). */
+const NO_REPLACEMENT = 'orion_no_replacement_char';
 
 const HEX = '[0-9a-f]';
 /** CANONICAL_UUID of convert.ts as a GLOB (case-sensitive, whole string). */
@@ -220,7 +225,7 @@ function unchanged(column: string, kind: UnchangedKind): string {
   if (kind === 'uuid') return `typeof(${column}) = 'text' AND ${column} GLOB '${CANONICAL_UUID_GLOB}'`;
   // toText refuses a NUL; instr() on text would stop at one, on the bytes it does not.
   // Invalid UTF-8 is read as U+FFFD, so two different byte strings may arrive as one text.
-  const text = `typeof(${column}) = 'text' AND instr(CAST(${column} AS BLOB), x'00') = 0 AND ${VALID_UTF8}(CAST(${column} AS BLOB))`;
+  const text = `typeof(${column}) = 'text' AND instr(CAST(${column} AS BLOB), x'00') = 0 AND ${NO_REPLACEMENT}(${column})`;
   if (kind === 'text') return text;
   // length() counts characters, as varchar(n) does.
   if (typeof kind === 'object') return `${text} AND length(${column}) <= ${kind.maxLength}`;
