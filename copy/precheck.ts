@@ -8,11 +8,11 @@
  */
 import type { ClientBase } from 'pg';
 import { quoteIdent as q } from '../lambda/engine/db';
-import { ConversionProblem, copyField } from './convert';
+import { ConversionProblem, copyField, type SourceValue } from './convert';
 import { ConversionError, type UniqueConflict } from './errors';
 import { canFindDuplicates } from './pg-source';
 import { describeKey, isPassThrough, type TablePlan } from './plan';
-import { copyIn } from './rows';
+import { copyIn, explainCopyError } from './rows';
 import type { Source, UnchangedKind } from './source';
 import type { TargetColumn, UniqueKey } from './target';
 import { createTempTable } from './temp-table';
@@ -76,7 +76,15 @@ export async function findUniqueConflicts(
         `CREATE TEMPORARY TABLE ${temp} (${positions.map((p) => `${q(plan.columns[p].name)} ${plan.columns[p].type}`).join(', ')}) ON COMMIT DROP`,
         'the unique pre-check',
       );
-      await copyIn(client, `COPY ${temp} FROM STDIN`, keyLines(source, plan, positions, batchSize));
+      try {
+        await copyIn(client, `COPY ${temp} FROM STDIN`, keyLines(source, plan, positions, batchSize));
+      } catch (err: any) {
+        // A key value the column refuses (too long for its varchar(n)): named by its row, read again.
+        const line = typeof err?.where === 'string' ? /COPY [^,]+, line (\d+)/.exec(err.where) : null;
+        if (!line) throw err;
+        const found = await nthRow(source, plan, positions, Number(line[1]), batchSize);
+        throw explainCopyError(err, plan, () => found);
+      }
       for (const key of keys) {
         const cols = key.expressions;
         const where = [
@@ -106,6 +114,39 @@ export async function findUniqueConflicts(
   return conflicts;
 }
 
+/** The key columns read by keyLines, and the primary key columns read beside them to name a row. */
+function readColumns(plan: TablePlan, positions: readonly number[]) {
+  const named = (plan.keyIndexes ?? []).filter((i) => i >= 0 && !positions.includes(i));
+  const columns = [...positions, ...named].map((p) => plan.sourceColumns[p]);
+  /** A row as read, widened to the plan's columns (those not read are NULL). */
+  const widen = (row: readonly SourceValue[]) =>
+    plan.columns.map((_, c) =>
+      positions.includes(c)
+        ? row[positions.indexOf(c)]
+        : named.includes(c)
+          ? row[positions.length + named.indexOf(c)]
+          : null,
+    );
+  return { columns, widen };
+}
+
+/** The `n`th row (from 1) keyLines read, widened to the plan's columns. */
+async function nthRow(
+  source: Source,
+  plan: TablePlan,
+  positions: readonly number[],
+  n: number,
+  batchSize: number,
+): Promise<{ row: SourceValue[]; number: number } | undefined> {
+  const { columns, widen } = readColumns(plan, positions);
+  let seen = 0;
+  for await (const batch of source.batches(plan.source, columns, batchSize, null)) {
+    if (seen + batch.rows.length >= n) return { row: widen(batch.rows[n - seen - 1]), number: n };
+    seen += batch.rows.length;
+  }
+  return undefined;
+}
+
 async function* keyLines(
   source: Source,
   plan: TablePlan,
@@ -113,8 +154,7 @@ async function* keyLines(
   batchSize: number,
 ): AsyncIterable<string> {
   // The primary key is read too (when not a key column here), so that a value that does not convert is named by it.
-  const named = (plan.keyIndexes ?? []).filter((i) => i >= 0 && !positions.includes(i));
-  const columns = [...positions, ...named].map((p) => plan.sourceColumns[p]);
+  const { columns, widen } = readColumns(plan, positions);
   let rowNumber = 0;
   for await (const batch of source.batches(plan.source, columns, batchSize, null)) {
     let text = '';
@@ -127,17 +167,9 @@ async function* keyLines(
           v = plan.converters[positions[i]](row[i]);
         } catch (err) {
           if (!(err instanceof ConversionProblem)) throw err;
-          // The key of a row whose key does not convert: its raw values, in the key's order.
-          const raw = plan.columns.map((_, c) =>
-            positions.includes(c)
-              ? row[positions.indexOf(c)]
-              : named.includes(c)
-                ? row[positions.length + named.indexOf(c)]
-                : null,
-          );
           throw new ConversionError(
             plan.target.name,
-            describeKey(plan, raw, rowNumber),
+            describeKey(plan, widen(row), rowNumber),
             plan.columns[positions[i]].name,
             `${err.message} (target type ${plan.columns[positions[i]].type})`,
           );
