@@ -45,7 +45,8 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     const { severity, code } = err as { severity?: string; code?: string };
     if (severity === 'FATAL' && (code === '57P01' || code === '57P02')) endedByServer.add(client);
   });
-  if (options.queryTimeoutMs !== undefined) closeOnReadTimeout(client);
+  // Always: a query may carry its own read timeout (query_timeout), with or without the connection's.
+  closeOnReadTimeout(client);
   try {
     await client.connect();
   } catch (err: any) {
@@ -82,7 +83,8 @@ function closeOnReadTimeout(client: Client): void {
     const result = query(...args);
     if (result instanceof Promise)
       result.catch((err) => {
-        if (/read timeout/i.test(String((err as Error)?.message)))
+        // pg's own words for its read timeout; a server error (one with a code) never closes the socket.
+        if ((err as Error)?.message === 'Query read timeout' && !(err as { code?: unknown })?.code)
           (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
       });
     return result;

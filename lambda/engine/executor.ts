@@ -111,6 +111,8 @@ export interface RunResult {
 }
 
 const BACKOFF_MS = 200;
+/** How long past a query's cap its connection may stay silent before it is taken for dead. */
+export const READ_TIMEOUT_MARGIN_MS = 15_000;
 /**
  * Size of one joined query of the fast path; larger batches go in several. A joined query is a copy
  * of its statements and garbage once sent: small enough, it dies young. At 1 MB the copies piled up in
@@ -313,39 +315,58 @@ export class Executor {
   private async runJoined(group: readonly PendingMigration[]): Promise<AppliedReport[]> {
     const MARK = 'SELECT clock_timestamp() AS orion_mark';
     const pieces: string[] = ['BEGIN', ...(this.options.dryRun ? [CREATE_LEDGER] : []), MARK];
+    // The server's cap on each piece (0: quick bookkeeping; Infinity: a statement without one).
+    const caps: number[] = pieces.map(() => 0);
     let settings = '';
     for (const { migration } of group) {
       const s = this.settingsSql(migration.up, 'SET LOCAL');
       if (s !== settings) {
         settings = s;
         pieces.push(s);
+        caps.push(0);
       }
+      const cap = this.statementTimeout(migration.up) || Number.POSITIVE_INFINITY;
       for (const st of migration.up.statements) {
         const left = this.timeLeftSql(migration.up);
-        if (left) pieces.push(left);
+        if (left) {
+          pieces.push(left);
+          caps.push(0);
+        }
         pieces.push(st.sql);
+        caps.push(cap);
       }
       pieces.push(MARK);
+      caps.push(0);
     }
     if (this.options.role) pieces.push('RESET ROLE');
     const marks: number[] = [];
     let chunk: string[] = [];
     let size = 0;
+    let chunkCap = 0;
     const flush = async () => {
       if (chunk.length === 0) return;
       // The newline ends a `--` comment that closes a statement: joined with ';' alone, the ';' would be
       // commented out and two statements would run together.
-      const result = await this.client.query(chunk.join('\n;\n'));
+      // The chunk's cap: its statements' caps together, and never past the deadline (timeLeftSql).
+      const left =
+        this.options.deadlineAt === undefined
+          ? Number.POSITIVE_INFINITY
+          : Math.max(1, this.options.deadlineAt - Date.now());
+      const cap = Math.min(chunkCap, left);
+      const result = await this.client.query(this.withReadTimeout(chunk.join('\n;\n'), Number.isFinite(cap) ? cap : 0));
       for (const r of Array.isArray(result) ? result : [result]) {
         if (r.fields?.[0]?.name === 'orion_mark') marks.push((r.rows[0].orion_mark as Date).getTime());
       }
       chunk = [];
       size = 0;
+      chunkCap = 0;
     };
-    for (const piece of pieces) {
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i];
       if (size + piece.length > JOINED_QUERY_CHARS) await flush();
       chunk.push(piece); // a statement larger than a query goes alone, as it is: joining one string copies nothing
       size += piece.length;
+      chunkCap += caps[i] ?? 0;
     }
     await flush();
     return group.map(({ migration }, i) => ({
@@ -428,7 +449,9 @@ export class Executor {
           // One simple query is one implicit transaction: the statement and its progress commit together
           // or not at all, so a resume after a lost connection never runs a committed statement again.
           try {
-            await this.client.query(`${statement.sql}\n;\n${progress}`);
+            await this.client.query(
+              this.withReadTimeout(`${statement.sql}\n;\n${progress}`, this.statementTimeout(script)),
+            );
           } catch (err) {
             throw new StatementError(script.file, statement, err);
           }
@@ -439,7 +462,7 @@ export class Executor {
         // progress, a lost connection leaves the outcome unknown; the caller must not resume blindly.
         if (progress) this.inDoubt = { file: script.file, line: statement.line, sql: statement.sql };
         try {
-          await this.client.query(statement.sql);
+          await this.client.query(this.withReadTimeout(statement.sql, this.statementTimeout(script)));
         } catch (err) {
           throw new StatementError(script.file, statement, err);
         }
@@ -485,6 +508,15 @@ export class Executor {
     const holders = rows.map((r) => `pid ${r.pid} "${r.application_name}" (${r.mode})`).join(', ');
     const detail = `${failure.serverMessage}: waiting for a lock on ${relation.relname}${holders ? ` held by ${holders}` : ''}`;
     return new MigrationFailedError(failure.file, failure.line, failure.sqlstate, detail, { cause: failure.cause });
+  }
+
+  /**
+   * The query with pg's read timeout (query_timeout) set from the server's own cap on it, plus a
+   * margin: past that, silence means a dead socket (a hard failover), noticed then rather than at the
+   * connection's timeout. Without a cap (0), the connection's own timeout, if any, applies.
+   */
+  private withReadTimeout(text: string, capMs: number): string | { text: string; query_timeout: number } {
+    return capMs > 0 ? { text, query_timeout: Math.ceil(capMs) + READ_TIMEOUT_MARGIN_MS } : text;
   }
 
   private lockTimeout(script: MigrationScript): number {

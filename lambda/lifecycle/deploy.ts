@@ -134,6 +134,11 @@ export type DeployOutcome =
 /** How long a reconnect after a lost session waits for the server (an RDS failover takes 1-2 minutes). */
 const RECONNECT_WAIT_MS = 120_000;
 
+/** Below this much time left before the deadline, a lost run is not resumed: the next deploy does it. */
+const RESUME_FLOOR_MS = 20_000;
+/** The longest wait for the old session to go once told to (bounded by the time left too). */
+const END_OLD_SESSION_WAIT_MS = 30_000;
+
 /** How long past a statement's cap a connection may stay silent before it is taken for dead. */
 const QUERY_SILENCE_MS = 15_000;
 
@@ -361,23 +366,33 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
         );
         const now = await serverSession(target);
         const end = sessionEnd(session, now, endedByServer);
-        const said = describeSessionEnd(end, session, now);
-        log(said);
+        let said = describeSessionEnd(end, session, now);
         report.session_ended = { cause: end, error: lost, server_before: session, server_after: now };
         if (end === 'operator') {
+          log(said);
           result = await operatorEnded(target, result, config.deployId, said);
         } else {
+          const left = () => (deadline ?? Number.POSITIVE_INFINITY) - Date.now();
+          // Waiting for the old session to go is bounded by the time left too.
+          const endWaitMs = Math.max(1_000, Math.min(END_OLD_SESSION_WAIT_MS, left()));
           // Resuming is safe either way because the ledger is transactional: a batch's ledger rows commit
           // with it, so they say exactly what committed. After a restart the old session is gone; after
           // a network fault it may still run behind the dead socket (holding the migration lock and an
           // open transaction), so it is ended first: its transaction rolls back, or committed with its rows.
           const doubt = result.inDoubt;
-          if (doubt && !(await endIfStillRunning(target, session, doubt.sql)))
+          if (doubt && !(await endIfStillRunning(target, session, doubt.sql, endWaitMs)))
             throw outcomeUnknown(
               `${lost}; ${doubt.file}:${doubt.line} (${firstLine(doubt.sql)}) runs outside a transaction and may have ` +
                 'finished before its progress was recorded: not run again blindly',
             );
-          if (end === 'network') await endOldSession(target, session);
+          if (end === 'network')
+            said = describeSessionEnd(end, session, now, await endOldSession(target, session, endWaitMs));
+          log(said);
+          if (left() < RESUME_FLOOR_MS)
+            throw outcomeUnknown(
+              `${lost}; ${end === 'restart' ? 'the server restarted' : 'the connection was lost (the server did not restart)'}; ` +
+                `${Math.max(0, Math.round(left() / 1000))} s left before the deadline, too little to resume: the ledger has it; the next deploy resumes`,
+            );
           note(report, said);
           const reconnect = () => as(roles.database, master, { retryForMs: Math.max(0, waitMs), intervalMs: 1_000 });
           result = await rerun(target, migrations, { ...runOptions, ...takeOver(target) }, result, reconnect);

@@ -80,13 +80,21 @@ export async function endIfStillRunning(
 }
 
 /** One line for the log and the report. */
-export function describeSessionEnd(end: SessionEnd, before: ServerSession, after: ServerSession): string {
+export function describeSessionEnd(
+  end: SessionEnd,
+  before: ServerSession,
+  after: ServerSession,
+  /** For `network`: whether endOldSession found the old session and ended it. */
+  ended?: boolean,
+): string {
   const where = (s: ServerSession) => `${s.startedAt}${s.address ? ` at ${s.address}` : ''}`;
   switch (end) {
     case 'restart':
       return `the server restarted (a reboot or failover: started ${where(after)}, was ${where(before)}); resumed once from the ledger`;
     case 'network':
-      return `the connection was lost but the server did not restart (started ${where(after)}): a network fault; the old session was ended and the deploy resumed once from the ledger`;
+      return ended === false
+        ? `the connection was lost but the server did not restart (started ${where(after)}); the old session was already gone (a network fault, or the server's processes restarted after a crash): the deploy resumed once from the ledger`
+        : `the connection was lost but the server did not restart (started ${where(after)}): a network fault; the old session was ended and the deploy resumed once from the ledger`;
     case 'operator':
       return `an operator ended the migration's session (pg_terminate_backend: the server did not restart, it has run since ${before.startedAt}); nothing was retried`;
   }

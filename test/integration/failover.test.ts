@@ -265,6 +265,68 @@ describe('a second failover during the resumed run (review S2)', () => {
   });
 });
 
+describe('a silent socket and the deadline (review S1)', () => {
+  async function viaProxy() {
+    fixture = deployFixture();
+    const admin = new URL(adminUrl());
+    const proxy = await cuttingProxy({ host: admin.hostname, port: Number(admin.port) });
+    const via = new URL(fixture.serverUrl);
+    via.host = `127.0.0.1:${proxy.port}`;
+    return { proxy, serverUrl: via.toString() };
+  }
+
+  test('a statement with its own cap is given up at that cap plus a margin, not at the deadline: the deploy resumes', async () => {
+    const { proxy, serverUrl } = await viaProxy();
+    try {
+      proxy.silenceAt(/CREATE TABLE capped_b/);
+      const dir = migrationsDir({
+        '000001_a.up.sql': '-- orion:statement-timeout 1s\nCREATE TABLE capped_a (id int);',
+        '000002_b.up.sql': '-- orion:statement-timeout 1s\nCREATE TABLE capped_b (id int);',
+      });
+      // The deadline is far: without a read timeout of its own the statement would wait for it (an hour).
+      const outcome = await fixture!.deploy(dir, {
+        serverUrl,
+        snapshotWhen: 'non-transactional',
+        run: { lockWaitMs: 10_000, deadlineAt: Date.now() + 3_600_000 },
+      });
+      expect(outcome.report).toMatchObject({
+        ok: true,
+        to_version: '2',
+        errors: [],
+        session_ended: { cause: 'network' },
+      });
+      expect(outcome.report.session_ended).toMatchObject({ error: expect.stringMatching(/Query read timeout/) });
+    } finally {
+      await proxy.close();
+    }
+  }, 90_000);
+
+  test('noticed with too little time left before the deadline: not resumed, outcome unknown, the next deploy resumes', async () => {
+    const { proxy, serverUrl } = await viaProxy();
+    try {
+      proxy.silenceAt(/CREATE TABLE silent_b/);
+      const dir = migrationsDir({
+        '000001_a.up.sql': 'CREATE TABLE silent_a (id int);',
+        '000002_b.up.sql': 'CREATE TABLE silent_b (id int);',
+      });
+      const run = fixture!.deploy(dir, {
+        serverUrl,
+        snapshotWhen: 'non-transactional',
+        run: { lockWaitMs: 10_000, deadlineAt: Date.now() + 5_000 },
+      });
+      await expect(run).rejects.toThrow(
+        /the connection was lost \(the server did not restart\); 0 s left before the deadline, too little to resume: the ledger has it; the next deploy resumes/,
+      );
+      // The old session was ended: its transaction rolled back, nothing holds the migration lock.
+      expect(await tableNames(fixture!.targetUrl)).not.toContain('silent_b');
+      const next = await fixture!.deploy(dir, { snapshotWhen: 'non-transactional' });
+      expect(next.report).toMatchObject({ ok: true, to_version: '2' });
+    } finally {
+      await proxy.close();
+    }
+  }, 90_000);
+});
+
 describe('a query that got no answer (pg query_timeout)', () => {
   test('closes its connection: the queries after it (ROLLBACK, bookkeeping) fail at once instead of each waiting its own timeout', async () => {
     const admin = new URL(adminUrl());
