@@ -120,7 +120,11 @@ export class RdsSnapshots implements SnapshotPort {
       for (const s of out.DBSnapshots ?? []) {
         const ours = s.TagList?.some((t) => t.Key === TAG_PRE_MIGRATION || t.Key === TAG_DEPLOY_ID);
         if (s.DBSnapshotIdentifier && ours)
-          found.push({ id: s.DBSnapshotIdentifier, createdAt: s.SnapshotCreateTime ?? new Date(0) });
+          found.push({
+            id: s.DBSnapshotIdentifier,
+            createdAt: s.SnapshotCreateTime ?? new Date(0),
+            ...(s.SnapshotCreateTime === undefined || s.Status === 'creating' ? { creating: true } : {}),
+          });
       }
       marker = out.Marker;
     } while (marker);

@@ -714,18 +714,27 @@ async function pruneSnapshots(
 ): Promise<void> {
   const keep = config.snapshotRetention ?? 5;
   const deleted: string[] = [];
+  const failures: string[] = [];
   try {
     // The port lists only the snapshots it took (on RDS: by their tag, not their name); the prefix
-    // narrows them to this stack's deploys.
+    // narrows them to this stack's deploys. One still being taken has no time yet: never deleted.
     const mine = (await snapshots.list())
-      .filter((s) => s.id.startsWith(`${config.snapshotPrefix}-pre-`))
+      .filter((s) => s.id.startsWith(`${config.snapshotPrefix}-pre-`) && !s.creating)
       .sort((a, b) => (a.id === current ? -1 : b.id === current ? 1 : b.createdAt.getTime() - a.createdAt.getTime()));
     for (const { id } of mine.slice(Math.max(keep, 1))) {
-      await snapshots.delete(id);
-      deleted.push(id);
+      // One that cannot be deleted now (busy, a denial) does not keep the others.
+      try {
+        await snapshots.delete(id);
+        deleted.push(id);
+      } catch (err) {
+        failures.push(`${id}: ${(err as Error)?.message ?? err}`);
+      }
     }
   } catch (err) {
-    const text = `old snapshots were not all deleted (${(err as Error)?.message ?? err}); the next deploy tries again`;
+    failures.push(`listing them: ${(err as Error)?.message ?? err}`);
+  }
+  if (failures.length) {
+    const text = `old snapshots were not all deleted (${failures.join('; ')}); the next deploy tries again`;
     log(text);
     note(report, text);
   }

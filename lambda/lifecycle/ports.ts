@@ -36,6 +36,8 @@ export interface RestoreStatus {
 export interface SnapshotInfo {
   readonly id: string;
   readonly createdAt: Date;
+  /** Still being taken (no creation time yet): never pruned. */
+  readonly creating?: boolean;
 }
 
 export interface SnapshotPort {

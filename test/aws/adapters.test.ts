@@ -145,6 +145,12 @@ describe('RdsSnapshots', () => {
         DBSnapshots: [{ DBSnapshotIdentifier: 'b', SnapshotCreateTime: new Date('2026-01-02'), TagList: ours }],
       });
     expect((await snapshots().list()).map((s) => s.id)).toEqual(['a', 'b']);
+    // One being taken has no creation time yet: said, so the prune never takes it for the oldest.
+    rds
+      .on(DescribeDBSnapshotsCommand, { DBInstanceIdentifier: 'orion-prod', SnapshotType: 'manual', Marker: 'm1' })
+      .resolves({ DBSnapshots: [{ DBSnapshotIdentifier: 'c', Status: 'creating', TagList: ours }] });
+    expect((await snapshots().list()).find((s) => s.id === 'c')).toMatchObject({ creating: true });
+    expect((await snapshots().list()).find((s) => s.id === 'a')?.creating).toBeUndefined();
     rds.on(DeleteDBSnapshotCommand).rejects(fault('DBSnapshotNotFoundFault'));
     await expect(snapshots().delete('a')).resolves.toBeUndefined();
   });
