@@ -195,7 +195,7 @@ export class RdsSnapshots implements SnapshotPort {
             EnableCloudwatchLogsExports: [...r.logExports],
             ...carriedOver(original),
             // The failed instance's own tags (a cost centre, an owner), then ours; not the restore's markers.
-            Tags: toTags({ ...ownTags(original), ...this.options.tags, [TAG_RESTORED_FROM]: id }),
+            Tags: restoreTags(ownTags(original), { ...this.options.tags, [TAG_RESTORED_FROM]: id }),
           }),
         );
         return 'in-progress';
@@ -406,8 +406,23 @@ function carriedOver(original: DBInstance | undefined): Partial<RestoreDBInstanc
 }
 
 /** The instance's tags, less AWS's reserved ones and the markers of an earlier restore. */
+/** RDS refuses a request with more than 50 tags on a resource. */
+const MAX_TAGS = 50;
+
+/**
+ * The restored instance's tags: ours all (the restore's marker is how later polls find it), then as
+ * many of the failed instance's own as fit in RDS's limit; the rest stay on the failed instance, kept.
+ */
+function restoreTags(own: Record<string, string>, ours: Record<string, string>): Tag[] {
+  const room = Math.max(0, MAX_TAGS - Object.keys(ours).length);
+  const kept = Object.entries(own)
+    .filter(([k]) => !(k in ours))
+    .slice(0, room);
+  return toTags({ ...Object.fromEntries(kept), ...ours });
+}
+
 function ownTags(original: DBInstance | undefined): Record<string, string> {
-  const ours = new Set([TAG_RESTORED_FROM, TAG_FAILED_DEPLOY, TAG_SETTINGS_COPIED]);
+  const ours = new Set([TAG_RESTORED_FROM, TAG_FAILED_DEPLOY, TAG_SETTINGS_COPIED, TAG_MONITORING_COPIED]);
   return Object.fromEntries(
     (original?.TagList ?? [])
       .filter((t) => t.Key && t.Value !== undefined && !t.Key.startsWith('aws:') && !ours.has(t.Key))

@@ -415,6 +415,22 @@ describe('RdsSnapshots', () => {
     });
   });
 
+  test('the restored copy gets all of our tags and as many of the instance’s own as fit in RDS’s 50', async () => {
+    const s = snapshots();
+    snapshotExists([{ Key: TAG_RESTORE_REASON, Value: 'x' }]);
+    rds.on(RestoreDBInstanceFromDBSnapshotCommand).resolves({});
+    const own = Array.from({ length: 50 }, (_, i) => ({ Key: `team-${String(i).padStart(2, '0')}`, Value: 'x' }));
+    instances({ 'orion-prod': { DBInstanceStatus: 'available', StorageType: 'gp3', TagList: own } });
+    expect(await s.restore(SNAP, 'x')).toBe('in-progress');
+    const tags = rds.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)[0].args[0].input.Tags!;
+    expect(tags).toHaveLength(50);
+    expect(tags.slice(-2)).toEqual([
+      { Key: 'orion:stack', Value: 'Orion-prod' },
+      { Key: TAG_RESTORED_FROM, Value: SNAP },
+    ]);
+    expect(tags.slice(0, 48)).toEqual(own.slice(0, 48));
+  });
+
   test.each([
     ['gp3 below 400 GiB: RDS refuses IOPS and throughput for its fixed baseline', 'gp3', 100, {}],
     ['io2: its provisioned IOPS, and no throughput (gp3 only)', 'io2', 400, { Iops: 3000 }],
