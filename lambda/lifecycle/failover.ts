@@ -15,6 +15,9 @@ export interface ServerSession {
   readonly pid: number;
   /** The session's own start, so a later pid of the same number is never taken for it. */
   readonly backendStart: string;
+  /** The same two times as epoch seconds (numeric text): compared, unlike the above, whatever the TimeZone. */
+  readonly startedEpoch: string;
+  readonly backendStartEpoch: string;
 }
 
 /**
@@ -27,13 +30,17 @@ export type SessionEnd = 'restart' | 'operator' | 'network';
 export async function serverSession(client: Client): Promise<ServerSession> {
   const { rows } = await client.query(
     `SELECT pg_postmaster_start_time()::text AS started, host(inet_server_addr()) AS address, pg_backend_pid() AS pid,
-            (SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS backend_start`,
+            extract(epoch FROM pg_postmaster_start_time())::text AS started_epoch, a.backend_start::text,
+            extract(epoch FROM a.backend_start)::text AS backend_start_epoch
+       FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()`,
   );
   return {
     startedAt: rows[0].started,
     address: rows[0].address,
     pid: rows[0].pid,
     backendStart: rows[0].backend_start,
+    startedEpoch: rows[0].started_epoch,
+    backendStartEpoch: rows[0].backend_start_epoch,
   };
 }
 
@@ -42,9 +49,13 @@ export async function serverSession(client: Client): Promise<ServerSession> {
  * ended the session without restarting was told to by someone with the right to: not retried.
  */
 export function sessionEnd(before: ServerSession, after: ServerSession, endedByServer: boolean): SessionEnd {
-  if (before.startedAt !== after.startedAt) return 'restart';
+  // As numbers: the text form follows the session's TimeZone, which a role or database setting may change.
+  if (Number(before.startedEpoch) !== Number(after.startedEpoch)) return 'restart';
   return endedByServer ? 'operator' : 'network';
 }
+
+/** `$2`: the old session's start, epoch seconds as numeric text (TimeZone-proof, microseconds kept). */
+const SAME_START = 'extract(epoch FROM backend_start) = $2::numeric';
 
 /**
  * Ends the deploy's old session if the server still runs it (behind a silent socket it can, holding
@@ -53,8 +64,8 @@ export function sessionEnd(before: ServerSession, after: ServerSession, endedByS
  */
 export async function endOldSession(client: Client, old: ServerSession, waitMs = 30_000): Promise<boolean> {
   const { rows } = await client.query(
-    `SELECT pg_terminate_backend(pid, $3) AS ended FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2`,
-    [old.pid, old.backendStart, waitMs],
+    `SELECT pg_terminate_backend(pid, $3) AS ended FROM pg_stat_activity WHERE pid = $1 AND ${SAME_START}`,
+    [old.pid, old.backendStartEpoch, waitMs],
   );
   return rows.length > 0;
 }
@@ -73,8 +84,8 @@ export async function endIfStillRunning(
   // The state is read and the session ended in one query: nothing of it runs between the two.
   const { rows } = await client.query(
     `SELECT pg_terminate_backend(pid, $4) AS ended FROM pg_stat_activity
-      WHERE pid = $1 AND backend_start::text = $2 AND state = 'active' AND query = $3`,
-    [old.pid, old.backendStart, sql, waitMs],
+      WHERE pid = $1 AND ${SAME_START} AND state = 'active' AND query = $3`,
+    [old.pid, old.backendStartEpoch, sql, waitMs],
   );
   return rows.length > 0;
 }

@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { connect, sessionEndedByServer } from '../../lambda/engine/db';
+import { endOldSession, serverSession, sessionEnd } from '../../lambda/lifecycle/failover';
 import { type EmbeddedServer, startEmbeddedServer } from '../../lambda/local/embedded-server';
-import { adminQuery, adminUrl, migrationsDir, query, tableNames } from '../helpers/db';
+import { adminQuery, adminUrl, client, createDatabase, migrationsDir, query, tableNames } from '../helpers/db';
 import { type DeployFixture, deployFixture } from '../helpers/deploy';
 import { cuttingProxy } from '../helpers/proxy';
 import { RDS_MASTER } from '../helpers/rds';
@@ -325,6 +326,55 @@ describe('a silent socket and the deadline (review S1)', () => {
       await proxy.close();
     }
   }, 90_000);
+});
+
+describe('telling sessions and servers apart (review nit)', () => {
+  test('start times compare as instants, whatever the TimeZone of the session that reads them', async () => {
+    const db = await createDatabase();
+    const old = await client(db.url);
+    old.on('error', () => {}); // it is ended below
+    const fresh = await client(db.url);
+    try {
+      await old.query(`SET TimeZone = 'UTC'`);
+      await fresh.query(`SET TimeZone = 'Asia/Shanghai'`); // a role or database setting may differ
+      const before = await serverSession(old);
+      const after = await serverSession(fresh);
+      expect(after.startedAt).not.toBe(before.startedAt); // the same instant, printed differently
+      expect(sessionEnd(before, after, false)).toBe('network');
+      expect(await endOldSession(fresh, before, 5_000)).toBe(true);
+      await expect(old.query('SELECT 1')).rejects.toThrow();
+    } finally {
+      await old.end().catch(() => {});
+      await fresh.end();
+    }
+  });
+});
+
+describe('the server’s processes restart after a backend crashed (an OOM kill; review R1)', () => {
+  test('the start time stays, the old session is gone: the note says it was already gone, not that it was ended', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'orion-failover-'));
+    chmodSync(base, 0o755);
+    server = await startEmbeddedServer({ dataDir: join(base, 'data'), password: 'failover-pw' });
+    fixture = deployFixture({ adminUrl: server.url });
+    await fixture.master();
+    await query(server.url, `ALTER ROLE ${RDS_MASTER} SET orion.test_sleep = '30'`);
+    const dir = migrationsDir({ '000001_a.up.sql': `CREATE TABLE a (id int);\n${SLEEP};` });
+    const running = fixture.deploy(dir, { snapshotWhen: 'non-transactional' });
+    await runningPid(server.url, fixture.roles.database, 'pg_sleep(coalesce');
+    await query(server.url, `ALTER ROLE ${RDS_MASTER} RESET orion.test_sleep`);
+    // Another backend killed: the postmaster ends every session and reinitialises, without restarting.
+    const other = await client(server.url);
+    other.on('error', () => {});
+    process.kill((await other.query('SELECT pg_backend_pid() AS p')).rows[0].p, 'SIGKILL');
+    const outcome = await running;
+    expect(outcome.report).toMatchObject({ ok: true, to_version: '1', session_ended: { cause: 'network' } });
+    expect(outcome.report.notes).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/the old session was already gone .*resumed once from the ledger$/),
+      ]),
+    );
+    expect(JSON.stringify(outcome.report.notes)).not.toMatch(/the old session was ended/);
+  }, 120_000);
 });
 
 describe('a query that got no answer (pg query_timeout)', () => {
