@@ -394,6 +394,18 @@ describe('a query that got no answer (pg query_timeout)', () => {
       await proxy.close();
     }
   });
+
+  test('a server error that only reads like one (it has a SQLSTATE) keeps the connection', async () => {
+    const c = await connect(adminUrl(), { queryTimeoutMs: 10_000 });
+    try {
+      await expect(c.query(`DO $$ BEGIN RAISE EXCEPTION 'Query read timeout'; END $$`)).rejects.toMatchObject({
+        code: 'P0001',
+      });
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
 });
 
 describe('a session the server ends while no query runs', () => {
