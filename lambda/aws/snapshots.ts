@@ -19,6 +19,7 @@ import {
   DescribeDBSnapshotsCommand,
   type DescribeDBSnapshotsCommandOutput,
   ModifyDBInstanceCommand,
+  type ModifyDBInstanceCommandInput,
   type RDSClient,
   RestoreDBInstanceFromDBSnapshotCommand,
   type RestoreDBInstanceFromDBSnapshotCommandInput,
@@ -240,35 +241,17 @@ export class RdsSnapshots implements SnapshotPort {
    * follows in its own call, copyMonitoring). The tag records it is done, so a later poll (or deploy) does not do it again.
    */
   private async copyRestOfSettings(restored: DBInstance, failed: DBInstance, id: string): Promise<void> {
-    let outcome = id;
-    try {
-      await this.send(
-        new ModifyDBInstanceCommand({
-          DBInstanceIdentifier: this.options.instanceIdentifier,
-          EnablePerformanceInsights: failed.PerformanceInsightsEnabled ?? false,
-          ...(failed.PerformanceInsightsEnabled
-            ? {
-                PerformanceInsightsKMSKeyId: failed.PerformanceInsightsKMSKeyId,
-                PerformanceInsightsRetentionPeriod: failed.PerformanceInsightsRetentionPeriod,
-              }
-            : {}),
-          ...(failed.BackupRetentionPeriod !== undefined
-            ? { BackupRetentionPeriod: failed.BackupRetentionPeriod }
-            : {}),
-          ...(failed.MaxAllocatedStorage !== undefined ? { MaxAllocatedStorage: failed.MaxAllocatedStorage } : {}),
-          ApplyImmediately: true,
-        }),
-      );
-    } catch (err: any) {
-      // Best-effort: the data is back either way; the tag says what was not copied (README, "On call").
-      outcome = `not copied: ${err?.name ?? 'error'}: ${err?.message ?? err}`;
-    }
-    await this.send(
-      new AddTagsToResourceCommand({
-        ResourceName: restored.DBInstanceArn!,
-        Tags: toTags({ [TAG_SETTINGS_COPIED]: outcome }),
-      }),
-    );
+    await this.modifyAndRecord(restored, TAG_SETTINGS_COPIED, id, {
+      EnablePerformanceInsights: failed.PerformanceInsightsEnabled ?? false,
+      ...(failed.PerformanceInsightsEnabled
+        ? {
+            PerformanceInsightsKMSKeyId: failed.PerformanceInsightsKMSKeyId,
+            PerformanceInsightsRetentionPeriod: failed.PerformanceInsightsRetentionPeriod,
+          }
+        : {}),
+      ...(failed.BackupRetentionPeriod !== undefined ? { BackupRetentionPeriod: failed.BackupRetentionPeriod } : {}),
+      ...(failed.MaxAllocatedStorage !== undefined ? { MaxAllocatedStorage: failed.MaxAllocatedStorage } : {}),
+    });
   }
 
   /**
@@ -278,29 +261,47 @@ export class RdsSnapshots implements SnapshotPort {
    */
   private async copyMonitoring(restored: DBInstance, failed: DBInstance, id: string): Promise<void> {
     const r = this.options.restore;
-    let outcome = id;
     if (r.fromInstance === true && !r.monitoringRoleArn) {
-      outcome =
-        'not copied: no monitoringRoleArn configured for the adopted instance; turn enhanced monitoring on by hand';
-    } else {
-      try {
-        await this.send(
-          new ModifyDBInstanceCommand({
-            DBInstanceIdentifier: this.options.instanceIdentifier,
-            MonitoringInterval: failed.MonitoringInterval,
-            MonitoringRoleArn: failed.MonitoringRoleArn,
-            ApplyImmediately: true,
-          }),
-        );
-      } catch (err: any) {
-        outcome = `not copied: ${err?.name ?? 'error'}: ${err?.message ?? err}`;
-      }
+      return this.record(
+        restored,
+        TAG_MONITORING_COPIED,
+        'not copied: no monitoringRoleArn configured for the adopted instance; turn enhanced monitoring on by hand',
+      );
     }
+    await this.modifyAndRecord(restored, TAG_MONITORING_COPIED, id, {
+      MonitoringInterval: failed.MonitoringInterval,
+      MonitoringRoleArn: failed.MonitoringRoleArn,
+    });
+  }
+
+  /**
+   * One best-effort ModifyDBInstance on the restored instance, its outcome recorded in `tag`: the data is
+   * back either way, and the tag says what was not copied (README, "On call").
+   */
+  private async modifyAndRecord(
+    restored: DBInstance,
+    tag: string,
+    done: string,
+    settings: Omit<ModifyDBInstanceCommandInput, 'DBInstanceIdentifier' | 'ApplyImmediately'>,
+  ): Promise<void> {
+    let outcome = done;
+    try {
+      await this.send(
+        new ModifyDBInstanceCommand({
+          DBInstanceIdentifier: this.options.instanceIdentifier,
+          ...settings,
+          ApplyImmediately: true,
+        }),
+      );
+    } catch (err: any) {
+      outcome = `not copied: ${err?.name ?? 'error'}: ${err?.message ?? err}`;
+    }
+    await this.record(restored, tag, outcome);
+  }
+
+  private async record(restored: DBInstance, tag: string, outcome: string): Promise<void> {
     await this.send(
-      new AddTagsToResourceCommand({
-        ResourceName: restored.DBInstanceArn!,
-        Tags: toTags({ [TAG_MONITORING_COPIED]: outcome }),
-      }),
+      new AddTagsToResourceCommand({ ResourceName: restored.DBInstanceArn!, Tags: toTags({ [tag]: outcome }) }),
     );
   }
 
