@@ -2,10 +2,9 @@
  * `migrate` and `up` warn (stderr, never fail) about what `cdk synth` refuses: the lint's errors. A
  * local rehearsal is where the author should first hear that the deploy will not synthesize.
  */
-import { join } from 'node:path';
 import { OrionError } from '../lambda/engine/errors';
 import type { Migration } from '../lambda/engine/files';
-import { lintMigrations, lintScripts, notHistory } from '../lambda/engine/lint';
+import { lintMigrations, lintScripts, lintTargets } from '../lambda/engine/lint';
 import type { PendingMigration } from '../lambda/engine/plan';
 import { wrap } from './text';
 
@@ -24,11 +23,11 @@ export async function warnAboutLint(
     const { diagnostics } = run
       ? await lintScripts(
           dir,
-          notHistory(
+          lintTargets(
             dir,
             run.pending.map((p) => p.migration),
             run.all,
-          ).map((m) => ({ script: m.up, path: join(dir, m.up.file), hasDown: Boolean(m.down) })),
+          ),
         )
       : await lintMigrations(dir);
     for (const d of diagnostics.filter((x) => x.severity === 'error')) {

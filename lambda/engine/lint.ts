@@ -167,35 +167,33 @@ export async function lintMigrations(dir: string, files?: readonly string[]): Pr
     });
     await prepareScripts(targets.map((s) => s.script));
   } else {
-    targets = notHistory(dir, await loadMigrations(dir)).map((m) => ({
-      script: m.up,
-      hasDown: Boolean(m.down),
-      path: join(dir, m.up.file),
-    }));
+    targets = lintTargets(dir, await loadMigrations(dir));
   }
   return lintScripts(dir, targets);
 }
 
 /**
- * The migrations the lint judges: all but the history `orion-lint.json`'s `history_through` names — the
- * migrations a team brings (a Prisma or Flyway folder, a hand-built database's baseline) were applied
- * in production long before this lint, and re-judging them would refuse every `cdk synth`.
+ * What the lint judges of `candidates` (of the folder's migrations `all`): every one but the history
+ * `orion-lint.json`'s `history_through` names — the migrations a team brings (a Prisma or Flyway folder,
+ * a hand-built database's baseline) were applied in production long before this lint, and re-judging
+ * them would refuse every `cdk synth`.
  */
-export function notHistory<T extends Pick<Migration, 'version'>>(
+export function lintTargets(
   dir: string,
-  candidates: readonly T[],
-  all: readonly Migration[] = candidates as unknown as Migration[],
-): T[] {
+  candidates: readonly Migration[],
+  all: readonly Migration[] = candidates,
+): LintTarget[] {
   const through = readLintConfig(dir).historyThrough;
-  if (through === undefined) return [...candidates];
-  const last = all.find((m) => m.label === through || m.source === through);
-  if (!last) {
+  const last = through === undefined ? undefined : all.find((m) => m.label === through || m.source === through);
+  if (through !== undefined && !last) {
     throw new BadInputError(
       `"history_through" names ${JSON.stringify(through)}, which is no migration's version in this folder`,
       { file: LINT_CONFIG_FILE },
     );
   }
-  return candidates.filter((m) => m.version > last.version);
+  return candidates
+    .filter((m) => last === undefined || m.version > last.version)
+    .map((m) => ({ script: m.up, path: join(dir, m.up.file), hasDown: Boolean(m.down) }));
 }
 
 /**
