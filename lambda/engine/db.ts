@@ -42,8 +42,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   // A dropped connection is reported by the query that was running; don't let it crash the process.
   // A session the server ends while no query runs is told only here: remembered for sessionEndedByServer.
   client.on('error', (err) => {
-    const { severity, code } = err as { severity?: string; code?: string };
-    if (severity === 'FATAL' && (code === '57P01' || code === '57P02')) endedByServer.add(client);
+    if (isSessionEndedByServer(err)) endedByServer.add(client);
   });
   // Always: a query may carry its own read timeout (query_timeout), with or without the connection's.
   closeOnReadTimeout(client);
@@ -63,6 +62,12 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
 }
 
 const endedByServer = new WeakSet<Client>();
+
+/** The server ended the session: FATAL 57P01 admin_shutdown (pg_terminate_backend, a shutdown), 57P02 crash_shutdown. */
+export function isSessionEndedByServer(err: unknown): boolean {
+  const e = err as { severity?: unknown; code?: unknown };
+  return e?.severity === 'FATAL' && (e.code === '57P01' || e.code === '57P02');
+}
 
 /**
  * Whether the server ended this session itself (FATAL 57P01 or 57P02: pg_terminate_backend, a

@@ -5,7 +5,7 @@
  */
 import type { ClientBase } from 'pg';
 import { type Batch, type BatchSplit, planBatches, splitPointFor55P04 } from './batches';
-import { quoteIdent, quoteQualified } from './db';
+import { isSessionEndedByServer, quoteIdent, quoteQualified } from './db';
 import { MigrationFailedError } from './errors';
 import type { MigrationScript } from './files';
 import {
@@ -171,6 +171,8 @@ export class Executor {
       if (dryRun) skipRest(`would run after ${batch.split.after} commits: ${batch.split.reason}`);
     }
     const done = new Set(dryRun ? [] : this.applied.map((a) => a.version));
+    const connectionLost = error !== undefined && isConnectionLoss(error.cause);
+    const endedByServer = error !== undefined && isSessionEndedByServer(error.cause);
     return {
       fromVersion: plan.currentVersion,
       toVersion: dryRun ? plan.currentVersion : maxVersion(plan.currentVersion, this.applied),
@@ -182,12 +184,9 @@ export class Executor {
       skipped,
       error,
       partiallyApplied: Boolean(error) && this.committed,
-      connectionLost: error !== undefined && isConnectionLoss(error.cause),
-      endedByServer: error !== undefined && isEndedByServer(error.cause),
-      inDoubt:
-        error !== undefined && (isConnectionLoss(error.cause) || isEndedByServer(error.cause))
-          ? this.inDoubt
-          : undefined,
+      connectionLost,
+      endedByServer,
+      inDoubt: connectionLost || endedByServer ? this.inDoubt : undefined,
       dryRun,
     };
   }
@@ -240,7 +239,7 @@ export class Executor {
       error,
       partiallyApplied: Boolean(error) && this.committed,
       connectionLost: error !== undefined && isConnectionLoss(error.cause),
-      endedByServer: error !== undefined && isEndedByServer(error.cause),
+      endedByServer: error !== undefined && isSessionEndedByServer(error.cause),
       dryRun: Boolean(this.options.dryRun),
     };
   }
@@ -633,7 +632,7 @@ function isSqlError(err: unknown): boolean {
 /**
  * Whether the session was lost without the server saying why (a reset or closed socket: the network,
  * a failover), as opposed to SQL failing. A session the server ended itself (FATAL 57P01, 57P02) is
- * `isEndedByServer`: running again could undo an operator's decision, so the caller looks closer.
+ * `isSessionEndedByServer`: running again could undo an operator's decision, so the caller looks closer.
  */
 function isConnectionLoss(err: unknown): boolean {
   const e = err as { severity?: unknown; code?: unknown; message?: unknown };
@@ -645,12 +644,6 @@ function isConnectionLoss(err: unknown): boolean {
   );
 }
 
-/** The server ended the session: 57P01 admin_shutdown (pg_terminate_backend, a shutdown), 57P02 crash_shutdown. */
-function isEndedByServer(err: unknown): boolean {
-  const e = err as { severity?: unknown; code?: unknown };
-  return e?.severity === 'FATAL' && (e.code === '57P01' || e.code === '57P02');
-}
-
 /** Run `migrations[0..index]` as one batch and the rest as another. */
 class SplitAt {
   constructor(
@@ -659,7 +652,6 @@ class SplitAt {
   ) {}
 }
 
-/** A statement's error with its file and statement attached, before it becomes a MigrationFailedError. */
 /**
  * Statements that cannot share a query with their progress write: those PostgreSQL refuses in a
  * transaction block, and REINDEX/CLUSTER, which the server refuses there only for a partitioned table.
@@ -668,6 +660,7 @@ function needsOwnQuery(s: Statement): boolean {
   return Boolean(s.nonTransactionalReason) || s.kind === 'ReindexStmt' || s.kind === 'ClusterStmt';
 }
 
+/** A statement's error with its file and statement attached, before it becomes a MigrationFailedError. */
 class StatementError extends Error {
   constructor(
     readonly file: string,
