@@ -359,11 +359,10 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
         await closeQuietly(target); // a silent socket never answers a polite end
         // Bounded: a failing-over or rebooting server answers again within a minute or two.
         const waitMs = Math.min(config.reconnectWaitMs ?? RECONNECT_WAIT_MS, (deadline ?? Infinity) - Date.now());
-        target = await as(roles.database, master, { retryForMs: Math.max(0, waitMs), intervalMs: 1_000 }).catch(
-          (err) => {
-            throw outcomeUnknown(`${lost}; reconnecting: ${err.message}`);
-          },
-        );
+        const reconnect = () => as(roles.database, master, { retryForMs: Math.max(0, waitMs), intervalMs: 1_000 });
+        target = await reconnect().catch((err) => {
+          throw outcomeUnknown(`${lost}; reconnecting: ${err.message}`);
+        });
         const now = await serverSession(target);
         const end = sessionEnd(session, now, endedByServer);
         let said = describeSessionEnd(end, session, now);
@@ -394,7 +393,6 @@ async function deploy(ports: DeployPorts, config: DeployConfig): Promise<DeployO
                 `${Math.max(0, Math.round(left() / 1000))} s left before the deadline, too little to resume: the ledger has it; the next deploy resumes`,
             );
           note(report, said);
-          const reconnect = () => as(roles.database, master, { retryForMs: Math.max(0, waitMs), intervalMs: 1_000 });
           result = await rerun(target, migrations, { ...runOptions, ...takeOver(target) }, result, reconnect);
         }
       }
@@ -571,16 +569,25 @@ async function operatorEnded(client: Client, first: RunResult, deployId: string,
   };
 }
 
+type LedgerRows = Awaited<ReturnType<typeof readLedger>>;
+
+/** The ledger's rows of what this deploy applied. */
+function appliedRows(rows: LedgerRows, deployId: string | undefined): LedgerRows {
+  return rows.filter((r) => r.status === 'applied' && r.deployId === deployId);
+}
+
 /** What this deploy applied, as the ledger has it. */
 async function appliedBy(client: Client, deployId: string | undefined) {
-  return (await readLedger(client))
-    .filter((r) => r.status === 'applied' && r.deployId === deployId)
-    .map((r) => ({ version: r.version, name: r.name, ms: r.executionMs ?? 0 }));
+  return appliedRows(await readLedger(client), deployId).map((r) => ({
+    version: r.version,
+    name: r.name,
+    ms: r.executionMs ?? 0,
+  }));
 }
 
 /** What the ledger says this deploy applied, and which non-transactional file stopped where. */
-function describeLedger(rows: Awaited<ReturnType<typeof readLedger>>, deployId: string | undefined): string {
-  const applied = rows.filter((r) => r.status === 'applied' && r.deployId === deployId).map((r) => r.version);
+function describeLedger(rows: LedgerRows, deployId: string | undefined): string {
+  const applied = appliedRows(rows, deployId).map((r) => r.version);
   const incomplete = rows
     .filter((r) => r.status === 'incomplete')
     .map((r) => `${r.version} ${r.name} (${r.statementsDone ?? 0} statements recorded as done)`);

@@ -62,12 +62,8 @@ const SAME_START = 'extract(epoch FROM backend_start) = $2::numeric';
  * the migration lock and an open transaction), and waits for it to be gone. Its own role's session:
  * allowed to a non-superuser master. The open transaction rolls back, or had committed with its ledger rows.
  */
-export async function endOldSession(client: Client, old: ServerSession, waitMs = 30_000): Promise<boolean> {
-  const { rows } = await client.query(
-    `SELECT pg_terminate_backend(pid, $3) AS ended FROM pg_stat_activity WHERE pid = $1 AND ${SAME_START}`,
-    [old.pid, old.backendStartEpoch, waitMs],
-  );
-  return rows.length > 0;
+export function endOldSession(client: Client, old: ServerSession, waitMs = 30_000): Promise<boolean> {
+  return terminateOld(client, old, waitMs);
 }
 
 /**
@@ -75,17 +71,20 @@ export async function endOldSession(client: Client, old: ServerSession, waitMs =
  * progress was never recorded), and if so ends it: the statement is cut off, not finished. Gone (a
  * restart), idle or running anything else, it may have finished: `false`, and nothing is ended.
  */
-export async function endIfStillRunning(
-  client: Client,
-  old: ServerSession,
-  sql: string,
-  waitMs = 30_000,
-): Promise<boolean> {
-  // The state is read and the session ended in one query: nothing of it runs between the two.
+export function endIfStillRunning(client: Client, old: ServerSession, sql: string, waitMs = 30_000): Promise<boolean> {
+  return terminateOld(client, old, waitMs, sql);
+}
+
+/**
+ * Ends the old session (when `running`, only while it is running that statement) and waits up to
+ * `waitMs` for it to go; whether it was found. The state is read and the session ended in one query:
+ * nothing of it runs between the two.
+ */
+async function terminateOld(client: Client, old: ServerSession, waitMs: number, running?: string): Promise<boolean> {
   const { rows } = await client.query(
-    `SELECT pg_terminate_backend(pid, $4) AS ended FROM pg_stat_activity
-      WHERE pid = $1 AND ${SAME_START} AND state = 'active' AND query = $3`,
-    [old.pid, old.backendStartEpoch, sql, waitMs],
+    `SELECT pg_terminate_backend(pid, $3) AS ended FROM pg_stat_activity
+      WHERE pid = $1 AND ${SAME_START}${running === undefined ? '' : ` AND state = 'active' AND query = $4`}`,
+    [old.pid, old.backendStartEpoch, waitMs, ...(running === undefined ? [] : [running])],
   );
   return rows.length > 0;
 }
