@@ -406,7 +406,6 @@ function carriedOver(original: DBInstance | undefined): Partial<RestoreDBInstanc
   return Object.fromEntries(Object.entries(carried).filter(([, v]) => v !== undefined));
 }
 
-/** The instance's tags, less AWS's reserved ones and the markers of an earlier restore. */
 /** RDS refuses a request with more than 50 tags on a resource. */
 const MAX_TAGS = 50;
 
@@ -422,6 +421,7 @@ function restoreTags(own: Record<string, string>, ours: Record<string, string>):
   return toTags({ ...Object.fromEntries(kept), ...ours });
 }
 
+/** The instance's tags, less AWS's reserved ones and the markers of an earlier restore. */
 function ownTags(original: DBInstance | undefined): Record<string, string> {
   const ours = new Set([TAG_RESTORED_FROM, TAG_FAILED_DEPLOY, TAG_SETTINGS_COPIED, TAG_MONITORING_COPIED]);
   return Object.fromEntries(

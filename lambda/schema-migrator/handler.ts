@@ -387,14 +387,14 @@ export function createHandlers(deps: HandlerDeps) {
   }
 
   /**
-   * Whether CloudFormation is rolling the stack back; undefined when that cannot be told now. Without
+   * Whether CloudFormation is rolling the stack back, or why that cannot be told now. Without
    * DescribeStacks, the deploy ids decide only when both are the construct's default, the synth time
    * (a rollback carries the earlier one). A deploy id may be any string, and Date.parse reads some as
    * dates ("1" and "2" are 2001-01-01 and 2001-02-01; "13" is not a date): guessing either way is
    * wrong somewhere (a deploy taken for a rollback applies nothing and succeeds; a rollback taken for a
-   * deploy re-runs what failed), so the caller polls again, and DescribeStacks is asked again.
+   * deploy re-runs what failed), so the caller polls again, and DescribeStacks is asked again: the
+   * answer then carries DescribeStacks' error, for the message should the hour run out.
    */
-  /** Whether the stack rolls back; when that cannot be told yet, why (DescribeStacks' error). */
   async function rollingBack(event: ProviderEvent): Promise<boolean | { describeStacksError: string }> {
     try {
       return await deps.isRollingBack(event.StackId);
