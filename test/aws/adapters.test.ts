@@ -12,6 +12,7 @@ import {
   ModifyDBInstanceCommand,
   RDSClient,
   RestoreDBInstanceFromDBSnapshotCommand,
+  type Tag,
 } from '@aws-sdk/client-rds';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -292,14 +293,17 @@ describe('RdsSnapshots', () => {
       BackupRetentionPeriod: 14,
       MaxAllocatedStorage: 500,
     };
-    instances({
-      [failed]: failedSettings,
-      'orion-prod': {
-        DBInstanceStatus: 'available',
-        TagList: restoredTags,
-        DBInstanceArn: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
-      },
-    });
+    /** The failed instance beside the restored copy, which has the original's name and these tags. */
+    const renamed = (TagList: Tag[]) =>
+      instances({
+        [failed]: failedSettings,
+        'orion-prod': {
+          DBInstanceStatus: 'available',
+          TagList,
+          DBInstanceArn: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
+        },
+      });
+    renamed(restoredTags);
     expect(await s.restore(SNAP, 'x')).toBe('in-progress');
     expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
       {
@@ -320,14 +324,7 @@ describe('RdsSnapshots', () => {
     // 5b. Enhanced monitoring in a call of its own (iam:PassRole on its role), at the next poll.
     rds.resetHistory();
     const copiedTags = [...restoredTags, { Key: TAG_SETTINGS_COPIED, Value: SNAP }];
-    instances({
-      [failed]: failedSettings,
-      'orion-prod': {
-        DBInstanceStatus: 'available',
-        TagList: copiedTags,
-        DBInstanceArn: 'arn:aws:rds:eu-west-1:123456789012:db:orion-prod',
-      },
-    });
+    renamed(copiedTags);
     expect(await s.restore(SNAP, 'x')).toBe('in-progress');
     expect(rds.commandCalls(ModifyDBInstanceCommand).map((c) => c.args[0].input)).toEqual([
       {
@@ -344,13 +341,7 @@ describe('RdsSnapshots', () => {
 
     // 6. Done, and a later call (a retry, the next deploy) changes nothing.
     rds.resetHistory();
-    instances({
-      [failed]: failedSettings,
-      'orion-prod': {
-        DBInstanceStatus: 'available',
-        TagList: [...copiedTags, { Key: TAG_MONITORING_COPIED, Value: SNAP }],
-      },
-    });
+    renamed([...copiedTags, { Key: TAG_MONITORING_COPIED, Value: SNAP }]);
     expect(await s.restore(SNAP, 'x')).toBe('done');
     expect(await s.restoreStatus(SNAP)).toEqual({ state: 'done', reason: 'x' });
     expect(rds.commandCalls(ModifyDBInstanceCommand)).toHaveLength(0);
